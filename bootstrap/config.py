@@ -1,0 +1,174 @@
+"""Effective configuration: CLI flag > environment (``BOOTSTRAP_*``) > ``bootstrap.toml`` > defaults.
+
+Every value remembers where it came from, so ``bootstrap config`` can say why a setting
+is what it is. Bad values are usage errors (exit 2) that name the setting and its source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+MODES = ("volume", "image", "local")
+LOG_FORMATS = ("auto", "json", "console")
+DEFAULT_TOML = "bootstrap.toml"
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; rendered as a usage error."""
+
+
+@dataclass(frozen=True)
+class Config:
+    mode: str = "volume"
+    volume: Path = Path("/runpod-volume")
+    # The request handler the serve stage starts, as module:callable.
+    handler: str = "handler.echo:handler"
+    # Stages added by the user, as module:callable; they run in the worker before serve.
+    extra_stages: tuple[str, ...] = ()
+    # Per-stage deadline overrides in seconds (0 disables); `deadline_<stage>` in the env.
+    deadlines: Mapping[str, float] = field(default_factory=dict)
+    # Seconds the worker gets to exit after SIGTERM before it is killed.
+    stop_grace_s: float = 10.0
+    heartbeat_s: float = 30.0
+    allow_cpu: bool = False
+    log_format: str = "auto"
+    reports_keep: int = 50
+    # Where reports go when the volume cannot be written.
+    fallback_reports: Path = Path("/tmp/bootstrap/reports")
+    # What this boot is expected to need, compared with RUNPOD_INIT_TIMEOUT by preflight.
+    expected_boot_s: float = 300.0
+    # Free space the container disk and temp dir need, in MB.
+    min_free_disk_mb: int = 1024
+    # When set, the serve stage answers this one job and the worker exits (local demo).
+    test_input: str = ""
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.volume / ".bootstrap" / "reports"
+
+    def deadline_for(self, stage: str, default: float) -> float:
+        return float(self.deadlines.get(stage, default))
+
+    def to_env(self) -> str:
+        """The configuration as JSON, handed to the worker so both sides agree."""
+        return json.dumps({f.name: _jsonable(getattr(self, f.name)) for f in fields(self)})
+
+    @classmethod
+    def from_env(cls, text: str) -> Config:
+        return cls(**{name: _coerce(name, value) for name, value in json.loads(text).items()})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+               "0": False, "false": False, "no": False, "off": False, "": False}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """``value`` (from TOML, the environment or a flag) as the type of setting ``name``."""
+    default = getattr(Config(), name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            return _BOOL_WORDS[str(value).strip().lower()]
+        if isinstance(default, Path):
+            return Path(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(part.strip() for part in value.split(",") if part.strip())
+            return tuple(str(v) for v in value)
+        if isinstance(default, Mapping):
+            return {str(k): float(v) for k, v in dict(value).items()}
+        return str(value)
+    except (KeyError, ValueError, TypeError):
+        raise ConfigError(f"{name}: cannot use {value!r} "
+                          f"(expected {type(default).__name__})") from None
+
+
+def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
+    if values["mode"] not in MODES:
+        raise ConfigError(f"mode: {values['mode']!r} from {sources['mode']} "
+                          f"is not one of {', '.join(MODES)}")
+    if values["log_format"] not in LOG_FORMATS:
+        raise ConfigError(f"log_format: {values['log_format']!r} from "
+                          f"{sources['log_format']} is not one of {', '.join(LOG_FORMATS)}")
+    for name in ("handler", *values["extra_stages"]):
+        target = values["handler"] if name == "handler" else name
+        if ":" not in target:
+            raise ConfigError(f"{target!r} should be module:callable")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    sources: dict[str, str]  # setting -> "default" | "bootstrap.toml" | "env BOOTSTRAP_X" | "flag"
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    toml_path: Path | None = None,
+) -> Loaded:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {name: getattr(Config(), name) for name in _FIELDS}
+    sources = dict.fromkeys(_FIELDS, "default")
+
+    path = toml_path or Path(environ.get("BOOTSTRAP_CONFIG", DEFAULT_TOML))
+    if path.is_file():
+        try:
+            table = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        for name, value in table.get("bootstrap", table).items():
+            if name not in _FIELDS:
+                raise ConfigError(f"{path}: unknown setting {name!r}")
+            values[name] = _coerce(name, value)
+            sources[name] = str(path)
+    elif toml_path is not None or "BOOTSTRAP_CONFIG" in environ:
+        raise ConfigError(f"configuration file {path} does not exist")
+
+    deadlines = dict(values["deadlines"])
+    for key, value in environ.items():
+        if not key.startswith("BOOTSTRAP_") or key == "BOOTSTRAP_CONFIG":
+            continue
+        name = key.removeprefix("BOOTSTRAP_").lower()
+        if name.startswith("deadline_"):
+            deadlines[name.removeprefix("deadline_")] = _coerce("stop_grace_s", value)
+            sources["deadlines"] = "env BOOTSTRAP_DEADLINE_*"
+        elif name in _FIELDS:
+            values[name] = _coerce(name, value)
+            sources[name] = f"env {key}"
+    values["deadlines"] = deadlines
+
+    for name, value in (flags or {}).items():
+        if value is None or value == ():
+            continue
+        values[name] = _coerce(name, value)
+        sources[name] = "flag"
+
+    # Local mode is a developer machine: CPU is allowed unless the user said otherwise.
+    if values["mode"] == "local" and sources["allow_cpu"] == "default":
+        values["allow_cpu"] = True
+        sources["allow_cpu"] = "default (local mode)"
+    _validate(values, sources)
+    return Loaded(Config(**values), sources)

@@ -1,0 +1,34 @@
+"""Every exit code bootstrap uses. ``docs/exit-codes.md`` is tested against this table.
+
+Never a bare 1: a container that exits 1 says nothing, and that is the failure this
+project exists to end. A worker killed by signal N makes the supervisor exit 128+N,
+as a shell would report it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    USAGE = 2  # bad command line or configuration (click also uses 2)
+    CHECK_FAILED = 3  # `bootstrap check` found issues at or above --fail-level
+    PREFLIGHT = 10
+    VOLUME = 11
+    VENV = 12
+    INSTALL = 13
+    CUDA = 14
+    AUDIO = 15
+    MODEL = 16
+    WARMUP = 17
+    SERVE = 18
+    CUSTOM_STAGE = 19  # a stage added through configuration (`extra_stages`)
+    DEADLINE = 20  # a stage ran past its deadline and the worker was stopped
+    WORKER_START = 21  # the worker process died before it reached its first stage
+    INTERNAL = 70  # a bug in bootstrap itself (EX_SOFTWARE)
+    SIGNAL_BASE = 128  # 128+N: the worker was killed by signal N
+
+
+def for_signal(signum: int) -> int:
+    return int(ExitCode.SIGNAL_BASE) + signum
