@@ -28,7 +28,7 @@ class Config:
     mode: str = "volume"
     volume: Path = Path("/runpod-volume")
     # The request handler the serve stage starts, as module:callable.
-    handler: str = "handler.echo:handler"
+    handler: str = "handler.echo:make_handler"
     # Stages added by the user, as module:callable; they run in the worker before serve.
     extra_stages: tuple[str, ...] = ()
     # Per-stage deadline overrides in seconds (0 disables); `deadline_<stage>` in the env.
@@ -47,6 +47,10 @@ class Config:
     min_free_disk_mb: int = 1024
     # When set, the serve stage answers this one job and the worker exits (local demo).
     test_input: str = ""
+    # Extra arguments for the RunPod SDK, e.g. "--rp_serve_api --rp_api_port 8000".
+    serve_args: str = ""
+    # Stage names not to run (reported as skipped), e.g. "cuda,audio" for a CPU-only demo.
+    skip: tuple[str, ...] = ()
 
     @property
     def reports_dir(self) -> Path:

@@ -1,0 +1,53 @@
+"""The boot order. Read top to bottom, this is what a worker does when it starts.
+
+Supervisor stages run in the light supervisor process (system Python, never torch);
+worker stages run in the worker process, in the environment the supervisor prepared.
+Users add their own stages (``extra_stages = ["pkg.module:callable"]``); they run in the
+worker after the built-in stages and before serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bootstrap.config import Config
+from bootstrap.stage import Outcome, Side, Stage
+from bootstrap.stages import preflight, serve
+from bootstrap.target import resolve
+
+
+def supervisor_stages() -> list[Stage]:
+    return [
+        preflight.STAGE,
+    ]
+
+
+def worker_stages(config: Config) -> list[Stage]:
+    return [
+        *[load_extra(target) for target in config.extra_stages],
+        serve.STAGE,
+    ]
+
+
+def load_extra(target: str) -> Stage:
+    """A user stage from ``module:callable``: either a :class:`Stage` or a plain ``run(ctx)``.
+
+    An import error becomes that stage's failure when it runs, so it is reported in the
+    stage's own name instead of killing the worker before its first event.
+    """
+    name = target.rpartition(":")[2].rpartition(".")[2]
+    try:
+        obj = resolve(target)
+    except Exception as exc:  # any import-time error of user code
+        error = exc
+
+        def broken(_: object) -> Outcome | None:
+            raise error
+
+        return Stage(name=name, run=broken, side=Side.WORKER)
+    if isinstance(obj, Stage):
+        return obj
+    if callable(obj):
+        run: Callable[..., Outcome | None] = obj
+        return Stage(name=name, run=run, side=Side.WORKER)
+    raise TypeError(f"{target} is neither a Stage nor a callable")

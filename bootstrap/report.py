@@ -1,0 +1,105 @@
+"""Boot reports: one JSON file per boot, kept on the volume so a dead worker's story
+outlives it. Bounded in number; written to a local fallback directory (and said so in the
+events) when the volume cannot be written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bootstrap import events, redaction
+from bootstrap.config import Config
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class BootReport:
+    run_id: str
+    worker_id: str
+    mode: str
+    started_at: float = field(default_factory=time.time)
+    outcome: str = "booting"  # booting | ready | ok | failed | stopped
+    exit_code: int | None = None
+    ended_at: float | None = None
+    ready_ms: int | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    failure: dict[str, Any] | None = None
+    worker: dict[str, Any] | None = None  # how the worker process ended (death.Death)
+    host: dict[str, Any] = field(default_factory=lambda: {
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+    })
+    version: int = REPORT_VERSION
+
+    @property
+    def file_name(self) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.started_at))
+        return f"{stamp}-{self.worker_id}-{self.run_id}.json"
+
+    def stage_durations(self) -> dict[str, int]:
+        return {s["stage"]: s["duration_ms"] for s in self.stages if "duration_ms" in s}
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = redaction.redact(asdict(self))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BootReport:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _write_into(directory: Path, report: BootReport, keep: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / report.file_name
+    staging = directory / f".{report.file_name}.tmp-{os.getpid()}"
+    staging.write_text(json.dumps(report.to_dict(), indent=2))
+    os.replace(staging, path)  # a reader never sees half a report
+    for old in sorted(directory.glob("*.json"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def save(report: BootReport, config: Config) -> Path | None:
+    """Write the report to the volume, else to the fallback directory. None if neither works."""
+    targets = [config.fallback_reports] if config.mode == "image" and not config.volume.is_dir() \
+        else [config.reports_dir, config.fallback_reports]
+    errors = []
+    for directory in targets:
+        try:
+            path = _write_into(directory, report, max(config.reports_keep, 1))
+        except OSError as exc:
+            errors.append(f"{directory}: {exc.strerror or exc}")
+            continue
+        if directory != config.reports_dir:
+            events.emit("warn", "report.fallback", path=str(path),
+                        msg="boot report written to the local fallback, not the volume",
+                        reason="; ".join(errors) or "no volume in image mode")
+        return path
+    events.emit("error", "report.lost", msg="the boot report could not be written anywhere",
+                reason="; ".join(errors))
+    return None
+
+
+def report_dirs(config: Config) -> list[Path]:
+    return [config.reports_dir, config.fallback_reports]
+
+
+def list_reports(config: Config) -> list[Path]:
+    """Every report file, oldest first (file names start with the boot's UTC time)."""
+    found = [p for d in report_dirs(config) if d.is_dir() for p in d.glob("*.json")]
+    return sorted(found, key=lambda p: p.name)
+
+
+def load(path: Path) -> BootReport:
+    return BootReport.from_dict(json.loads(path.read_text()))

@@ -1,0 +1,1 @@
+"""One module per boot stage; ``bootstrap.pipeline`` gives their order."""

@@ -1,0 +1,60 @@
+"""serve: hands the warm process to the request handler.
+
+The handler is built by the configured factory (``module:callable``, called with the
+context so it can reach the warm model), then started with ``runpod.serverless.start``.
+The RunPod SDK is imported here and nowhere else: it is heavy, and its own checks may end
+the process, which the supervisor then names as a death during this stage.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+from bootstrap import events
+from bootstrap.context import Context
+from bootstrap.exit_codes import ExitCode
+from bootstrap.message import error
+from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.target import resolve
+
+E001 = error("serve.E001", "the handler factory {target} could not be loaded",
+             "check BOOTSTRAP_HANDLER (module:callable) and that the module is installed")
+E002 = error("serve.E002", "the handler factory {target} failed",
+             "the factory raised; the cause says why")
+E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
+             "add runpod to the requirements (pip install 'bootstrap-worker[serve]')")
+
+
+def _sdk_argv(ctx: Context) -> list[str]:
+    """The command line the RunPod SDK parses (it reads sys.argv, nothing else)."""
+    argv = [sys.argv[0], *shlex.split(ctx.config.serve_args)]
+    if ctx.config.test_input:
+        argv += ["--test_input", ctx.config.test_input]
+    return argv
+
+
+def run(ctx: Context) -> Outcome:
+    target = ctx.config.handler
+    try:
+        factory: Any = resolve(target)
+    except Exception as exc:
+        raise StageFailed(E001.at(target, target=target), cause=repr(exc)) from exc
+    try:
+        handler = factory(ctx)
+    except Exception as exc:
+        raise StageFailed(E002.at(target, target=target), cause=repr(exc)) from exc
+    try:
+        import runpod  # heavy; imported only now, after every other stage has passed
+    except ImportError as exc:
+        raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
+    events.emit("info", "ready", msg="worker ready; handing requests to the handler",
+                handler=target)
+    sys.argv = _sdk_argv(ctx)
+    runpod.serverless.start({"handler": handler})
+    return Outcome()
+
+
+STAGE = Stage(name="serve", run=run, side=Side.WORKER, exit_code=ExitCode.SERVE,
+              deadline_s=0)  # serving has no end

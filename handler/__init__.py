@@ -1,0 +1,1 @@
+"""Request handlers the worker's serve stage starts (``config.handler = "module:factory"``)."""
