@@ -55,7 +55,7 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
             self.wfile.write(BODY[: len(BODY) // 2] if answer == "truncated" else BODY)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("HF_ENDPOINT", state.url)
