@@ -93,6 +93,20 @@ def ref_text_for_model(text: str) -> str:
     return text + " " if text.endswith(".") else text + ". "
 
 
+def expected_samples(ref_samples: int, ref_text: str, text: str, speed: float = 1.0,
+                     hop: int = 256) -> int:
+    """How many samples F5-TTS makes for ``text`` in one chunk (its own duration rule:
+    frames in proportion to UTF-8 length against the reference; Vocos turns N frames into
+    N - 1 hops). Long texts are chunked and cross-faded, so this is an estimate for them."""
+    ref_frames = ref_samples // hop
+    ref_text = ref_text_for_model(ref_text)
+    ref_text += " " if len(ref_text[-1].encode()) == 1 else ""
+    gen = len(text.encode())
+    local_speed = 0.3 if gen < 10 else speed  # F5-TTS slows very short texts down
+    frames = int(ref_frames / len(ref_text.encode()) * gen / local_speed)
+    return max(frames - 1, 0) * hop
+
+
 class _ChunkProgress:
     """What F5-TTS calls as ``progress.tqdm(iterable)`` around its text chunks."""
 

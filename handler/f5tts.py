@@ -19,7 +19,7 @@ from typing import Any
 
 from bootstrap import events
 from bootstrap.context import Context
-from bootstrap.f5 import F5Model
+from bootstrap.f5 import F5Model, expected_samples
 from handler import audio_io, refaudio
 from handler.inputs import InputError, Limits, Request, parse
 
@@ -67,6 +67,7 @@ def _synthesize(job: Job, model: F5Model, limits: Limits) -> dict[str, Any]:
     request = parse(job.get("input"), frozenset(model.voices), limits)
     with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
         ref_wav, ref_text, reference = _reference(request, model, Path(tmp), limits)
+        _refuse_oversized(request, ref_wav, ref_text, model.sample_rate, limits)
         started = time.monotonic()
         wave, seed = model.synthesize(ref_wav, ref_text, request.text,
                                       nfe_step=request.nfe_step,
@@ -77,13 +78,29 @@ def _synthesize(job: Job, model: F5Model, limits: Limits) -> dict[str, Any]:
             wave = _without_silence(wave, model.sample_rate, Path(tmp))
     audio = base64.b64encode(audio_io.encode(wave, model.sample_rate, request.format))
     if len(audio) > limits.max_result_bytes:
-        raise InputError("text", f"the audio would be {len(audio) >> 20} MB, over the "
-                         f"{limits.max_result_bytes >> 20} MB the platform returns; "
+        raise InputError("text", f"the audio is {len(audio) / 2**20:.2f} MB, over the "
+                         f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
                          "split the text over several jobs")
     seconds = len(wave) / model.sample_rate
     return {"audio": audio.decode(), "format": request.format,
             "sample_rate": model.sample_rate, "duration_s": round(seconds, 3), "seed": seed,
             "reference": reference, "rtf": round(elapsed / seconds, 4) if seconds else None}
+
+
+def _refuse_oversized(request: Request, ref_wav: Path, ref_text: str, rate: int,
+                      limits: Limits) -> None:
+    """Refuses, before any compute, a job whose answer would exceed the platform's limit
+    (16-bit samples, base64 makes 4 bytes of every 3)."""
+    import soundfile
+
+    info = soundfile.info(str(ref_wav))
+    ref_samples = int(info.frames * rate / info.samplerate)
+    samples = expected_samples(ref_samples, ref_text, request.text, request.speed)
+    size = samples * 2 * 4 // 3
+    if size > limits.max_result_bytes:
+        raise InputError("text", f"the audio would be about {size / 2**20:.2f} MB, over the "
+                         f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
+                         "split the text over several jobs")
 
 
 def _without_silence(wave: Any, rate: int, tmp: Path) -> Any:

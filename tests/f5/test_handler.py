@@ -13,11 +13,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from bootstrap.context import Context
-from bootstrap.f5 import ref_text_for_model
+from bootstrap.f5 import expected_samples
 from handler import f5tts, tiny_model
 from handler.inputs import Limits
-
-HOP = 256
 
 
 def decode(result: dict[str, Any]) -> tuple[Any, int]:
@@ -25,18 +23,6 @@ def decode(result: dict[str, Any]) -> tuple[Any, int]:
 
     samples, rate = soundfile.read(io.BytesIO(base64.b64decode(result["audio"])))
     return samples, rate
-
-
-def expected_samples(ref_samples: int, ref_text: str, text: str, speed: float = 1.0) -> int:
-    """F5-TTS's duration rule: frames in proportion to the text's UTF-8 length; Vocos
-    turns N generated frames into (N - 1) hops of samples."""
-    ref_frames = ref_samples // HOP
-    ref_text = ref_text_for_model(ref_text)
-    ref_text += " " if len(ref_text[-1].encode()) == 1 else ""
-    gen = len(text.encode())
-    local_speed = 0.3 if gen < 10 else speed
-    frames = int(ref_frames / len(ref_text.encode()) * gen / local_speed)
-    return (frames - 1) * HOP
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +126,11 @@ def test_malformed_jobs_are_refused(handler: Any, bad_job: dict[str, Any]) -> No
 
 def test_result_over_the_payload_limit_is_refused_before_sending(booted: Context) -> None:
     small = f5tts.make_handler(booted, Limits(max_result_bytes=20_000))
-    result = small(job(text="This answer will not fit in twenty kilobytes.", voice="default",
-                       nfe_step=4))
-    assert result["error"].startswith("text: the audio would be")
+    with capture_logs() as logs:
+        result = small(job(text="This answer will not fit in twenty kilobytes.",
+                           voice="default", nfe_step=4))
+    assert result["error"].startswith("text: the audio would be about 0.1")
+    assert not [e for e in logs if e["event"] == "job.progress"]  # refused before compute
 
 
 def test_long_text_is_chunked_and_progress_is_reported(handler: Any) -> None:
