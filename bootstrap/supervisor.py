@@ -116,9 +116,8 @@ class Supervisor:
                      "the venv stage decides which one is used",
                 cause="exec"))
         self.monitor = Monitor(proc, run_dir / FAULT_LOG, self.config.stop_grace_s,
-                               on_ready=self._on_ready)
+                               stages=self.report.stages, on_ready=self._on_ready)
         end = self.monitor.watch()
-        self.report.stages.extend(end.stages)
         self.report.worker = end.death.to_dict()
         if end.stopped_by is not None:
             return self._finish_stopped(end.stopped_by)
