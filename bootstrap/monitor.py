@@ -110,6 +110,11 @@ class Monitor:
                          list(self.output_tail))
 
     def _take_lines(self) -> None:
+        if self._open_streams == 0:
+            # The worker closed its output: it is exiting. Poll for its end quickly rather
+            # than wait a whole tick for lines that will not come.
+            time.sleep(0.005)
+            return
         try:
             name, line = self._lines.get(timeout=POLL_S)
         except queue.Empty:

@@ -102,7 +102,7 @@ class Supervisor:
     def _run_worker(self) -> int:
         python = str(self.ctx.state.get("python", sys.executable))
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
-        argv = [python, "-m", "bootstrap", "worker"]
+        argv = [python, "-m", "bootstrap.worker"]
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")
         try:
             proc = subprocess.Popen(
