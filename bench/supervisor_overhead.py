@@ -60,7 +60,7 @@ def main() -> None:
         "python": [py, "-c", "pass"],
     }
     samples: dict[str, list[float]] = {name: [] for name in commands}
-    for name, argv in commands.items():  # one warm-up each: page cache, .pyc files
+    for argv in commands.values():  # one warm-up each: page cache, .pyc files
         timed(argv, env)
     for _ in range(args.runs):
         for name, argv in commands.items():
