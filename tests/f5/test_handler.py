@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
+from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.f5 import expected_samples
 from handler import f5tts, tiny_model
@@ -126,7 +126,7 @@ def test_malformed_jobs_are_refused(handler: Any, bad_job: dict[str, Any]) -> No
 
 def test_result_over_the_payload_limit_is_refused_before_sending(booted: Context) -> None:
     small = f5tts.make_handler(booted, Limits(max_result_bytes=20_000))
-    with capture_logs() as logs:
+    with events.capture() as logs:
         result = small(job(text="This answer will not fit in twenty kilobytes.",
                            voice="default", nfe_step=4))
     assert result["error"].startswith("text: the audio would be about 0.1")
@@ -135,7 +135,7 @@ def test_result_over_the_payload_limit_is_refused_before_sending(booted: Context
 
 def test_long_text_is_chunked_and_progress_is_reported(handler: Any) -> None:
     text = " ".join(["This sentence is one of many in a long text to speak."] * 12)
-    with capture_logs() as logs:
+    with events.capture() as logs:
         result = handler(job(text=text, voice="default", nfe_step=2))
     progress = [e for e in logs if e["event"] == "job.progress"]
     assert len(progress) > 1 and progress[-1]["chunks_done"] == progress[-1]["chunks"]
