@@ -84,9 +84,9 @@ def _vocab_problem(path: Path) -> str | None:
     return None
 
 
-def inspect(assets: Assets, can_download: bool) -> list[Message]:
-    """What is wrong with the files, read-only. A missing file that will be downloaded is
-    not an error here."""
+def inspect(assets: Assets, can_download: bool, final: bool = False) -> list[Message]:
+    """What is wrong with the files, read-only. Before fetching, a missing file that will
+    be downloaded or copied is not an error; ``final`` excuses nothing."""
     found: list[Message] = []
     if assets.arch is None or not assets.arch.is_file():
         found.append(E007.at(assets.arch or assets.arch_spec, arch=assets.arch_spec))
@@ -94,7 +94,8 @@ def inspect(assets: Assets, can_download: bool) -> list[Message]:
         if not (assets.vocoder / name).is_file() and not can_download:
             found.append(E005.at(assets.vocoder / name, path=assets.vocoder, file=name))
     vocab_why = _vocab_problem(assets.vocab)
-    if vocab_why and not (vocab_why == "no such file" and can_download):
+    from_package = not final and not assets.arch_spec.endswith((".yaml", ".yml"))
+    if vocab_why and not (vocab_why == "no such file" and (can_download or from_package)):
         found.append(E003.at(assets.vocab, path=assets.vocab, why=vocab_why))
     if not assets.ckpt.is_file():
         if not can_download:
@@ -122,7 +123,7 @@ def check(ctx: Context) -> list[Message]:
 
 
 def _fetch(ctx: Context, assets: Assets) -> dict[str, int]:
-    """Missing files from the hub (or the f5_tts package, for the files it ships)."""
+    """Missing files from the hub."""
     c, fetched = ctx.config, {}
     wanted = [(download.Remote(c.vocoder_repo, name), assets.vocoder / name)
               for name in VOCODER_FILES]
@@ -141,19 +142,26 @@ def _fetch(ctx: Context, assets: Assets) -> dict[str, int]:
             raise StageFailed(kind.at(remote.url(os.environ.get(
                 "HF_ENDPOINT", download.DEFAULT_ENDPOINT)), **fields), cause=str(exc),
                 transient=exc.kind in ("rate_limited", "failed", "incomplete")) from exc
-    # F5-TTS's default vocab and example voice ship inside the package.
+    return fetched
+
+
+def _from_package(ctx: Context, assets: Assets) -> None:
+    """F5-TTS's default vocab and its English example voice ship inside the package; they
+    are copied, not downloaded. The vocab only for the package's own architectures: a
+    custom checkpoint has its own vocab, and a wrong one must be named, not replaced."""
     package = f5.package_dir()
-    if package and not assets.vocab.is_file():
+    if package is None:
+        return
+    if not assets.vocab.is_file() and not assets.arch_spec.endswith((".yaml", ".yml")):
         assets.vocab.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package / "infer" / "examples" / "vocab.txt", assets.vocab)
     voice = ctx.config.warmup_voice
-    if package and voice not in f5.read_voices(assets.voices):
+    if voice == "default" and voice not in f5.read_voices(assets.voices):
         assets.voices.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package / "infer" / "examples" / "basic" / "basic_ref_en.wav",
                         assets.voices / f"{voice}.wav")
         (assets.voices / f"{voice}.txt").write_text(
             "Some call me nature, others call me mother nature.\n")
-    return fetched
 
 
 def _memory(device: str) -> dict[str, int]:
@@ -179,7 +187,8 @@ def run(ctx: Context) -> Outcome:
     os.environ.setdefault("HF_HOME", str(ctx.config.volume / ".cache" / "huggingface"))
     if ctx.config.model_repo:
         facts["fetched_bytes"] = _fetch(ctx, assets)
-    problems = inspect(assets, can_download=False)
+    _from_package(ctx, assets)
+    problems = inspect(assets, can_download=False, final=True)
     if problems:
         raise StageFailed(problems[0])
     assert assets.arch is not None  # inspect() named it otherwise

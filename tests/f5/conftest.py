@@ -10,6 +10,7 @@ import importlib.util
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,36 @@ def booted(tiny_volume: Path) -> Iterator[Context]:
     for stage in (cuda, audio, model, warmup):
         stage.run(ctx)
     yield ctx
+
+
+@pytest.fixture
+def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A stand-in Hugging Face hub on 127.0.0.1 serving ``files`` at resolve URLs
+    (``/{repo}/resolve/main/{path}``); a path mapped to an int answers that status."""
+    import http.server
+    import threading
+
+    state: dict[str, Any] = {"files": {}, "asked": []}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            state["asked"].append(self.path)
+            body = state["files"].get(self.path, 404)
+            if isinstance(body, int):
+                self.send_response(body)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield state
+    server.shutdown()

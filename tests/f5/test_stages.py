@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,3 +240,39 @@ def test_torchcodec_that_does_not_match_torch_is_named(tmp_path: Path) -> None:
     result = run_audio_stage(site)
     assert result["id"] == audio.E001.id
     assert "torchcodec 0.17.0" in result["msg"] and "torch 2.9" in result["msg"]
+
+
+def test_missing_vocoder_is_downloaded_from_the_hub_then_loaded(
+        volume: Path, ctx_for: Callable[..., Context], local_hub: dict[str, Any]) -> None:
+    vocoder = volume / "models/tiny/vocoder"
+    for name in ("config.yaml", "pytorch_model.bin"):
+        local_hub["files"][f"/org/vocos/resolve/main/{name}"] = (vocoder / name).read_bytes()
+    shutil.rmtree(vocoder)
+    ctx = ctx_for(volume, model_repo="org/f5", vocoder_repo="org/vocos")
+    assert model.check(ctx) == []  # missing but fetchable is not an error
+    ctx.state["device"] = "cpu"
+    outcome = model.run(ctx)
+    assert sorted(outcome.facts["fetched_bytes"]) == ["config.yaml", "pytorch_model.bin"]
+    assert (vocoder / "pytorch_model.bin").is_file() and "model" in ctx.state
+    assert not list((volume / ".bootstrap" / "locks").iterdir())
+
+
+@pytest.mark.parametrize(("status", "expected"), [(401, model.E008), (403, model.E008),
+                                                  (429, model.E009), (500, model.E010)])
+def test_hub_refusals_are_named(volume: Path, ctx_for: Callable[..., Context],
+                                local_hub: dict[str, Any], status: int,
+                                expected: Message) -> None:
+    shutil.rmtree(volume / "models/tiny/vocoder")
+    local_hub["files"]["/org/vocos/resolve/main/config.yaml"] = status
+    ctx = ctx_for(volume, model_repo="org/f5", vocoder_repo="org/vocos")
+    ctx.state["device"] = "cpu"
+    import bootstrap.download as download
+
+    fast = download.Policy(retries=1, backoff_s=0.01)
+    original = download.ensure
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(download, "ensure", lambda *a, **k: original(*a, policy=fast))
+        failed = fail(model.run, ctx)
+    assert failed.message.id == expected.id
+    assert "config.yaml" in failed.message.msg
+    assert not (volume / "models/tiny/vocoder/config.yaml").exists()
