@@ -114,12 +114,22 @@ def _without_silence(wave: Any, rate: int, tmp: Path) -> Any:
     return trimmed
 
 
+def _keep(folder: Path, job_id: str, result: Job) -> None:
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in job_id)[:80] or "job"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.{result['format']}"
+    path.write_bytes(base64.b64decode(result["audio"]))
+    events.emit("info", "job.written", path=str(path))
+
+
 def make_handler(ctx: Context, limits: Limits | None = None) -> Callable[[Job], Job]:
     model = ctx.state.get("model")
     if not isinstance(model, F5Model):
         raise RuntimeError("no warm model in ctx.state['model']: the model stage must run "
                            "before serve")
     limits = limits or Limits()
+    # On a developer machine the answer is also kept as a file: the demo's proof.
+    keep = ctx.config.volume / "outputs" if ctx.config.mode == "local" else None
 
     def handler(job: Job) -> Job:
         job_id = job.get("id") if isinstance(job, dict) else None
@@ -136,6 +146,8 @@ def make_handler(ctx: Context, limits: Limits | None = None) -> Callable[[Job], 
             return {"error": f"synthesis failed: {type(exc).__name__}: {exc}"[:500]}
         events.emit("info", "job.done", job_id=job_id, duration_s=result["duration_s"],
                     rtf=result["rtf"])
+        if keep is not None:
+            _keep(keep, str(job_id), result)
         return result
 
     return handler
