@@ -14,24 +14,30 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 from handler.inputs import InputError
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_REDIRECTS = 3
 CHUNK = 64 << 10
 
 
-def public_address(host: str, port: int) -> str:
-    """An address of ``host`` that is public; refuses when any of them is not."""
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not address.is_multicast
+
+
+def public_address(host: str, port: int,
+                   allowed: Callable[[IPAddress], bool] = is_public) -> str:
+    """An address of ``host`` that is allowed (public); refuses when any of them is not."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise InputError("ref_audio", f"cannot resolve {host!r}: {exc}") from None
     addresses = [str(info[4][0]) for info in infos]
     for text in addresses:
-        address = ipaddress.ip_address(text.split("%")[0])
-        if not address.is_global or address.is_multicast:
+        if not allowed(ipaddress.ip_address(text.split("%")[0])):
             raise InputError("ref_audio", f"{host} resolves to a non-public address ({text})")
     return addresses[0]
 
@@ -39,8 +45,9 @@ def public_address(host: str, port: int) -> str:
 class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to a fixed address, with the certificate checked against the host name."""
 
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(self, host: str, port: int, address: str, timeout: float,
+                 context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
         self._address = address
 
     def connect(self) -> None:
@@ -49,8 +56,13 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
             sock, server_hostname=self.host)
 
 
-def fetch(url: str, max_bytes: int, timeout_s: float) -> bytes:
-    """The body at ``url``; :class:`InputError` naming ``ref_audio`` for every refusal."""
+def fetch(url: str, max_bytes: int, timeout_s: float,
+          allowed: Callable[[IPAddress], bool] = is_public,
+          context: ssl.SSLContext | None = None) -> bytes:
+    """The body at ``url``; :class:`InputError` naming ``ref_audio`` for every refusal.
+    ``allowed`` and ``context`` exist for tests, which serve from loopback with their own
+    certificate authority."""
+    context = context or ssl.create_default_context()
     deadline = time.monotonic() + timeout_s
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
@@ -59,8 +71,8 @@ def fetch(url: str, max_bytes: int, timeout_s: float) -> bytes:
         if parts.username or parts.password:
             raise InputError("ref_audio", "URLs with credentials are not fetched")
         port = parts.port or 443
-        address = public_address(parts.hostname, port)
-        conn = _PinnedHTTPS(parts.hostname, port, address, timeout=min(timeout_s, 10.0))
+        address = public_address(parts.hostname, port, allowed)
+        conn = _PinnedHTTPS(parts.hostname, port, address, min(timeout_s, 10.0), context)
         try:
             path = parts.path or "/"
             conn.request("GET", path + (f"?{parts.query}" if parts.query else ""),
@@ -76,7 +88,7 @@ def fetch(url: str, max_bytes: int, timeout_s: float) -> bytes:
                 raise InputError("ref_audio", f"is {int(declared)} bytes; at most "
                                  f"{max_bytes} are fetched")
             body = bytearray()
-            while chunk := response.read(CHUNK):
+            while chunk := response.read1(CHUNK):
                 body += chunk
                 if len(body) > max_bytes:
                     raise InputError("ref_audio", f"is over {max_bytes} bytes")
