@@ -16,6 +16,10 @@ class NvmlUnavailable(Exception):
     """NVML could not be used: no library (no driver mounted) or no driver loaded."""
 
 
+class TorchUnavailable(Exception):
+    """torch is not importable in this interpreter."""
+
+
 @dataclass(frozen=True)
 class Gpu:
     index: int
@@ -95,7 +99,10 @@ class RealNvml:
 
 class RealTorch:
     def read(self) -> TorchFacts:
-        import torch
+        try:
+            import torch
+        except ImportError as exc:
+            raise TorchUnavailable(str(exc)) from exc
 
         error = ""
         try:

@@ -13,7 +13,7 @@ import pytest
 
 from bootstrap.config import Config
 from bootstrap.context import Context
-from bootstrap.gpu import DriverFacts, Gpu, NvmlUnavailable, TorchFacts
+from bootstrap.gpu import DriverFacts, Gpu, NvmlUnavailable, TorchFacts, TorchUnavailable
 from bootstrap.message import Message
 from bootstrap.stage import StageFailed
 from bootstrap.stages import cuda
@@ -183,3 +183,18 @@ def test_check_reports_without_smoke_testing(tmp_path: Path) -> None:
     fake = FakeTorch(TorchFacts("2.9.1+cpu", None, False))
     assert cuda.check(make_ctx(tmp_path), FakeNvml(driver()), fake) == [about(cuda.E001, "torch")]
     assert fake.smoked == []
+
+
+class FakeMissingTorch(FakeTorch):
+    """Stands in for an environment where ``import torch`` fails."""
+
+    def read(self) -> TorchFacts:
+        raise TorchUnavailable("No module named 'torch'")
+
+
+def test_torch_not_installed_is_named(tmp_path: Path) -> None:
+    fake = FakeMissingTorch(cuda_torch())
+    with pytest.raises(StageFailed) as failed:
+        cuda.run(make_ctx(tmp_path), FakeNvml(driver()), fake)
+    assert failed.value.message == about(cuda.E008, "torch")
+    assert "No module named 'torch'" in failed.value.cause

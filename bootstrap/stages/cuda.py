@@ -23,6 +23,7 @@ from bootstrap.gpu import (
     RealTorch,
     TorchCuda,
     TorchFacts,
+    TorchUnavailable,
 )
 from bootstrap.message import Message, error, warning
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
@@ -44,6 +45,8 @@ E006 = error("cuda.E006", "the smoke test (matmul + conv) failed on {device}",
              "the cause names the CUDA/cuDNN error; a wrong torch/CUDA pairing is typical")
 E007 = error("cuda.E007", "the driver sees {count} GPU(s) but torch cannot use them",
              "the cause is torch's own reason; check the driver and torch's CUDA version")
+E008 = error("cuda.E008", "torch is not importable in the worker's environment",
+             "install the f5 extra (pip install '.[f5]'); the cause is the import error")
 W001 = warning("cuda.W001", "running on the CPU: {reason}",
                "allowed by allow_cpu (local mode); synthesis is minutes per request")
 W002 = warning("cuda.W002", "driver CUDA {driver_cuda} is older than torch's {torch_cuda}",
@@ -151,8 +154,11 @@ def inspect(ctx: Context, nvml: Nvml, torch: TorchCuda) -> Assessment:
         driver = nvml.read()
     except NvmlUnavailable as exc:
         nvml_error = str(exc)
-    return assess(driver, nvml_error, torch.read(), ctx.config.allow_cpu,
-                  ctx.config.min_vram_mb)
+    try:
+        facts = torch.read()
+    except TorchUnavailable as exc:
+        return Assessment(messages=[E008.at("torch")], facts={"torch_error": str(exc)})
+    return assess(driver, nvml_error, facts, ctx.config.allow_cpu, ctx.config.min_vram_mb)
 
 
 def check(ctx: Context, nvml: Nvml | None = None, torch: TorchCuda | None = None
