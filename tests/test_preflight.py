@@ -84,7 +84,9 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
 
 
 def check_cli(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """`bootstrap check` as on a laptop: not on RunPod."""
     env = {**os.environ, **environ}
+    env.pop("RUNPOD_POD_ID")
     return subprocess.run([sys.executable, "-m", "bootstrap", "check", *args],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
 
