@@ -128,6 +128,9 @@ def make_handler(ctx: Context, limits: Limits | None = None) -> Callable[[Job], 
         raise RuntimeError("no warm model in ctx.state['model']: the model stage must run "
                            "before serve")
     limits = limits or Limits()
+    # The SDK logs every job's whole output at DEBUG, its default: megabytes of base64 per
+    # job on stdout. The serve stage imports it after this factory, so this still applies.
+    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     # On a developer machine the answer is also kept as a file: the demo's proof.
     keep = ctx.config.volume / "outputs" if ctx.config.mode == "local" else None
 

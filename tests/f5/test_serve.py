@@ -43,11 +43,17 @@ def post(port: int, body: Any, timeout: float = 60) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_volume: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_volume: Path, workdir: Path) -> Iterator[int]:
     port = free_port()
-    workdir = tmp_path_factory.mktemp("serve")  # the SDK keeps .runpod_jobs.pkl in its cwd
+  # the SDK keeps .runpod_jobs.pkl in its cwd
     log = (workdir / "worker.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env.pop("RUNPOD_LOG_LEVEL", None)
     proc = subprocess.Popen([sys.executable, str(SERVE), str(tiny_volume), str(port)],
                             cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -128,3 +134,13 @@ def test_not_even_json_is_answered_and_the_server_keeps_serving(server: int) -> 
     answer = post(server, {"input": {"text": "Still here.", "voice": "default",
                                      "nfe_step": 2}})
     assert answer["status"] == "COMPLETED"
+
+
+def test_the_audio_is_not_logged(server: int, workdir: Path) -> None:
+    """The SDK logs whole outputs at DEBUG, its default; the handler turns that down."""
+    answer = post(server, {"input": {"text": "Not in the log.", "voice": "default",
+                                     "nfe_step": 2}})
+    assert answer["status"] == "COMPLETED"
+    log = (workdir / "worker.log").read_text()
+    assert answer["output"]["audio"][:200] not in log
+    assert "Handler output" not in log
