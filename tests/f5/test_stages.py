@@ -276,3 +276,15 @@ def test_hub_refusals_are_named(volume: Path, ctx_for: Callable[..., Context],
     assert failed.message.id == expected.id
     assert "config.yaml" in failed.message.msg
     assert not (volume / "models/tiny/vocoder/config.yaml").exists()
+
+
+def test_warmup_refuses_a_model_on_another_device_than_chosen(booted: Context) -> None:
+    ctx = Context(booted.config, "r", "w", state={**booted.state, "device": "cuda:0"})
+    failed = fail(warmup.run, ctx)
+    assert failed.message == about(warmup.E005, "cpu")
+    assert "cuda:0" in failed.message.msg
+
+
+def test_warmup_without_a_model_says_which_stage_is_missing(booted: Context) -> None:
+    assert fail(warmup.run, Context(booted.config, "r", "w")).message == about(
+        warmup.E006, "model")
