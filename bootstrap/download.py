@@ -237,6 +237,9 @@ def ensure(remote: Remote, dest: Path, locks: Path, worker_id: str,
     with lease(locks, str(dest), worker_id, policy, dest.is_file) as touch:
         if touch is None:
             return 0
+        # Under the lease nobody else writes here: a partial file is a killed worker's.
+        for leftover in dest.parent.glob(f"{dest.name}.partial-*"):
+            leftover.unlink(missing_ok=True)
         events.emit("info", "download.start", file=remote.filename, repo=remote.repo,
                     dest=str(dest))
         return _fetch(remote, dest, policy, touch)

@@ -152,3 +152,13 @@ def test_a_stale_lease_is_taken_over(hub: Hub, tmp_path: Path) -> None:
     fetched, _ = fetch(tmp_path, Policy(retries=0, lease_stale_s=60))
     assert fetched == len(BODY)
     assert not leftover.exists()
+
+
+def test_a_killed_workers_partial_file_is_removed_not_trusted(hub: Hub, tmp_path: Path) -> None:
+    dest = tmp_path / "models" / "model.safetensors"
+    dest.parent.mkdir(parents=True)
+    leftover = dest.with_name("model.safetensors.partial-99999")
+    leftover.write_bytes(BODY[:1000])
+    fetched, _ = fetch(tmp_path)
+    assert fetched == len(BODY) and dest.read_bytes() == BODY
+    assert not leftover.exists()
