@@ -51,7 +51,8 @@ def check(config_file: Path | None, fail_level: str, silence: tuple[str, ...],
             ctx.state["platform"] = "runpod"
             found += [("platform", m) for m in runpod_platform.check(config)]
         for stage in [*pipeline.supervisor_stages(), *pipeline.worker_stages(config)]:
-            found += [(stage.name, m) for m in stage.check(ctx)]
+            if stage.name not in config.skip:  # a stage that will not run has nothing to say
+                found += [(stage.name, m) for m in stage.check(ctx)]
         shown = [(s, m) for s, m in found if m.id not in config.silence]
         silenced = len(found) - len(shown)
         threshold = Level.from_name(fail_level)
