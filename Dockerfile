@@ -47,7 +47,7 @@ RUN python3 requirements.py pyproject.toml > slim.txt
 
 FROM requirements AS requirements-baked
 ARG BAKED_EXTRAS
-# shellcheck disable=SC2086  # the extras are a space-separated list on purpose
+# Unquoted on purpose: BAKED_EXTRAS is a space-separated list of extras.
 RUN python3 requirements.py pyproject.toml ${BAKED_EXTRAS} > baked.txt
 
 # -- bootstrap and the handler as a wheel ---------------------------------------------------
@@ -86,7 +86,7 @@ RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
 COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
 WORKDIR /
-RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.json \
+RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
         --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
         --module bootstrap --module handler --module torch --module f5_tts --module runpod \
@@ -112,7 +112,7 @@ RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
 COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
 WORKDIR /
-RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.json \
+RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
         --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
         --module bootstrap --module handler \

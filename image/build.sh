@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the worker image with its version and revision labels filled in.
 #
-#   image/build.sh [--variant slim|baked] [--tag NAME] [-- extra build arguments...]
+#   image/build.sh [--variant slim|baked] [--tag NAME] [--context DIR] [-- extra build args...]
 #
+# --context builds from another copy of this tree (the tests use one with planted secrets);
+# the version and revision still come from this checkout.
 # The engine is podman when present, else docker (BOOTSTRAP_ENGINE overrides). Extra
 # arguments go to the engine, e.g. `-- --build-arg BASE_IMAGE=localhost/bootstrap-base:bookworm`.
 set -Eeuo pipefail
@@ -10,10 +12,12 @@ set -Eeuo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 variant=slim
 tag=""
+context="$repo"
 while (($#)); do
     case "$1" in
         --variant) variant="$2"; shift 2 ;;
         --tag) tag="$2"; shift 2 ;;
+        --context) context="$2"; shift 2 ;;
         --) shift; break ;;
         *) echo "build.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
     esac
@@ -32,11 +36,11 @@ if [[ "$revision" != unknown ]] && ! git -C "$repo" diff --quiet HEAD -- 2>/dev/
 fi
 tag="${tag:-bootstrap-worker:$version-$variant}"
 
-args=(build --target "$variant" --tag "$tag"
+args=(build --file "$context/Dockerfile" --target "$variant" --tag "$tag"
       --build-arg "VERSION=$version" --build-arg "REVISION=$revision")
 if [[ "$engine" == podman ]]; then
     # No registry lookups for an image that is already local; host networking, because
     # podman's default bridge rewrites the host's firewall tables (and fails on some hosts).
     args+=(--pull=never --network=host)
 fi
-exec "$engine" "${args[@]}" "$@" "$repo"
+exec "$engine" "${args[@]}" "$@" "$context"
