@@ -63,6 +63,10 @@ RUN python3 -m pip wheel --quiet --no-deps --wheel-dir /wheels .
 # installs to /usr/local/lib/python3.11/dist-packages, apart from Debian's own packages, and
 # this image has no other user of that Python.
 FROM system AS slim-deps
+# uv builds the worker's environment on the volume several times faster than pip (the
+# install stage uses it when it is on PATH); it is one static binary, no Python imports.
+ARG UV_VERSION=0.9.13
+RUN python3 -m pip install --quiet --break-system-packages "uv==${UV_VERSION}"
 COPY --from=requirements /build/slim.txt /etc/bootstrap/requirements.txt
 RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
 ENV BOOTSTRAP_MODE=volume
@@ -90,7 +94,7 @@ RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest
         --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
         --module bootstrap --module handler --module torch --module f5_tts --module runpod \
-        --exe bootstrap --exe tini --exe ffmpeg --exe ffprobe \
+        --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
         --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt
 LABEL org.opencontainers.image.title="bootstrap-worker" \
       org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
@@ -116,7 +120,7 @@ RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest
         --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
         --module bootstrap --module handler \
-        --exe bootstrap --exe tini --exe ffmpeg --exe ffprobe \
+        --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
         --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt
 LABEL org.opencontainers.image.title="bootstrap-worker" \
       org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
