@@ -139,10 +139,11 @@ def _run_argv(image: str, name: str, *, env: dict[str, str], volume: Path | None
               read_only: bool, user: str | None, tini: bool, mounts: list[str],
               args: list[str]) -> list[str]:
     argv = ["podman", "run", "--rm", "--name", name, "--network=host"]
-    # pip in the volume's environment verifies TLS with the system store, which holds this
-    # host's proxy CA (setup-podman.sh copies it into the base).
-    env = {"BOOTSTRAP_LOG_FORMAT": "json",
-           "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt", **env}
+    # The installers in the volume's environment (uv, pip) verify TLS with their own bundled
+    # roots; point them at the system store, which holds this host's proxy CA
+    # (setup-podman.sh copies it into the base). Without a proxy this changes nothing.
+    store = "/etc/ssl/certs/ca-certificates.crt"
+    env = {"BOOTSTRAP_LOG_FORMAT": "json", "PIP_CERT": store, "SSL_CERT_FILE": store, **env}
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     if volume is not None:
