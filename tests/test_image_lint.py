@@ -49,9 +49,15 @@ def test_dockerfile_is_hadolint_clean() -> None:
 
 
 @pytest.mark.parametrize("script", _shell_scripts())
-def test_shell_script_has_lf_endings_a_bash_shebang_and_the_executable_bit(script: str) -> None:
+def test_shell_script_has_lf_endings_and_a_bash_shebang_or_is_a_sourced_library(
+    script: str,
+) -> None:
     data = (REPO / script).read_bytes()
     assert b"\r" not in data
+    if not data.startswith(b"#!"):
+        # A library for `source`: it must say which shell, or shellcheck guesses.
+        assert data.startswith(b"# shellcheck shell=bash\n"), f"{script}: no shebang"
+        return
     assert data.startswith(b"#!/usr/bin/env bash\n")
     # The bit git records is the one a fresh checkout (and the image build) gets.
     mode = subprocess.run(["git", "ls-files", "-s", "--", script], cwd=REPO,
