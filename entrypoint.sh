@@ -2,6 +2,7 @@
 # The container's entrypoint: check that a usable Python is there, then become bootstrap.
 #
 #   entrypoint.sh [bootstrap arguments...]     (default: run)
+#   entrypoint.sh PROGRAM [arguments...]       (a program on PATH runs as it is: bash, sleep)
 #
 # Why a shell at all: when the image's Python is missing, too old or broken, bootstrap cannot
 # say so itself, and the platform shows nothing but "exit code 127". This script prints one
@@ -98,5 +99,10 @@ fi
 
 if (($# == 0)); then
     set -- run
+fi
+# A program as the first argument runs as it is (a pod's start command `sleep infinity`, a
+# debugging `bash`); anything else is bootstrap's command line (`run`, `check`, `--help`).
+if [[ "$1" != -* ]] && command -v -- "$1" >/dev/null; then
+    exec "$@"
 fi
 exec "$python_path" -m bootstrap "$@"

@@ -106,3 +106,12 @@ def test_the_exit_status_of_bootstrap_comes_back_unchanged(tmp_path: Path, code:
     result = run_entrypoint(python)
     assert result.returncode == code
     assert result.stdout == ""  # bootstrap's own summary, not the entrypoint's, reports it
+
+
+def test_a_program_as_first_argument_runs_instead_of_bootstrap(tmp_path: Path) -> None:
+    """What a pod's start command needs (`sleep infinity`, `bash`): the program, exec'd."""
+    python = fake_python(tmp_path, 'case "$1" in -c) echo 3.11.2 ;; *) echo bootstrap ;; esac')
+    result = run_entrypoint(python, "echo", "a", "program")
+    assert (result.returncode, result.stdout) == (0, "a program\n")
+    # `report` is not a program on PATH: it goes to bootstrap.
+    assert run_entrypoint(python, "report").stdout == "bootstrap\n"
