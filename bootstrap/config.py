@@ -16,6 +16,7 @@ from typing import Any
 
 MODES = ("volume", "image", "local")
 LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_TOML = "bootstrap.toml"
 
 
@@ -38,6 +39,7 @@ class Config:
     heartbeat_s: float = 30.0
     allow_cpu: bool = False
     log_format: str = "auto"
+    log_level: str = "info"
     reports_keep: int = 50
     # Where reports go when the volume cannot be written.
     fallback_reports: Path = Path("/tmp/bootstrap/reports")
@@ -116,6 +118,9 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["log_format"] not in LOG_FORMATS:
         raise ConfigError(f"log_format: {values['log_format']!r} from "
                           f"{sources['log_format']} is not one of {', '.join(LOG_FORMATS)}")
+    if values["log_level"] not in LOG_LEVELS:
+        raise ConfigError(f"log_level: {values['log_level']!r} from "
+                          f"{sources['log_level']} is not one of {', '.join(LOG_LEVELS)}")
     for name in ("handler", *values["extra_stages"]):
         target = values["handler"] if name == "handler" else name
         if ":" not in target:

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -134,7 +135,7 @@ class Monitor:
         if event is None:
             line = redaction.current().text(line)
             self.output_tail.append(line)
-            events.emit("info", "output", stream=stream, line=line)
+            events.emit(level_of(line), "output", stream=stream, line=line)
             return
         self._follow(event)
         level = str(event.pop("level", "info"))
@@ -179,7 +180,9 @@ class Monitor:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
                 oom_after = self._oom_group.oom_kills() if self._oom_group else None
                 return Death.from_status(status, rusage, self._oom_before, oom_after)
-            # an orphan re-parented to us as PID 1: reaped, nothing more to do
+            # an orphan re-parented to us as PID 1: reaped, so it is no zombie
+            events.emit("debug", "orphan.reaped", pid=pid,
+                        exit_code=os.waitstatus_to_exitcode(status))
 
     # -- deadlines and escalation ---------------------------------------------------------
 
@@ -230,6 +233,20 @@ class Monitor:
                 break
             last = text
         return redaction.current().text(text.strip())
+
+
+# "ERROR  | ..." (the RunPod SDK's log lines) or "WARNING:name:..." (logging's default).
+_LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL)\s*[|:]")
+_LEVEL_NAMES = {"WARNING": "warn", "CRITICAL": "critical"}
+
+
+def level_of(line: str) -> str:
+    """The level a library gave a plain output line, so an SDK's errors read as errors."""
+    match = _LEVEL_PREFIX.match(line)
+    if match is None:
+        return "info"
+    word = match.group(1)
+    return _LEVEL_NAMES.get(word, word.lower())
 
 
 def read_from(path: Path, offset: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Boot, boot, start_boot, wait_for_line
+from conftest import Boot, boot, finish_boot, start_boot, wait_for_line
 
 from bootstrap.exit_codes import ExitCode
 
@@ -101,8 +101,7 @@ def test_sigterm_to_the_supervisor_stops_the_worker_cleanly(volume: Path) -> Non
     lines = wait_for_line(proc, lambda e: e["event"] == "stage" and e.get("stage") == "hang"
                           and e["status"] == "start")
     proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=60)
-    result = Boot(proc.returncode, "".join(lines) + stdout, "", volume)
+    result = finish_boot(proc, lines, volume)
     assert result.returncode == 128 + signal.SIGTERM
     last = result.last
     assert last["event"] == "summary" and last["status"] == "stopped"
