@@ -40,7 +40,6 @@ ENV PYTHONUNBUFFERED=1 \
 
 # -- requirement lists, so the dependency layers below are keyed by their text only ---------
 FROM system AS requirements
-ARG BAKED_EXTRAS
 WORKDIR /build
 COPY pyproject.toml image/requirements.py ./
 RUN python3 requirements.py pyproject.toml > slim.txt
