@@ -34,11 +34,14 @@ def _checked(path: Path, what: str) -> Path:
 
 def _module(name: str) -> Path:
     spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
+    if spec is None:
         sys.exit(f"manifest: module {name} is not importable by {sys.executable}")
-    origin = Path(spec.origin)
-    # A package is its directory; a single-file module is the file.
-    return _checked(origin.parent if origin.name == "__init__.py" else origin, name)
+    if spec.submodule_search_locations:
+        # A package is its directory (a namespace package, like f5_tts, has no __init__.py).
+        return _checked(Path(next(iter(spec.submodule_search_locations))), name)
+    if spec.origin is None:
+        sys.exit(f"manifest: module {name} has no file to list")
+    return _checked(Path(spec.origin), name)
 
 
 def _exe(name: str) -> Path:
