@@ -225,6 +225,47 @@ def test_image_manifest_lists_what_the_image_provides(podman_env: dict[str, str]
     assert "/usr/bin/tini" in paths
 
 
+def _torchcodec_requirement() -> str:
+    """The torchcodec the worker installs (the f5 extra), so this checks the real pairing."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"].get(
+        "optional-dependencies", {})
+    for requirement in (r for reqs in extras.values() for r in reqs):
+        if requirement.replace(" ", "").lower().startswith("torchcodec"):
+            return str(requirement)
+    return "torchcodec<0.10"  # the range torch 2.9 loads (FAILURES.md 8)
+
+
+# Every torchcodec library for one FFmpeg major, resolved with `ldd`; torch's own libraries
+# (libtorch*, libc10*) are left out: they come with torch, not with the image.
+TORCHCODEC_LDD = """
+set -euo pipefail
+python3 -m pip install --quiet --break-system-packages --no-deps --target /tmp/tc "$1"
+cd /tmp/tc/torchcodec
+for major in 4 5 6 7 8; do
+    missing=""
+    for kind in core custom_ops pybind_ops; do
+        missing+="$(ldd "libtorchcodec_${kind}${major}.so" | grep 'not found' \
+            | grep -vE 'lib(torch|c10)[^ ]*[.]so' | awk '{print $1}' | tr '\n' ' ' || true)"
+    done
+    echo "ffmpeg${major}: ${missing:-ok}"
+done
+"""
+
+
+def test_the_image_provides_every_library_torchcodec_loads(podman_env: dict[str, str],
+                                                           image: str) -> None:
+    """torchaudio 2.9 decodes through torchcodec, which needs FFmpeg's shared libraries and
+    libpython (FAILURES.md 8): for one FFmpeg major, all three of its libraries resolve."""
+    result = subprocess.run(
+        ["podman", "run", "--rm", "--network=host", "--env",
+         "PIP_CERT=/etc/ssl/certs/ca-certificates.crt", "--entrypoint", "bash", image,
+         "-c", TORCHCODEC_LDD, "ldd", _torchcodec_requirement()],
+        env=podman_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    majors = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert "ok" in majors.values(), f"no FFmpeg major with all libraries: {majors}"
+
+
 def test_no_secret_from_the_context_or_the_build_environment_is_in_any_layer(
     podman_env: dict[str, str], image: str, tmp_path: Path,
 ) -> None:
