@@ -53,6 +53,8 @@ class Config:
     serve_args: str = ""
     # Stage names not to run (reported as skipped), e.g. "cuda,audio" for a CPU-only demo.
     skip: tuple[str, ...] = ()
+    # Check ids `bootstrap check` counts as silenced instead of reporting, e.g. "preflight.I001".
+    silence: tuple[str, ...] = ()
 
     @property
     def reports_dir(self) -> Path:

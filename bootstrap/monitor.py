@@ -36,7 +36,8 @@ OUTPUT_TAIL = 30
 @dataclass
 class RunningStage:
     name: str
-    started: float
+    started: float  # monotonic, for the deadline
+    started_at: float  # epoch, for the report's timeline
     deadline_s: float
     fail_exit_code: int
 
@@ -150,12 +151,13 @@ class Monitor:
             return
         status = event.get("status")
         if status == "start":
-            self.stage = RunningStage(str(event["stage"]), time.monotonic(),
+            self.stage = RunningStage(str(event["stage"]), time.monotonic(), time.time(),
                                       float(event.get("deadline_s") or 0),
                                       int(event.get("fail_exit_code") or ExitCode.CUSTOM_STAGE))
             return
         kept = ("stage", "status", "duration_ms", "facts")
         entry: dict[str, Any] = {key: event[key] for key in kept if key in event}
+        entry["started_at"] = round(self.stage.started_at if self.stage else time.time(), 3)
         # The first failure is the one that counts: after a deadline, the worker's own
         # "interrupted" event must not replace it.
         if status == "fail" and "exit_code" in event and self.failure is None:

@@ -82,13 +82,14 @@ def boot_env(volume: Path, stages: tuple[str, ...] = (), **settings: str) -> dic
 
 
 def start_boot(volume: Path, stages: tuple[str, ...] = (), *, env: Mapping[str, str] = (),
-               prefix: tuple[str, ...] = (), **settings: str) -> subprocess.Popen[str]:
+               prefix: tuple[str, ...] = (), cwd: Path = REPO,
+               **settings: str) -> subprocess.Popen[str]:
     full_env = boot_env(volume, stages, **settings)
     full_env.update(env)
     # Its own session, so a test that times out can take the whole boot down with it.
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "bootstrap", "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd,
         start_new_session=True)
 
 
@@ -99,8 +100,9 @@ def kill_boot(proc: subprocess.Popen[str]) -> None:
 
 
 def boot(volume: Path, stages: tuple[str, ...] = (), *, timeout: float = 120,
-         env: Mapping[str, str] = (), prefix: tuple[str, ...] = (), **settings: str) -> Boot:
-    proc = start_boot(volume, stages, env=env, prefix=prefix, **settings)
+         env: Mapping[str, str] = (), prefix: tuple[str, ...] = (), cwd: Path = REPO,
+         **settings: str) -> Boot:
+    proc = start_boot(volume, stages, env=env, prefix=prefix, cwd=cwd, **settings)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
