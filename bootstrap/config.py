@@ -55,10 +55,26 @@ class Config:
     skip: tuple[str, ...] = ()
     # Check ids `bootstrap check` counts as silenced instead of reporting, e.g. "preflight.I001".
     silence: tuple[str, ...] = ()
+    # F5-TTS (cuda, model, warmup stages). Relative paths are under the volume.
+    model_arch: str = "F5TTS_v1_Base"  # a config name of f5_tts, or a .yaml path
+    model_ckpt: Path = Path("models/F5TTS_v1_Base/model_1250000.safetensors")
+    model_vocab: Path = Path("models/F5TTS_v1_Base/vocab.txt")
+    model_vocoder: Path = Path("models/vocos-mel-24khz")
+    model_voices: Path = Path("models/voices")
+    # Hugging Face repos missing assets are fetched from; "" means never download.
+    model_repo: str = "SWivid/F5-TTS"
+    vocoder_repo: str = "charactr/vocos-mel-24khz"
+    min_vram_mb: int = 3072
+    warmup_voice: str = "default"
+    warmup_nfe: int = 16
 
     @property
     def reports_dir(self) -> Path:
         return self.volume / ".bootstrap" / "reports"
+
+    def on_volume(self, path: Path) -> Path:
+        """``path`` as configured: absolute as is, relative under the volume."""
+        return path if path.is_absolute() else self.volume / path
 
     def deadline_for(self, stage: str, default: float) -> float:
         return float(self.deadlines.get(stage, default))
