@@ -9,6 +9,7 @@ or a stop request ends the whole tree it started, not only the first process.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,22 +51,20 @@ class CommandFailed(Exception):
             if text.strip():
                 lines.append(f"--- {name} (last {TAIL_LINES} lines) ---")
                 lines.append(text.rstrip())
-        return redaction.redact("\n".join(lines))
+        return redaction.current().text("\n".join(lines))
 
 
 def _pump(pipe: object, name: str, tail: collections.deque[str], on_line: OnLine | None) -> None:
     for raw in pipe:  # type: ignore[attr-defined]
-        line = redaction.redact(raw.rstrip("\n"))
+        line = redaction.current().text(raw.rstrip("\n"))
         tail.append(line)
         if on_line is not None:
             on_line(name, line)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 

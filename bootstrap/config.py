@@ -1,4 +1,4 @@
-"""Effective configuration: CLI flag > environment (``BOOTSTRAP_*``) > ``bootstrap.toml`` > defaults.
+"""Effective configuration: flag > environment (``BOOTSTRAP_*``) > ``bootstrap.toml`` > default.
 
 Every value remembers where it came from, so ``bootstrap config`` can say why a setting
 is what it is. Bad values are usage errors (exit 2) that name the setting and its source.

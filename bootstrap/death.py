@@ -75,7 +75,7 @@ class Death:
         if self.oom_killed:
             return OOM_HINT
         if self.signal is not None:
-            return _SIGNAL_HINTS.get(signal.Signals(self.signal), "")  # type: ignore[call-overload]
+            return _SIGNAL_HINTS.get(signal.Signals(self.signal), "")
         return ""
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,9 +12,10 @@ import json
 import logging
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import structlog
+from structlog.typing import EventDict
 
 from bootstrap import redaction
 
@@ -22,7 +23,7 @@ KEY_ORDER = ("ts", "level", "event", "run_id", "worker_id", "stage", "status", "
 LEVELS = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "critical": 50}
 
 
-def _timestamp(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _timestamp(_: Any, __: str, event: EventDict) -> EventDict:
     if "ts" not in event:
         now = time.time()
         event["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + (
@@ -31,18 +32,18 @@ def _timestamp(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _level(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _level(_: Any, method: str, event: EventDict) -> EventDict:
     if "level" not in event:
         event["level"] = "warn" if method == "warning" else method
     return event
 
 
-def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    redacted: dict[str, Any] = redaction.redact(event)
+def _redact(_: Any, __: str, event: EventDict) -> EventDict:
+    redacted: EventDict = redaction.redact(dict(event))
     return redacted
 
 
-def _ordered(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _ordered(_: Any, __: str, event: EventDict) -> EventDict:
     head = {key: event.pop(key) for key in KEY_ORDER if key in event}
     head.update(event)
     return head
@@ -58,7 +59,7 @@ def resolve_format(fmt: str, stream: IO[str]) -> str:
     return fmt
 
 
-def configure(fmt: str = "auto", stream: IO[str] | None = None, level: str = "info") -> None:
+def configure(fmt: str = "auto", stream: TextIO | None = None, level: str = "info") -> None:
     """Set up events for this process. ``fmt`` is json, console or auto (console on a TTY)."""
     stream = stream or sys.stdout
     renderer: Any

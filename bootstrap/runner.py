@@ -41,8 +41,11 @@ def _status(messages: list[Message]) -> Status:
 def run_stage(stage: Stage, ctx: Context) -> StageResult:
     """Run ``stage`` and report it. Never raises, except :class:`Shutdown`."""
     events.bind(stage=stage.name)
+    # The supervisor follows these fields: the deadline it enforces, the code it exits
+    # with if the worker dies in this stage without a word.
     events.emit("info", "stage", status="start", side=str(stage.side),
-                deadline_s=ctx.config.deadline_for(stage.name, stage.deadline_s))
+                deadline_s=ctx.config.deadline_for(stage.name, stage.deadline_s),
+                fail_exit_code=int(stage.exit_code))
     started = time.monotonic()
 
     def elapsed_ms() -> int:
@@ -54,6 +57,16 @@ def run_stage(stage: Stage, ctx: Context) -> StageResult:
     except StageFailed as exc:
         failure = Failure(stage.name, stage.exit_code, exc.message.msg, exc.message.hint,
                           exc.message.id, exc.cause)
+    except SystemExit as exc:
+        if exc.code in (0, None):  # a clean end, e.g. the RunPod SDK after a test job
+            result = StageResult(stage.name, Status.OK, elapsed_ms())
+            events.emit("info", "stage", status="ok", duration_ms=result.duration_ms)
+            events.unbind("stage")
+            return result
+        failure = Failure(
+            stage.name, stage.exit_code, msg=f"the stage called sys.exit({exc.code!r})",
+            hint="a stage should raise StageFailed with a message; the traceback shows where",
+            cause="sys.exit", traceback=redaction.redact(traceback.format_exc()))
     except Shutdown:
         events.emit("warn", "stage", status="fail", duration_ms=elapsed_ms(),
                     msg="interrupted by a request to stop")

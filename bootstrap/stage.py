@@ -52,7 +52,7 @@ class Phase(enum.StrEnum):
 
 _ALLOWED = {
     Phase.STARTING: {Phase.BOOTING, Phase.SETUP_FAILED, Phase.STOPPING},
-    Phase.BOOTING: {Phase.READY, Phase.SETUP_FAILED, Phase.STOPPING},
+    Phase.BOOTING: {Phase.READY, Phase.SETUP_FAILED, Phase.STOPPING, Phase.STOPPED},
     Phase.READY: {Phase.STOPPING, Phase.STOPPED, Phase.SETUP_FAILED},
     Phase.STOPPING: {Phase.STOPPED, Phase.SETUP_FAILED},
     Phase.SETUP_FAILED: set(),

@@ -8,6 +8,7 @@ the process, which the supervisor then names as a death during this stage.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from typing import Any
@@ -25,13 +26,17 @@ E002 = error("serve.E002", "the handler factory {target} failed",
              "the factory raised; the cause says why")
 E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
              "add runpod to the requirements (pip install 'bootstrap-worker[serve]')")
+E004 = error("serve.E004", "the RunPod SDK ended the worker with exit code {code}",
+             "the SDK's own lines above say why: a failed test job, or a failed fitness check")
 
 
 def _sdk_argv(ctx: Context) -> list[str]:
     """The command line the RunPod SDK parses (it reads sys.argv, nothing else)."""
     argv = [sys.argv[0], *shlex.split(ctx.config.serve_args)]
     if ctx.config.test_input:
-        argv += ["--test_input", ctx.config.test_input]
+        # The setting is the job's input, as a client would send it; the SDK wants the job.
+        job = {"input": json.loads(ctx.config.test_input)}
+        argv += ["--test_input", json.dumps(job)]
     return argv
 
 
@@ -52,7 +57,11 @@ def run(ctx: Context) -> Outcome:
     events.emit("info", "ready", msg="worker ready; handing requests to the handler",
                 handler=target)
     sys.argv = _sdk_argv(ctx)
-    runpod.serverless.start({"handler": handler})
+    try:
+        runpod.serverless.start({"handler": handler})
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise StageFailed(E004.at("runpod", code=exc.code), cause="sdk exit") from exc
     return Outcome()
 
 

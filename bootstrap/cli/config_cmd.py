@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bootstrap.cli.options import config_options, load_config
+
+
+@click.command()
+@config_options
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+def config(config_file: Path | None, output: str, **flags: Any) -> None:
+    """Print the effective configuration and where each value comes from.
+
+    \b
+    Examples:
+      bootstrap config
+      BOOTSTRAP_MODE=local bootstrap config --output json
+    """
+    from dataclasses import fields
+
+    from bootstrap import events, redaction
+    from bootstrap.error_boundary import error_boundary
+
+    events.configure("auto")
+    with error_boundary():
+        loaded = load_config(config_file, **flags)
+        rows = [(f.name, getattr(loaded.config, f.name), loaded.sources[f.name])
+                for f in fields(loaded.config)]
+        data = {name: {"value": _plain(value), "source": source} for name, value, source in rows}
+        data = redaction.redact(data)
+        if output == "json":
+            click.echo(json.dumps({"version": 1, "config": data}, indent=2))
+            return
+        width = max(len(name) for name, _, _ in rows)
+        for name, item in data.items():
+            click.echo(f"{name:<{width}}  {item['value']!s:<40}  ({item['source']})")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "items"):
+        return dict(value)
+    return value

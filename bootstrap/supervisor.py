@@ -1,0 +1,194 @@
+"""The supervisor: ``bootstrap run``.
+
+A light process (system Python, never torch) that runs the supervisor stages, starts the
+worker in the prepared environment, and outlives it: whatever happens to the worker, the
+supervisor turns it into a cause, writes the boot report, prints one final summary line,
+and exits with the documented code. It may be PID 1 (no tini), so it forwards stop
+signals and reaps orphans.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from pathlib import Path
+from types import FrameType
+
+import bootstrap
+from bootstrap import events, pipeline, redaction, report
+from bootstrap.config import Config
+from bootstrap.context import Context
+from bootstrap.exit_codes import ExitCode, for_signal
+from bootstrap.monitor import Monitor, WorkerEnd, read_from
+from bootstrap.runner import Shutdown, run_stage, skip_stage
+from bootstrap.stage import Failure, Lifecycle, Phase, StageResult, Status
+from bootstrap.worker import ENV_CONFIG, ENV_RUN_DIR, ENV_RUN_ID, ENV_WORKER_ID, FAULT_LOG
+
+# The directory holding the bootstrap package, put on the worker's PYTHONPATH so an
+# environment built on the volume need not contain bootstrap itself.
+PACKAGE_ROOT = Path(bootstrap.__file__).resolve().parent.parent
+
+
+def worker_identity() -> str:
+    return os.environ.get("RUNPOD_POD_ID") or socket.gethostname()
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ctx = Context(config, uuid.uuid4().hex[:12], worker_identity())
+        self.lifecycle = Lifecycle()
+        self.report = report.BootReport(self.ctx.run_id, self.ctx.worker_id, config.mode)
+        self.started = time.monotonic()
+        self.monitor: Monitor | None = None
+
+    # -- entry point ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        events.bind(run_id=self.ctx.run_id, worker_id=self.ctx.worker_id, process="supervisor")
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_stop_signal)
+        events.emit("info", "boot", msg="boot started", mode=self.config.mode,
+                    version=bootstrap.__version__, pid=os.getpid(),
+                    volume=str(self.config.volume))
+        try:
+            self.lifecycle.advance(Phase.BOOTING)
+            for stage in pipeline.supervisor_stages():
+                result = (skip_stage(stage, "skipped by configuration")
+                          if stage.name in self.config.skip else run_stage(stage, self.ctx))
+                self.report.stages.append(result.to_dict())
+                if result.status is Status.FAIL and result.failure is not None:
+                    return self._finish_failed(result.failure)
+            return self._run_worker()
+        except Shutdown as stop:
+            return self._finish_stopped(stop.signum)
+        except Exception as exc:  # a bug in bootstrap itself: still one summary, one report
+            return self._finish_failed(Failure(
+                stage="supervisor", exit_code=int(ExitCode.INTERNAL),
+                msg=f"unexpected error in bootstrap: {type(exc).__name__}: {exc}",
+                hint="this is a bug in bootstrap; please report it with the boot report",
+                cause="internal", traceback=redaction.redact(traceback.format_exc())))
+
+    def _on_stop_signal(self, signum: int, _: FrameType | None) -> None:
+        if self.monitor is not None:
+            events.emit("warn", "stop", signal=signal.Signals(signum).name,
+                        msg="stop requested; forwarding to the worker")
+            self.monitor.request_stop(signum)
+        elif not self.lifecycle.finished:
+            raise Shutdown(signum)
+
+    # -- the worker -----------------------------------------------------------------------
+
+    def _worker_env(self, run_dir: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        path = env.get("PYTHONPATH")
+        env.update({
+            ENV_CONFIG: self.config.to_env(),
+            ENV_RUN_ID: self.ctx.run_id,
+            ENV_WORKER_ID: self.ctx.worker_id,
+            ENV_RUN_DIR: str(run_dir),
+            "PYTHONPATH": f"{PACKAGE_ROOT}{os.pathsep}{path}" if path else str(PACKAGE_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def _run_worker(self) -> int:
+        python = str(self.ctx.state.get("python", sys.executable))
+        run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
+        argv = [python, "-m", "bootstrap", "worker"]
+        events.emit("info", "worker.start", argv=argv, msg="starting the worker")
+        try:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                env=self._worker_env(run_dir), text=True, errors="replace")
+        except OSError as exc:
+            return self._finish_failed(Failure(
+                stage="worker", exit_code=int(ExitCode.WORKER_START),
+                msg=f"the worker could not be started: {exc.strerror or exc}",
+                hint=f"the interpreter {python} is missing or not executable; "
+                     "the venv stage decides which one is used",
+                cause="exec"))
+        self.monitor = Monitor(proc, run_dir / FAULT_LOG, self.config.stop_grace_s,
+                               on_ready=self._on_ready)
+        end = self.monitor.watch()
+        self.report.stages.extend(end.stages)
+        self.report.worker = end.death.to_dict()
+        if end.stopped_by is not None:
+            return self._finish_stopped(end.stopped_by)
+        failure = end.failure or self._failure_from_death(end, run_dir)
+        if failure is not None:
+            return self._finish_failed(failure, end.output_tail)
+        return self._finish_ok()
+
+    def _on_ready(self) -> None:
+        self.lifecycle.advance(Phase.READY)
+        self.report.outcome = "ready"
+        self.report.ready_ms = self._elapsed_ms()
+        report.save(self.report, self.config)
+        events.emit("info", "boot.ready", msg="boot complete; the worker is serving",
+                    ready_ms=self.report.ready_ms, stages=self.report.stage_durations())
+
+    def _failure_from_death(self, end: WorkerEnd, run_dir: Path) -> Failure | None:
+        """A failure the worker could not report itself: a signal, or an exit mid-stage."""
+        death, stage = end.death, end.unfinished_stage
+        crash_stack = redaction.redact(read_from(run_dir / FAULT_LOG, 0).strip())
+        where = f" during stage {stage.name}" if stage else " before its first stage"
+        name = stage.name if stage else "worker"
+        if death.signal is not None:
+            return Failure(name, for_signal(death.signal), death.describe() + where,
+                           hint=death.hint(), cause="oom" if death.oom_killed
+                           else death.signal_name, traceback=crash_stack)
+        if stage is None and death.exit_code == 0:
+            return None
+        code = stage.fail_exit_code if stage else int(ExitCode.WORKER_START)
+        hint = ("the lines before this one are its last words; a stage should raise "
+                "StageFailed instead of ending the process" if stage else
+                "the worker's interpreter could not start bootstrap; its output is above")
+        return Failure(name, code, death.describe() + where, hint=hint,
+                       cause=f"exit {death.exit_code}", traceback=crash_stack)
+
+    # -- the end: report first, then the one summary line ---------------------------------
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    def _summary(self, level: str, status: str, exit_code: int, **fields: object) -> int:
+        self.report.exit_code = exit_code
+        self.report.ended_at = time.time()
+        path = report.save(self.report, self.config)
+        events.emit(level, "summary", status=status, exit_code=exit_code,
+                    total_ms=self._elapsed_ms(), stages=self.report.stage_durations(),
+                    report=str(path) if path else None, **fields)
+        return exit_code
+
+    def _finish_ok(self) -> int:
+        self.lifecycle.advance(Phase.STOPPED)
+        self.report.outcome = "ok"
+        return self._summary("info", "ok", int(ExitCode.OK), msg="the worker finished cleanly")
+
+    def _finish_stopped(self, signum: int) -> int:
+        self.lifecycle.advance(Phase.STOPPING)
+        self.lifecycle.advance(Phase.STOPPED)
+        self.report.outcome = "stopped"
+        name = signal.Signals(signum).name
+        return self._summary("warn", "stopped", for_signal(signum),
+                             msg=f"stopped on {name}", cause=name)
+
+    def _finish_failed(self, failure: Failure, output_tail: list[str] | None = None) -> int:
+        self.lifecycle.advance(Phase.SETUP_FAILED)
+        self.report.outcome = "failed"
+        self.report.failure = failure.to_dict()
+        if output_tail:
+            self.report.failure["output_tail"] = output_tail
+        if not any(s.get("stage") == failure.stage for s in self.report.stages):
+            self.report.stages.append(StageResult(failure.stage, Status.FAIL, 0).to_dict())
+        fields = failure.to_dict()
+        del fields["exit_code"]
+        return self._summary("error", "fail", failure.exit_code, **fields)
