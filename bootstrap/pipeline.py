@@ -12,13 +12,16 @@ from collections.abc import Callable
 
 from bootstrap.config import Config
 from bootstrap.stage import Outcome, Side, Stage
-from bootstrap.stages import preflight, serve
+from bootstrap.stages import install, preflight, serve, venv, volume
 from bootstrap.target import resolve
 
 
 def supervisor_stages() -> list[Stage]:
     return [
         preflight.STAGE,
+        volume.STAGE,
+        venv.STAGE,
+        install.STAGE,
     ]
 
 
