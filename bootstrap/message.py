@@ -33,6 +33,11 @@ class Level(enum.IntEnum):
                              f"{', '.join(m.name.lower() for m in cls)}") from None
 
 
+class _Keep(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 @dataclass(frozen=True)
 class Message:
     """One finding. ``obj`` names the thing it is about (a path, a package, a device).
@@ -61,13 +66,18 @@ class Message:
         return hash((self.id, self.obj))
 
     def at(self, obj: object, **fmt: Any) -> Message:
-        """This message about ``obj``; ``fmt`` fills ``{placeholders}`` in msg and hint."""
-        return replace(self, obj=str(obj), msg=self.msg.format(**fmt),
-                       hint=self.hint.format(**fmt))
+        """This message about ``obj``; ``fmt`` fills ``{placeholders}`` in msg and hint.
+
+        Placeholders left unfilled stay as they are, so a test can write
+        ``volume.E001.at(path)`` to compare against (equality is id and obj).
+        """
+        return replace(self, obj=str(obj), msg=self.msg.format_map(_Keep(fmt)),
+                       hint=self.hint.format_map(_Keep(fmt)))
 
     def with_text(self, **fmt: Any) -> Message:
         """This message with ``{placeholders}`` filled, obj unchanged."""
-        return replace(self, msg=self.msg.format(**fmt), hint=self.hint.format(**fmt))
+        return replace(self, msg=self.msg.format_map(_Keep(fmt)),
+                       hint=self.hint.format_map(_Keep(fmt)))
 
     @property
     def is_serious(self) -> bool:
