@@ -89,7 +89,8 @@ def run(
         "stderr": collections.deque(maxlen=TAIL_LINES),
     }
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, name, tails[name], on_line), daemon=True)
+        threading.Thread(target=_pump, args=(getattr(proc, name), name, tails[name], on_line),
+                         daemon=True)
         for name in ("stdout", "stderr")
     ]
     for pump in pumps:
