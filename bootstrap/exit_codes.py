@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     USAGE = 2  # bad command line or configuration (click also uses 2)
     CHECK_FAILED = 3  # `bootstrap check` found issues at or above --fail-level
+    NO_REPORT = 4  # `bootstrap report` found no boot report where it looked
     PREFLIGHT = 10
     VOLUME = 11
     VENV = 12

@@ -68,15 +68,10 @@ class Message:
     def at(self, obj: object, **fmt: Any) -> Message:
         """This message about ``obj``; ``fmt`` fills ``{placeholders}`` in msg and hint.
 
-        Placeholders left unfilled stay as they are, so a test can write
-        ``volume.E001.at(path)`` to compare against (equality is id and obj).
+        Placeholders without a value stay as they are, so a test can name the message it
+        expects (``E001.at(path)``) without repeating the figures in it.
         """
         return replace(self, obj=str(obj), msg=self.msg.format_map(_Keep(fmt)),
-                       hint=self.hint.format_map(_Keep(fmt)))
-
-    def with_text(self, **fmt: Any) -> Message:
-        """This message with ``{placeholders}`` filled, obj unchanged."""
-        return replace(self, msg=self.msg.format_map(_Keep(fmt)),
                        hint=self.hint.format_map(_Keep(fmt)))
 
     @property

@@ -48,7 +48,6 @@ class WorkerEnd:
     failure: Failure | None  # a failure the worker reported, or a deadline the monitor hit
     stopped_by: int | None  # the stop signal forwarded to the worker, if any
     unfinished_stage: RunningStage | None
-    stages: list[dict[str, Any]] = field(default_factory=list)
     output_tail: list[str] = field(default_factory=list)
 
 
@@ -60,13 +59,14 @@ def _pump(pipe: IO[str], name: str, lines: queue.Queue[tuple[str, str | None]]) 
 
 class Monitor:
     def __init__(self, proc: subprocess.Popen[str], fault_log: Path, stop_grace_s: float,
-                 on_ready: Any = None) -> None:
+                 stages: list[dict[str, Any]], on_ready: Any = None) -> None:
         self.proc = proc
         self.fault_log = fault_log
         self.stop_grace_s = stop_grace_s
         self.on_ready = on_ready
         self.stage: RunningStage | None = None
-        self.stages: list[dict[str, Any]] = []
+        # The boot report's own list: a report saved at "ready" already holds these stages.
+        self.stages = stages
         self.failure: Failure | None = None
         self.stopped_by: int | None = None
         self.kill_at: float | None = None
@@ -106,10 +106,15 @@ class Monitor:
                 self._enforce_deadline()
                 self._enforce_kill()
         self._take_lines()
-        return WorkerEnd(death, self.failure, self.stopped_by, self.stage, self.stages,
+        return WorkerEnd(death, self.failure, self.stopped_by, self.stage,
                          list(self.output_tail))
 
     def _take_lines(self) -> None:
+        if self._open_streams == 0:
+            # The worker closed its output: it is exiting. Poll for its end quickly rather
+            # than wait a whole tick for lines that will not come.
+            time.sleep(0.005)
+            return
         try:
             name, line = self._lines.get(timeout=POLL_S)
         except queue.Empty:

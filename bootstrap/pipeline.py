@@ -12,11 +12,15 @@ from collections.abc import Callable
 
 from bootstrap.config import Config
 from bootstrap.stage import Outcome, Side, Stage
-from bootstrap.stages import install, preflight, serve, venv, volume
 from bootstrap.target import resolve
+
+# Each side imports only its own stages: every import is paid on every boot, twice over
+# if both processes paid for both lists.
 
 
 def supervisor_stages() -> list[Stage]:
+    from bootstrap.stages import install, preflight, venv, volume
+
     return [
         preflight.STAGE,
         volume.STAGE,
@@ -26,6 +30,8 @@ def supervisor_stages() -> list[Stage]:
 
 
 def worker_stages(config: Config) -> list[Stage]:
+    from bootstrap.stages import serve
+
     return [
         *[load_extra(target) for target in config.extra_stages],
         serve.STAGE,

@@ -102,7 +102,7 @@ class Supervisor:
     def _run_worker(self) -> int:
         python = str(self.ctx.state.get("python", sys.executable))
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
-        argv = [python, "-m", "bootstrap", "worker"]
+        argv = [python, "-m", "bootstrap.worker"]
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")
         try:
             proc = subprocess.Popen(
@@ -116,9 +116,8 @@ class Supervisor:
                      "the venv stage decides which one is used",
                 cause="exec"))
         self.monitor = Monitor(proc, run_dir / FAULT_LOG, self.config.stop_grace_s,
-                               on_ready=self._on_ready)
+                               stages=self.report.stages, on_ready=self._on_ready)
         end = self.monitor.watch()
-        self.report.stages.extend(end.stages)
         self.report.worker = end.death.to_dict()
         if end.stopped_by is not None:
             return self._finish_stopped(end.stopped_by)

@@ -1,6 +1,7 @@
 """The worker process: runs the worker stages in the prepared environment, then serves.
 
-Started by the supervisor as ``<env python> -m bootstrap worker``. It always writes JSON
+Started by the supervisor as ``<env python> -m bootstrap.worker`` (not through the CLI:
+the worker needs none of click, and every import here is paid on every boot). It always writes JSON
 events on stdout (the supervisor parses them), keeps faulthandler pointed at a file the
 supervisor reads (so a segfault or a hang leaves a Python stack behind), and turns SIGTERM
 into a clean, reported stop.
@@ -69,3 +70,7 @@ def main() -> int:
                     msg="stopped on request")
         return for_signal(stop.signum)
     return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ def report(config_file: Path | None, as_json: bool, **flags: Any) -> None:
     from bootstrap import events
     from bootstrap import report as reports
     from bootstrap.error_boundary import error_boundary
+    from bootstrap.exit_codes import ExitCode
 
     events.configure("auto")
     with error_boundary():
@@ -30,7 +32,8 @@ def report(config_file: Path | None, as_json: bool, **flags: Any) -> None:
         paths = reports.list_reports(config)
         if not paths:
             searched = ", ".join(str(d) for d in reports.report_dirs(config))
-            raise click.ClickException(f"no boot reports found (looked in {searched})")
+            click.echo(f"no boot reports found (looked in {searched})", err=True)
+            sys.exit(ExitCode.NO_REPORT)
         latest = paths[-1]
         if as_json:
             click.echo(latest.read_text())

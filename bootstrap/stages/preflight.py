@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bootstrap import cgroup
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
@@ -83,6 +81,8 @@ def check(ctx: Context) -> list[Message]:
 
 
 def facts() -> dict[str, Any]:
+    import psutil  # only here: the worker imports this module too, and never needs it
+
     memory = psutil.virtual_memory()
     group = cgroup.memory_cgroup()
     limit = group.limit_bytes() if group else None

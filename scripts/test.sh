@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine (Python 3.11, root). Extra arguments go to pytest.
+set -euo pipefail
+# shellcheck source=scripts/venv.sh
+source "$(dirname "$0")/venv.sh"
+ensure_venv dev
+cd "$ROOT"
+exec "$VENV/bin/python" -m pytest "$@"

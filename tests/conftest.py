@@ -1,0 +1,117 @@
+"""Shared test fixtures. Boots are real: a real supervisor process, a real worker, real
+signals; the user stages that misbehave live in ``tests/fixtures/``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap import redaction
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+REAL_VOLUME = Path("/runpod-volume")
+
+
+@pytest.fixture(autouse=True)
+def _never_the_real_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test may touch the host's /runpod-volume: point the default elsewhere, and fail
+    the test if the real one appeared anyway."""
+    existed = REAL_VOLUME.exists()
+    monkeypatch.setenv("BOOTSTRAP_VOLUME", str(tmp_path / "default-volume-guard"))
+    monkeypatch.setenv("BOOTSTRAP_FALLBACK_REPORTS", str(tmp_path / "fallback-reports"))
+    redaction.reset()
+    yield
+    redaction.reset()
+    assert existed or not REAL_VOLUME.exists(), "a test created the real /runpod-volume"
+
+
+@dataclass
+class Boot:
+    returncode: int
+    stdout: str
+    stderr: str
+    volume: Path
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every stdout line, parsed: a line that is not a JSON event fails the test."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.events[-1]
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == name]
+
+    def reports(self) -> list[Path]:
+        return sorted((self.volume / ".bootstrap" / "reports").glob("*.json"))
+
+    def report(self) -> dict[str, Any]:
+        paths = self.reports()
+        assert len(paths) == 1, paths
+        data: dict[str, Any] = json.loads(paths[0].read_text())
+        return data
+
+
+def boot_env(volume: Path, stages: tuple[str, ...] = (), **settings: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "BOOTSTRAP_MODE": "local",
+        "BOOTSTRAP_VOLUME": str(volume),
+        "BOOTSTRAP_LOG_FORMAT": "json",
+        "BOOTSTRAP_EXTRA_STAGES": ",".join(stages),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(FIXTURES), env.get("PYTHONPATH")])),
+    })
+    # Death tests end before serve; a boot that passes its stages would otherwise serve.
+    env.setdefault("BOOTSTRAP_SKIP", "serve")
+    env.update({f"BOOTSTRAP_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def start_boot(volume: Path, stages: tuple[str, ...] = (), *, env: Mapping[str, str] = (),
+               prefix: tuple[str, ...] = (), **settings: str) -> subprocess.Popen[str]:
+    full_env = boot_env(volume, stages, **settings)
+    full_env.update(env)
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-m", "bootstrap", "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO)
+
+
+def boot(volume: Path, stages: tuple[str, ...] = (), *, timeout: float = 120,
+         env: Mapping[str, str] = (), prefix: tuple[str, ...] = (), **settings: str) -> Boot:
+    proc = start_boot(volume, stages, env=env, prefix=prefix, **settings)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return Boot(proc.returncode, stdout, stderr, volume)
+
+
+def wait_for_line(proc: subprocess.Popen[str], predicate: Any, timeout: float = 60) -> list[str]:
+    """Read the boot's stdout until an event matches; returns the lines read so far."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if predicate(json.loads(line)):
+            return lines
+    raise AssertionError(f"no matching event within {timeout} s; got:\n{''.join(lines)}")
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Path:
+    path = tmp_path / "volume"
+    path.mkdir()
+    return path

@@ -1,0 +1,31 @@
+"""The docs are part of the product: their tables must match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bootstrap.exit_codes import ExitCode
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def test_exit_code_table_matches_the_code() -> None:
+    rows = re.findall(r"^\| (\d+)(?:\+N)? \| (\w+) \|", (DOCS / "exit-codes.md").read_text(),
+                      flags=re.M)
+    documented = {name: int(code) for code, name in rows}
+    assert documented == {code.name: int(code) for code in ExitCode}
+
+
+CHECK_ID = re.compile(r"\b[a-z_]+\.[CEWID]\d{3}\b")
+CODE_ID = re.compile(r"""["']([a-z_]+\.[CEWID]\d{3})["']""")
+
+
+def test_every_check_id_in_code_is_documented_and_none_is_stale() -> None:
+    root = DOCS.parent
+    in_code = {m for folder in ("bootstrap", "handler") for path in (root / folder).rglob("*.py")
+               for m in CODE_ID.findall(path.read_text())}
+    in_docs = set(CHECK_ID.findall((DOCS / "checks.md").read_text()))
+    assert in_code, "no check ids found in the code: the pattern is broken"
+    assert sorted(in_code - in_docs) == [], "ids missing from docs/checks.md"
+    assert sorted(in_docs - in_code) == [], "ids in docs/checks.md that the code no longer has"
