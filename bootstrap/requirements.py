@@ -2,8 +2,7 @@
 
 The worker runs ``<env python> -m bootstrap worker`` with bootstrap on PYTHONPATH, not
 installed, so every environment must also hold bootstrap's runtime dependencies.
-``WORKER_REQUIREMENTS`` is that list; a test keeps it equal to pyproject's (less the
-supervisor-only ones).
+``WORKER_REQUIREMENTS`` is that list; a test keeps it equal to pyproject's dependencies.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from bootstrap.config import Config
 
-WORKER_REQUIREMENTS = ("click>=8.1", "structlog>=24.1", "psutil>=5.9")
+WORKER_REQUIREMENTS = ("click>=8.1", "psutil>=5.9")
 NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 

@@ -73,11 +73,16 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
     assert text.returncode == 0  # warnings do not fail at the default --fail-level error
     assert "RUNPOD_INIT_TIMEOUT: (preflight.W001)" in text.stdout
     assert "\tHINT: set RUNPOD_INIT_TIMEOUT above" in text.stdout
-    assert text.stdout.rstrip().endswith("System check identified 2 issues.")
+    # preflight.W001 and .I001, and from the volume and venv stages: no volume needed in
+    # local mode (volume.I001), no environment without requirements (venv.I003)
+    for id in ("preflight.I001", "volume.I001", "venv.I003"):
+        assert f"({id})" in text.stdout
+    assert text.stdout.rstrip().endswith("System check identified 4 issues.")
     strict = subprocess.run([sys.executable, "-m", "bootstrap", "check", "--mode", "local",
                              "--fail-level", "warning", "--output", "json"],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
     assert strict.returncode == 3
     data = json.loads(strict.stdout)
     assert data["version"] == 1
-    assert {m["id"] for m in data["messages"]} == {"preflight.W001", "preflight.I001"}
+    assert {m["id"] for m in data["messages"]} == {
+        "preflight.W001", "preflight.I001", "volume.I001", "venv.I003"}

@@ -51,7 +51,8 @@ def test_a_dying_worker_is_named(volume: Path, stage: str, target: str, exit_cod
     assert last["cause"] == cause
     assert words in last["msg"]
     # the stage before it finished and is in the report with its duration
-    assert [s["stage"] for s in result.report()["stages"]][:2] == ["preflight", "passes"]
+    assert [s["stage"] for s in result.report()["stages"]][:5] == [
+        "preflight", "volume", "venv", "install", "passes"]
 
 
 def test_a_segfault_leaves_the_python_stack(volume: Path) -> None:

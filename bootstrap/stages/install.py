@@ -35,7 +35,7 @@ from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.throttle import Throttle
 
 # The modules behind WORKER_REQUIREMENTS: the worker cannot start without them.
-WORKER_MODULES = ("click", "structlog", "psutil")
+WORKER_MODULES = ("click", "psutil")
 
 E001 = error("install.E001", "the installer failed: {reason}",
              "a permanent error (a missing or conflicting requirement); the cause holds "

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from bootstrap import diskspace, ioprobe, mounts
+from bootstrap import diskspace, ioprobe, mounts, requirements
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error, info, warning
@@ -52,31 +52,49 @@ W004 = warning("volume.W004", "{rel} is not on the volume",
 W005 = warning("volume.W005", "the mount at {mount} hides {count} path(s) the image provides",
                "e.g. {first}: mount the volume elsewhere (BOOTSTRAP_VOLUME) or keep image "
                "content out of the volume's mount point")
+W006 = warning("volume.W006", "volume {path} is read-only ({fs}): nothing is kept there",
+               "fine for reading; this mode builds nothing there, reports go to the fallback")
+W007 = warning("volume.W007", "cannot write to {path}: {reason}",
+               "{path} is owned by uid {uid} gid {gid}, mode {mode}; this process runs as "
+               "uid {me} gid {my_gid}; this mode builds nothing there")
 I001 = info("volume.I001", "no volume at {path}; {mode} mode does not need one",
             "set BOOTSTRAP_VOLUME to use one")
 I002 = info("volume.I002", "volume {path}: {fs}, {free_mb} MB free",
             "")
 
 
-def _owner_hint(path: Path, reason: str) -> Message:
+def _owner_hint(path: Path, reason: str, template: Message) -> Message:
     st = path.stat()
-    return E004.at(path, path=path, reason=reason, uid=st.st_uid, gid=st.st_gid,
+    return template.at(path, path=path, reason=reason, uid=st.st_uid, gid=st.st_gid,
                    mode=stat.filemode(st.st_mode), me=os.geteuid(), my_gid=os.getegid())
 
 
-def _write(path: Path, mount: mounts.Mount | None, need_mb: int) -> list[Message]:
+def _write(path: Path, mount: mounts.Mount | None, need_mb: int, fatal: bool) -> list[Message]:
+    """Prove this user can write to the volume. A failure is an error only where the boot
+    writes there (``fatal``); elsewhere (image mode, local mode without an environment) a
+    read-only volume can be deliberate, and it is a warning."""
     fs = mount.describe() if mount else "unknown filesystem"
+    read_only = E003 if fatal else W006
     if mount is not None and mount.read_only:
-        return [E003.at(path, path=path, fs=fs)]
+        return [read_only.at(path, path=path, fs=fs)]
     try:
         ioprobe.write_probe(path)
     except OSError as exc:
         if exc.errno == errno.EROFS:
-            return [E003.at(path, path=path, fs=fs)]
+            return [read_only.at(path, path=path, fs=fs)]
         if diskspace.is_full(exc):
             return [E005.at(path, path=path, free_mb=diskspace.free_mb(path), need_mb=need_mb)]
-        return [_owner_hint(path, exc.strerror or str(exc))]
+        return [_owner_hint(path, exc.strerror or str(exc), E004 if fatal else W007)]
     return []
+
+
+def _writes_there(ctx: Context) -> bool:
+    if ctx.config.mode != "local":
+        return ctx.config.mode == "volume"
+    try:
+        return requirements.load(ctx.config).configured
+    except requirements.RequirementsMissing:
+        return True  # the venv stage names it; judge the volume as if it were there
 
 
 def _doubled(path: Path, expect: tuple[str, ...]) -> list[Message]:
@@ -130,7 +148,10 @@ def _inspect(ctx: Context) -> tuple[list[Message], dict[str, Any]]:
                      read_only=mount.read_only)
     if config.mode == "volume" and not is_mount:
         messages.append(W001.at(path, path=path))
-    messages += _write(path, mount, config.min_free_volume_mb)
+    writes_there = _writes_there(ctx)
+    messages += _write(path, mount, config.min_free_volume_mb, writes_there)
+    facts["builds_there"] = writes_there
+    facts["writable"] = not any(m.id in (E003.id, E004.id, W006.id, W007.id) for m in messages)
     free = diskspace.free_mb(path)
     facts["free_mb"] = free
     if free < config.min_free_volume_mb and not any(m == E005.at(path) for m in messages):
@@ -153,7 +174,8 @@ def run(ctx: Context) -> Outcome:
     for message in messages:
         if message.is_serious:
             raise StageFailed(message)
-    if "free_mb" in facts:
+    # the I/O probe costs tens of ms: only worth it where the boot installs to the volume
+    if facts.get("writable") and facts.get("builds_there"):
         try:
             rates = ioprobe.rates(ctx.config.volume)
         except OSError as exc:  # a nearly full volume: the free-space check already spoke

@@ -18,7 +18,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-OWN_DEPS = ("click", "structlog", "psutil")
+OWN_DEPS = ("click", "psutil")
 BIG_MB = 24
 
 
