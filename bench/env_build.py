@@ -13,7 +13,8 @@ modules, two small ones), so the network is not measured. Medians and ratios are
 - bare-uv:       ``uv venv`` then ``uv pip install --compile-bytecode -r`` (same flags).
 - warm:          a second boot against a built volume: venv + install stages.
 - concurrent:    8 cold boots started together against one empty volume, wall time to the
-                 last summary, against one cold boot's wall time.
+                 last summary, against one cold boot's wall time; and the same two against
+                 a built volume (warm), to tell the build from what every boot pays.
 
 Usage: python bench/env_build.py [--runs 5]
 """
@@ -123,9 +124,19 @@ def one_cold(tmp: Path, wheels: Path) -> float:
     return boot(tmp, wheels, tmp / "vol")[0]
 
 
+def one_warm(tmp: Path, wheels: Path) -> float:
+    boot(tmp, wheels, tmp / "vol")
+    return boot(tmp, wheels, tmp / "vol")[0]
+
+
+def concurrent_warm(tmp: Path, wheels: Path) -> float:
+    boot(tmp, wheels, tmp / "vol")
+    return concurrent(tmp, wheels)
+
+
 def concurrent(tmp: Path, wheels: Path) -> float:
     volume = tmp / "vol"
-    volume.mkdir()
+    volume.mkdir(exist_ok=True)
     started = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-m", "bootstrap", "run"], text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -141,7 +152,8 @@ def concurrent(tmp: Path, wheels: Path) -> float:
 VARIANTS: dict[str, Callable[[Path, Path], float]] = {
     "bootstrap-uv": bootstrap_build("uv"), "bootstrap-pip": bootstrap_build("pip"),
     "seed": seed, "bare-uv": bare_uv, "warm": warm, "one-cold-boot": one_cold,
-    f"{CONCURRENT}-concurrent-boots": concurrent,
+    f"{CONCURRENT}-concurrent-boots": concurrent, "one-warm-boot": one_warm,
+    f"{CONCURRENT}-concurrent-warm-boots": concurrent_warm,
 }
 
 
@@ -169,6 +181,12 @@ def main() -> None:
         f"{CONCURRENT} concurrent / one cold boot (target <= 1.3)":
             median[f"{CONCURRENT}-concurrent-boots"] / median["one-cold-boot"],
     }
+    # What 8 boots cost besides the build: the same 8 against a built volume. Subtracted,
+    # what is left is the build that the 8 shared, against one boot's build.
+    n = CONCURRENT
+    shared_build = median[f"{n}-concurrent-boots"] - median[f"{n}-concurrent-warm-boots"]
+    one_build = median["one-cold-boot"] - median["one-warm-boot"]
+    ratios[f"{n} concurrent less {n} warm / one cold less one warm"] = shared_build / one_build
     for label, ratio in ratios.items():
         print(f"{label}: {ratio:.2f}")
     print(f"warm boot, venv + install stages: {median['warm'] * 1000:.0f} ms (target < 100)")

@@ -4,7 +4,9 @@ uv's cache lives on the local disk and ``UV_LINK_MODE=copy``: hard links cannot 
 the cache to a network volume, and uv's fallback warning would be noise on every build.
 Both installers byte-compile at install time, so workers never write ``.pyc`` files to the
 shared volume at import. Retries are ours (``install`` stage), so the installers' own are
-turned off: one attempt, one timeout, one classified failure.
+turned off (pip keeps one: it names a connection error only when it retries, and without
+that line an unreachable index reads as "no matching distribution"): one attempt, one
+timeout, one classified failure.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Installer:
             argv = [self.exe, "pip", "install", "--python", str(python), "--compile-bytecode"]
         else:
             argv = [self.exe, "-m", "pip", "--python", str(python), "install",
-                    "--retries", "0", "--progress-bar", "off"]
+                    "--retries", "1", "--progress-bar", "off"]
         return [*argv, "-r", str(requirements), *_index_args(config)]
 
     def check_argv(self, python: Path) -> list[str]:

@@ -17,7 +17,7 @@ class Throttle:
     def __init__(self, event: str, interval_s: float = 0.25) -> None:
         self.event = event
         self.interval_s = interval_s
-        self._last = 0.0
+        self._last = float("-inf")  # the first line always goes out
         self._dropped = 0
         self._lock = threading.Lock()  # stdout and stderr are pumped by two threads
 

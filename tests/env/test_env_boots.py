@@ -30,6 +30,21 @@ def test_cold_boot_builds_publishes_and_starts_the_worker_from_the_env(
     marker = envstore.read_marker(env)
     assert marker is not None and marker["versions"]["bsdemo-a"] == "1.0"
     assert set(marker["imports"]) == {"click", "psutil"}
+    # byte-compiled at install: workers never write .pyc files to the shared volume
+    site = next((env / "lib").glob("python3*/site-packages"))
+    assert list((site / "bsdemo_a" / "__pycache__").glob("__init__.*.pyc"))
+
+
+def test_an_install_attempt_that_runs_past_its_timeout_is_retried_then_named(
+        boot: BootFn, tmp_path: Path) -> None:
+    result = boot(tmp_path / "vol", BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_slow",
+                  BSDEMO_SLOW_SLEEP="60", BOOTSTRAP_INSTALL_TIMEOUT_S="2",
+                  BOOTSTRAP_INSTALL_ATTEMPTS="2")
+    assert result.returncode == 13, result.output
+    assert result.summary["code"] == install.E002.id
+    assert "timed out after 2 s" in result.summary["msg"]
+    assert len(result.named("install.retry")) == 1
+    assert envs(tmp_path / "vol") == []
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])
@@ -146,10 +161,11 @@ def test_nonexistent_requirement_is_permanent_not_retried_with_stderr_tail(
     assert envs(tmp_path / "vol") == []  # nothing published, nothing left
 
 
+@pytest.mark.parametrize("installer", ["uv", "pip"])
 def test_unreachable_index_is_transient_retried_and_named_without_credentials(
-        boot: BootFn, tmp_path: Path) -> None:
-    pytest.importorskip("uv")
-    result = boot(tmp_path / "vol", prefix=["unshare", "--net"],
+        boot: BootFn, tmp_path: Path, installer: str) -> None:
+    # a network namespace of our own: no interface up, so nothing leaves this machine
+    result = boot(tmp_path / "vol", prefix=["unshare", "--net"], BOOTSTRAP_INSTALLER=installer,
                   BOOTSTRAP_FIND_LINKS="", BOOTSTRAP_NO_INDEX="0",
                   BOOTSTRAP_INDEX_URL="http://alice:s3cret-token@127.0.0.1:9/simple",
                   BOOTSTRAP_INSTALL_ATTEMPTS="3")

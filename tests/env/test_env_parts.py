@@ -152,3 +152,16 @@ def test_local_mode_without_requirements_uses_the_current_interpreter(tmp_path: 
     venv.run(ctx)
     assert ctx.state["python"] == sys.executable
     assert not (tmp_path / ".bootstrap").exists()
+
+
+def test_installer_output_is_rate_limited_and_counts_what_it_dropped() -> None:
+    from bootstrap import events
+    from bootstrap.throttle import Throttle
+    throttle = Throttle("install.output", interval_s=3600)
+    with events.capture() as captured:
+        for i in range(5):
+            throttle("stderr", f"line {i}")
+        throttle._last = float("-inf")  # the interval has passed
+        throttle("stdout", "last words")
+    assert [(e["line"], e.get("dropped")) for e in captured] == [
+        ("line 0", None), ("last words", 4)]
