@@ -10,6 +10,7 @@ a directory aside first, so no reader ever sees a half-deleted environment.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -92,7 +93,7 @@ class Store:
         try:
             os.rename(staging, final)
         except OSError as exc:
-            if final.is_dir() and exc.errno in (39, 17):  # ENOTEMPTY, EEXIST
+            if final.is_dir() and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 raise FileExistsError(final) from exc
             raise
         mark_used(final)

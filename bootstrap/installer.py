@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +127,3 @@ def is_transient(failure: CommandFailed) -> bool:
         return True
     text = f"{failure.result.stdout}\n{failure.result.stderr}".lower()
     return any(marker in text for marker in TRANSIENT)
-
-
-def environ_for(python: Path) -> Mapping[str, str]:
-    """The environment for running an environment's own Python: no user site, no PYTHONPATH
-    from the supervisor leaking in."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["PYTHONNOUSERSITE"] = "1"
-    return env

@@ -93,8 +93,9 @@ def _install(ctx: Context, build: Build) -> int:
             text = exc.render()
             if diskspace.text_says_full(text):
                 raise _disk_full(build, text) from None
-            first = _first_error(exc)
-            if not installer.is_transient(exc):
+            transient = installer.is_transient(exc)
+            first = _first_error(exc, transient)
+            if not transient:
                 raise StageFailed(E001.at(build.key, reason=first), text) from None
             if attempt == attempts:
                 raise StageFailed(E002.at(build.key, attempts=attempts, reason=first,
@@ -107,14 +108,28 @@ def _install(ctx: Context, build: Build) -> int:
     raise AssertionError("unreachable")
 
 
-def _first_error(exc: CommandFailed) -> str:
+def _first_error(exc: CommandFailed, transient: bool = False) -> str:
+    """The installer's line that says why: for a transient failure the root cause (the
+    connection error), else the resolver's "because ..." or the first error line."""
     if exc.timed_out:
         return f"timed out after {exc.result.duration_s:.0f} s"
-    lines = [line.strip() for line in exc.result.stderr.splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith(("error", "×", "x ")) or "because" in line.lower():
-            return str(redaction.redact(line))[:160]
-    return str(redaction.redact(lines[-1]))[:160] if lines else f"exit {exc.result.returncode}"
+    lines = [line.strip().removeprefix("cause:").strip()
+             for line in exc.result.stderr.splitlines() if line.strip()]
+    if transient:
+        causes = [line for line in lines
+                  if any(marker in line.lower() for marker in installer.TRANSIENT)]
+        if causes:
+            return _short(causes[-1])
+    for wanted in ("because", "error"):
+        for line in lines:
+            if wanted in line.lower():
+                return _short(line)
+    return _short(lines[-1]) if lines else f"exit {exc.result.returncode}"
+
+
+def _short(line: str) -> str:
+    line = str(redaction.redact(line))
+    return line if len(line) <= 120 else line[:117] + "..."
 
 
 def _probe(python: Path, imports: list[str], requirements: list[str]) -> dict[str, Any]:
