@@ -89,9 +89,8 @@ def run(
         "stderr": collections.deque(maxlen=TAIL_LINES),
     }
     pumps = [
-        threading.Thread(target=_pump, args=(getattr(proc, name), name, tails[name], on_line),
-                         daemon=True)
-        for name in ("stdout", "stderr")
+        threading.Thread(target=_pump, args=(pipe, name, tails[name], on_line), daemon=True)
+        for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
     ]
     for pump in pumps:
         pump.start()

@@ -17,6 +17,7 @@ from typing import Any
 MODES = ("volume", "image", "local")
 LOG_FORMATS = ("auto", "json", "console")
 INSTALLERS = ("auto", "uv", "pip")
+LOG_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_TOML = "bootstrap.toml"
 
 
@@ -39,6 +40,7 @@ class Config:
     heartbeat_s: float = 30.0
     allow_cpu: bool = False
     log_format: str = "auto"
+    log_level: str = "info"
     reports_keep: int = 50
     # Where reports go when the volume cannot be written.
     fallback_reports: Path = Path("/tmp/bootstrap/reports")
@@ -77,10 +79,28 @@ class Config:
     install_backoff_s: float = 5.0
     # Modules imported (and timed) in the environment after install, and in image mode.
     import_check: tuple[str, ...] = ()
+    # Check ids `bootstrap check` counts as silenced instead of reporting, e.g. "preflight.I001".
+    silence: tuple[str, ...] = ()
+    # F5-TTS (cuda, model, warmup stages). Relative paths are under the volume.
+    model_arch: str = "F5TTS_v1_Base"  # a config name of f5_tts, or a .yaml path
+    model_ckpt: Path = Path("models/F5TTS_v1_Base/model_1250000.safetensors")
+    model_vocab: Path = Path("models/F5TTS_v1_Base/vocab.txt")
+    model_vocoder: Path = Path("models/vocos-mel-24khz")
+    model_voices: Path = Path("models/voices")
+    # Hugging Face repos missing assets are fetched from; "" means never download.
+    model_repo: str = "SWivid/F5-TTS"
+    vocoder_repo: str = "charactr/vocos-mel-24khz"
+    min_vram_mb: int = 3072
+    warmup_voice: str = "default"
+    warmup_nfe: int = 16
 
     @property
     def reports_dir(self) -> Path:
         return self.volume / ".bootstrap" / "reports"
+
+    def on_volume(self, path: Path) -> Path:
+        """``path`` as configured: absolute as is, relative under the volume."""
+        return path if path.is_absolute() else self.volume / path
 
     def deadline_for(self, stage: str, default: float) -> float:
         return float(self.deadlines.get(stage, default))
@@ -145,6 +165,9 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["installer"] not in INSTALLERS:
         raise ConfigError(f"installer: {values['installer']!r} from {sources['installer']} "
                           f"is not one of {', '.join(INSTALLERS)}")
+    if values["log_level"] not in LOG_LEVELS:
+        raise ConfigError(f"log_level: {values['log_level']!r} from "
+                          f"{sources['log_level']} is not one of {', '.join(LOG_LEVELS)}")
     for name in ("handler", *values["extra_stages"]):
         target = values["handler"] if name == "handler" else name
         if ":" not in target:

@@ -37,7 +37,9 @@ _bound: dict[str, Any] = {}  # one process is one boot: context is shared by eve
 _stream: TextIO = sys.stdout
 _format = "json"
 _min_level = LEVELS["info"]
-_write_lock = threading.Lock()
+# Re-entrant: a signal handler (the supervisor's stop handler) runs on the main thread and
+# emits an event, possibly while that same thread is inside emit() holding the lock.
+_write_lock = threading.RLock()
 _captured: list[dict[str, Any]] | None = None
 
 

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -35,7 +36,8 @@ OUTPUT_TAIL = 30
 @dataclass
 class RunningStage:
     name: str
-    started: float
+    started: float  # monotonic, for the deadline
+    started_at: float  # epoch, for the report's timeline
     deadline_s: float
     fail_exit_code: int
 
@@ -134,7 +136,7 @@ class Monitor:
         if event is None:
             line = redaction.current().text(line)
             self.output_tail.append(line)
-            events.emit("info", "output", stream=stream, line=line)
+            events.emit(level_of(line), "output", stream=stream, line=line)
             return
         self._follow(event)
         level = str(event.pop("level", "info"))
@@ -149,12 +151,13 @@ class Monitor:
             return
         status = event.get("status")
         if status == "start":
-            self.stage = RunningStage(str(event["stage"]), time.monotonic(),
+            self.stage = RunningStage(str(event["stage"]), time.monotonic(), time.time(),
                                       float(event.get("deadline_s") or 0),
                                       int(event.get("fail_exit_code") or ExitCode.CUSTOM_STAGE))
             return
         kept = ("stage", "status", "duration_ms", "facts")
         entry: dict[str, Any] = {key: event[key] for key in kept if key in event}
+        entry["started_at"] = round(self.stage.started_at if self.stage else time.time(), 3)
         # The first failure is the one that counts: after a deadline, the worker's own
         # "interrupted" event must not replace it.
         if status == "fail" and "exit_code" in event and self.failure is None:
@@ -179,7 +182,9 @@ class Monitor:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
                 oom_after = self._oom_group.oom_kills() if self._oom_group else None
                 return Death.from_status(status, rusage, self._oom_before, oom_after)
-            # an orphan re-parented to us as PID 1: reaped, nothing more to do
+            # an orphan re-parented to us as PID 1: reaped, so it is no zombie
+            events.emit("debug", "orphan.reaped", pid=pid,
+                        exit_code=os.waitstatus_to_exitcode(status))
 
     # -- deadlines and escalation ---------------------------------------------------------
 
@@ -230,6 +235,20 @@ class Monitor:
                 break
             last = text
         return redaction.current().text(text.strip())
+
+
+# "ERROR  | ..." (the RunPod SDK's log lines) or "WARNING:name:..." (logging's default).
+_LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL)\s*[|:]")
+_LEVEL_NAMES = {"WARNING": "warn", "CRITICAL": "critical"}
+
+
+def level_of(line: str) -> str:
+    """The level a library gave a plain output line, so an SDK's errors read as errors."""
+    match = _LEVEL_PREFIX.match(line)
+    if match is None:
+        return "info"
+    word = match.group(1)
+    return _LEVEL_NAMES.get(word, word.lower())
 
 
 def read_from(path: Path, offset: int) -> str:

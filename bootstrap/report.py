@@ -103,3 +103,35 @@ def list_reports(config: Config) -> list[Path]:
 
 def load(path: Path) -> BootReport:
     return BootReport.from_dict(json.loads(path.read_text()))
+
+
+def announce_previous(config: Config) -> None:
+    """Say how the last boot on this volume went, if it did not go well.
+
+    A worker that died is gone with its console; the next one to boot on the same volume
+    is the first place its story can be told. One directory listing and one small file.
+    """
+    try:
+        paths = sorted(config.reports_dir.glob("*.json"))
+        if not paths:
+            return
+        previous = load(paths[-1])
+    except (OSError, ValueError, TypeError):
+        return  # no readable history is not this boot's problem
+    ago_s = int(time.time() - (previous.ended_at or previous.started_at))
+    where = {"previous_run_id": previous.run_id, "previous_worker_id": previous.worker_id,
+             "ago_s": ago_s, "report": str(paths[-1])}
+    if previous.outcome == "failed" and previous.failure:
+        failure = previous.failure
+        code = f" ({failure['code']})" if failure.get("code") else ""
+        events.emit("warn", "previous_boot",
+                    msg=f"previous boot on worker {previous.worker_id} failed at stage "
+                        f"{failure['stage']}{code}: {failure['msg']}",
+                    hint=failure.get("hint", ""), exit_code=previous.exit_code, **where)
+    elif previous.outcome == "booting":
+        last = previous.stages[-1]["stage"] if previous.stages else "none"
+        events.emit("warn", "previous_boot",
+                    msg=f"previous boot on worker {previous.worker_id} never finished; "
+                        f"its last finished stage was {last}",
+                    hint="its supervisor was killed too (SIGKILL to the container, a host "
+                         "failure); the platform's logs may say more", **where)

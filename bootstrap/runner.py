@@ -47,6 +47,7 @@ def run_stage(stage: Stage, ctx: Context) -> StageResult:
                 deadline_s=ctx.config.deadline_for(stage.name, stage.deadline_s),
                 fail_exit_code=int(stage.exit_code))
     started = time.monotonic()
+    started_at = time.time()
 
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
@@ -59,7 +60,7 @@ def run_stage(stage: Stage, ctx: Context) -> StageResult:
                           exc.message.id, exc.cause)
     except SystemExit as exc:
         if exc.code in (0, None):  # a clean end, e.g. the RunPod SDK after a test job
-            result = StageResult(stage.name, Status.OK, elapsed_ms())
+            result = StageResult(stage.name, Status.OK, elapsed_ms(), started_at=started_at)
             events.emit("info", "stage", status="ok", duration_ms=result.duration_ms)
             events.unbind("stage")
             return result
@@ -81,7 +82,7 @@ def run_stage(stage: Stage, ctx: Context) -> StageResult:
             traceback=redaction.redact(traceback.format_exc()),
         )
     else:
-        result = StageResult(stage.name, Status.OK, elapsed_ms())
+        result = StageResult(stage.name, Status.OK, elapsed_ms(), started_at=started_at)
         if outcome is not None:
             result.facts, result.messages = outcome.facts, outcome.messages
             result.status = Status.SKIP if outcome.skipped else _status(outcome.messages)
@@ -91,7 +92,8 @@ def run_stage(stage: Stage, ctx: Context) -> StageResult:
         events.unbind("stage")
         return result
 
-    result = StageResult(stage.name, Status.FAIL, elapsed_ms(), failure=failure)
+    result = StageResult(stage.name, Status.FAIL, elapsed_ms(), failure=failure,
+                         started_at=started_at)
     events.emit("error", "stage", status="fail", duration_ms=result.duration_ms,
                 **failure.to_dict())
     events.unbind("stage")
@@ -100,4 +102,5 @@ def run_stage(stage: Stage, ctx: Context) -> StageResult:
 
 def skip_stage(stage: Stage, reason: str) -> StageResult:
     events.emit("info", "stage", stage=stage.name, status="skip", reason=reason)
-    return StageResult(stage.name, Status.SKIP, 0, facts={"reason": reason})
+    return StageResult(stage.name, Status.SKIP, 0, facts={"reason": reason},
+                       started_at=time.time())

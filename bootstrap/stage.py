@@ -131,6 +131,7 @@ class StageResult:
     facts: dict[str, Any] = field(default_factory=dict)
     messages: list[Message] = field(default_factory=list)
     failure: Failure | None = None
+    started_at: float | None = None  # epoch seconds; places the stage on a timeline
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -138,6 +139,8 @@ class StageResult:
             "status": str(self.status),
             "duration_ms": self.duration_ms,
         }
+        if self.started_at is not None:
+            out["started_at"] = round(self.started_at, 3)
         if self.facts:
             out["facts"] = self.facts
         if self.messages:

@@ -58,6 +58,10 @@ class Supervisor:
         events.emit("info", "boot", msg="boot started", mode=self.config.mode,
                     version=bootstrap.__version__, pid=os.getpid(),
                     volume=str(self.config.volume))
+        report.announce_previous(self.config)
+        # Saved as "booting" now, so that if this whole container is SIGKILLed mid-boot
+        # the next boot on the volume can still say so.
+        report.save(self.report, self.config)
         try:
             self.lifecycle.advance(Phase.BOOTING)
             for stage in pipeline.supervisor_stages():
@@ -100,6 +104,7 @@ class Supervisor:
         return env
 
     def _run_worker(self) -> int:
+        report.save(self.report, self.config)  # the supervisor stages, before the worker
         python = str(self.ctx.state.get("python", sys.executable))
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
         argv = [python, "-m", "bootstrap.worker"]
@@ -118,6 +123,11 @@ class Supervisor:
         self.monitor = Monitor(proc, run_dir / FAULT_LOG, self.config.stop_grace_s,
                                stages=self.report.stages, on_ready=self._on_ready)
         end = self.monitor.watch()
+        if end.unfinished_stage is not None:  # the worker died inside it: no end event came
+            stage = end.unfinished_stage
+            self.report.stages.append(StageResult(
+                stage.name, Status.FAIL, int((time.monotonic() - stage.started) * 1000),
+                started_at=stage.started_at).to_dict())
         self.report.worker = end.death.to_dict()
         if end.stopped_by is not None:
             return self._finish_stopped(end.stopped_by)
@@ -187,7 +197,8 @@ class Supervisor:
         if output_tail:
             self.report.failure["output_tail"] = output_tail
         if not any(s.get("stage") == failure.stage for s in self.report.stages):
-            self.report.stages.append(StageResult(failure.stage, Status.FAIL, 0).to_dict())
+            self.report.stages.append(
+                StageResult(failure.stage, Status.FAIL, 0, started_at=time.time()).to_dict())
         fields = failure.to_dict()
         del fields["exit_code"]
         return self._summary("error", "fail", failure.exit_code, **fields)

@@ -49,7 +49,7 @@ def _on_stop_signal(signum: int, _: FrameType | None) -> None:
 
 def main() -> int:
     config = Config.from_env(os.environ[ENV_CONFIG])
-    events.configure("json", sys.stdout)
+    events.configure("json", sys.stdout, level=config.log_level)
     events.bind(run_id=os.environ[ENV_RUN_ID], worker_id=os.environ[ENV_WORKER_ID],
                 process="worker")
     _arm_faulthandler(Path(os.environ[ENV_RUN_DIR]))

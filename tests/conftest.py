@@ -3,8 +3,10 @@ signals; the user stages that misbehave live in ``tests/fixtures/``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -80,18 +82,32 @@ def boot_env(volume: Path, stages: tuple[str, ...] = (), **settings: str) -> dic
 
 
 def start_boot(volume: Path, stages: tuple[str, ...] = (), *, env: Mapping[str, str] = (),
-               prefix: tuple[str, ...] = (), **settings: str) -> subprocess.Popen[str]:
+               prefix: tuple[str, ...] = (), cwd: Path = REPO,
+               **settings: str) -> subprocess.Popen[str]:
     full_env = boot_env(volume, stages, **settings)
     full_env.update(env)
+    # Its own session, so a test that times out can take the whole boot down with it.
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "bootstrap", "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd,
+        start_new_session=True)
+
+
+def kill_boot(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
 
 
 def boot(volume: Path, stages: tuple[str, ...] = (), *, timeout: float = 120,
-         env: Mapping[str, str] = (), prefix: tuple[str, ...] = (), **settings: str) -> Boot:
-    proc = start_boot(volume, stages, env=env, prefix=prefix, **settings)
-    stdout, stderr = proc.communicate(timeout=timeout)
+         env: Mapping[str, str] = (), prefix: tuple[str, ...] = (), cwd: Path = REPO,
+         **settings: str) -> Boot:
+    proc = start_boot(volume, stages, env=env, prefix=prefix, cwd=cwd, **settings)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_boot(proc)
+        raise
     return Boot(proc.returncode, stdout, stderr, volume)
 
 
@@ -107,7 +123,19 @@ def wait_for_line(proc: subprocess.Popen[str], predicate: Any, timeout: float = 
         lines.append(line)
         if predicate(json.loads(line)):
             return lines
+    kill_boot(proc)
     raise AssertionError(f"no matching event within {timeout} s; got:\n{''.join(lines)}")
+
+
+def finish_boot(proc: subprocess.Popen[str], lines: list[str], volume: Path,
+                timeout: float = 60) -> Boot:
+    """Wait for a boot started with ``start_boot``; ``lines`` are those already read."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_boot(proc)
+        raise
+    return Boot(proc.returncode, "".join(lines) + stdout, stderr, volume)
 
 
 @pytest.fixture

@@ -86,3 +86,13 @@ def test_a_worker_whose_interpreter_cannot_start_is_named(volume: Path) -> None:
     outputs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert any("PYTHONHOME" in e.get("line", "") or "encodings" in e.get("line", "")
                for e in outputs if e["event"] == "output"), "the worker's last words are shown"
+
+
+def test_the_sdk_failing_a_test_job_is_a_named_serve_failure(volume: Path) -> None:
+    """A job the SDK cannot run: its own ERROR line keeps its level, then serve.E004."""
+    result = boot(volume, (), skip="", handler="handler.echo:make_handler",
+                  test_input="null")
+    assert result.returncode == 18
+    assert result.last["code"] == "serve.E004"
+    errors = [e for e in result.named("output") if e["level"] == "error"]
+    assert any("Job has no input parameter" in e["line"] for e in errors)

@@ -77,12 +77,44 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
     # local mode (volume.I001), no environment without requirements (venv.I003)
     for id in ("preflight.I001", "volume.I001", "venv.I003"):
         assert f"({id})" in text.stdout
-    assert text.stdout.rstrip().endswith("System check identified 4 issues.")
+    assert text.stdout.rstrip().endswith("System check identified 4 issues (0 silenced).")
     strict = subprocess.run([sys.executable, "-m", "bootstrap", "check", "--mode", "local",
                              "--fail-level", "warning", "--output", "json"],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
     assert strict.returncode == 3
     data = json.loads(strict.stdout)
-    assert data["version"] == 1
+    assert data["version"] == 1 and data["failed"] is True
     assert {m["id"] for m in data["messages"]} == {
         "preflight.W001", "preflight.I001", "volume.I001", "venv.I003"}
+
+
+def check_cli(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """`bootstrap check` as on a laptop: not on RunPod."""
+    env = {**os.environ, **environ}
+    env.pop("RUNPOD_POD_ID")
+    return subprocess.run([sys.executable, "-m", "bootstrap", "check", *args],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+
+
+def test_silenced_ids_are_counted_not_shown() -> None:
+    result = check_cli("--mode", "local", "--silence", "preflight.I001",
+                       RUNPOD_INIT_TIMEOUT="60", BOOTSTRAP_SILENCE="preflight.W001")
+    # the flag replaces the environment's list, as every flag does
+    assert "preflight.I001" not in result.stdout and "(preflight.W001)" in result.stdout
+    # and volume.I001, venv.I003: local mode without a volume or requirements
+    assert result.stdout.rstrip().endswith("identified 3 issues (1 silenced).")
+    result = check_cli("--mode", "local", "--output", "json", RUNPOD_INIT_TIMEOUT="60",
+                       BOOTSTRAP_SILENCE="preflight.W001,preflight.I001")
+    assert json.loads(result.stdout)["silenced"] == 2
+
+
+def test_platform_runpod_predicts_what_the_platform_will_refuse() -> None:
+    result = check_cli("--platform", "runpod", "--mode", "volume", "--volume", "/workspace",
+                       "--output", "json", BOOTSTRAP_TEST_INPUT='{"text": "hi"}')
+    assert result.returncode == 3
+    ids = {m["id"] for m in json.loads(result.stdout)["messages"]}
+    assert {"platform.E001", "platform.E003"} <= ids
+    assert "preflight.I001" not in ids, "on the platform RUNPOD_POD_ID is always set"
+    local = check_cli("--platform", "runpod", "--mode", "local", "--output", "json")
+    assert {"platform.E002", "platform.W001"} <= {m["id"] for m in
+                                                  json.loads(local.stdout)["messages"]}

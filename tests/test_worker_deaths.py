@@ -3,12 +3,13 @@ cause, a documented exit code, and a boot report that says the same."""
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Boot, boot, start_boot, wait_for_line
+from conftest import FIXTURES, REPO, Boot, boot, finish_boot, start_boot, wait_for_line
 
 from bootstrap.exit_codes import ExitCode
 
@@ -102,8 +103,7 @@ def test_sigterm_to_the_supervisor_stops_the_worker_cleanly(volume: Path) -> Non
     lines = wait_for_line(proc, lambda e: e["event"] == "stage" and e.get("stage") == "hang"
                           and e["status"] == "start")
     proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=60)
-    result = Boot(proc.returncode, "".join(lines) + stdout, "", volume)
+    result = finish_boot(proc, lines, volume)
     assert result.returncode == 128 + signal.SIGTERM
     last = result.last
     assert last["event"] == "summary" and last["status"] == "stopped"
@@ -124,3 +124,18 @@ def test_a_secret_appears_nowhere(volume: Path) -> None:
     for path in volume.rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace"), path
+
+
+def test_a_core_dump_is_reported(volume: Path, tmp_path: Path) -> None:
+    """With core dumps allowed (core_pattern here writes `core` into the worker's cwd)."""
+    if Path("/proc/sys/kernel/core_pattern").read_text().startswith("|"):
+        pytest.fail("this test expects a plain core_pattern; it is piped to a handler here")
+    allow_cores = ("sh", "-c", 'ulimit -c unlimited && exec "$@"', "sh")
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    result = boot(volume, ("stage_segfaults:segfault",), prefix=allow_cores, cwd=workdir,
+                  env={"PYTHONPATH": os.pathsep.join([str(FIXTURES), str(REPO)])})
+    last = assert_named_failure(result, "segfault", 128 + signal.SIGSEGV)
+    assert last["msg"].endswith("core dumped during stage segfault")
+    assert result.report()["worker"]["core_dumped"] is True
+    assert list(workdir.glob("core*")), "the kernel wrote the core file"

@@ -10,24 +10,32 @@ import click
 from bootstrap.cli.options import config_options, load_config
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+ENVELOPE_VERSION = 1
 
 
 @click.command()
 @config_options
 @click.option("--fail-level", type=click.Choice(LEVELS), default="error", show_default=True,
-              help="Exit non-zero when a message at this level or above is found.")
+              help="Exit 3 when a message at this level or above is found.")
+@click.option("--silence", multiple=True, metavar="ID",
+              help="A check id not to report (repeatable; also BOOTSTRAP_SILENCE=a,b).")
+@click.option("--platform", type=click.Choice(["runpod"]),
+              help="Also check what this platform's runtime will provide.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
-def check(config_file: Path | None, fail_level: str, output: str, **flags: Any) -> None:
+def check(config_file: Path | None, fail_level: str, silence: tuple[str, ...],
+          platform: str | None, output: str, **flags: Any) -> None:
     """Run every stage's read-only checks and print what a boot would hit.
 
-    Nothing is created, installed or downloaded.
+    Nothing is created, installed, downloaded or left on the volume.
 
     \b
     Examples:
       bootstrap check
-      bootstrap check --mode local --volume /tmp/vol --output json
+      bootstrap check --platform runpod --mode volume
+      bootstrap check --silence preflight.I001 --fail-level warning
+      bootstrap check --output json
     """
-    from bootstrap import events, pipeline
+    from bootstrap import events, pipeline, runpod_platform
     from bootstrap.context import Context
     from bootstrap.error_boundary import error_boundary
     from bootstrap.exit_codes import ExitCode
@@ -36,27 +44,33 @@ def check(config_file: Path | None, fail_level: str, output: str, **flags: Any) 
 
     events.configure("auto", sys.stderr)
     with error_boundary():
-        config = load_config(config_file, **flags).config
+        config = load_config(config_file, silence=silence or None, **flags).config
         ctx = Context(config, run_id="check", worker_id=worker_identity(), dry_run=True)
         found: list[tuple[str, Message]] = []
+        if platform == "runpod":
+            ctx.state["platform"] = "runpod"
+            found += [("platform", m) for m in runpod_platform.check(config)]
         for stage in [*pipeline.supervisor_stages(), *pipeline.worker_stages(config)]:
-            for message in stage.check(ctx):
-                found.append((stage.name, message))
+            found += [(stage.name, m) for m in stage.check(ctx)]
+        shown = [(s, m) for s, m in found if m.id not in config.silence]
+        silenced = len(found) - len(shown)
         threshold = Level.from_name(fail_level)
-        serious = [m for _, m in found if m.level >= threshold]
+        failing = [m for _, m in shown if m.level >= threshold]
         if output == "json":
-            click.echo(json.dumps({"version": 1, "messages": [
-                {"stage": stage, **m.to_dict()} for stage, m in found]}, indent=2))
+            click.echo(json.dumps({
+                "version": ENVELOPE_VERSION,
+                "messages": [{"stage": stage, **m.to_dict()} for stage, m in shown],
+                "silenced": silenced,
+                "fail_level": fail_level,
+                "failed": bool(failing),
+            }, indent=2))
         else:
-            click.echo(render(found))
-        sys.exit(ExitCode.CHECK_FAILED if serious else ExitCode.OK)
+            click.echo(render(shown, silenced))
+        sys.exit(ExitCode.CHECK_FAILED if failing else ExitCode.OK)
 
 
-def render(found: list[tuple[str, Any]]) -> str:
-    from bootstrap.message import Level
-
-    if not found:
-        return "System check identified no issues."
+def render(found: list[tuple[str, Any]], silenced: int) -> str:
+    """Django's form: grouped by level, ``obj: (id) msg`` and a HINT line, then a count."""
     lines = []
     for level in sorted({m.level for _, m in found}, reverse=True):
         lines.append(f"{level.name}S:")
@@ -66,6 +80,5 @@ def render(found: list[tuple[str, Any]]) -> str:
                 lines.append(f"\tHINT: {m.hint}")
         lines.append("")
     count = len(found)
-    lines.append(f"System check identified {count} issue{'s' if count != 1 else ''}.")
-    del Level
-    return "\n".join(lines)
+    issues = "no issues" if count == 0 else f"{count} issue{'s' if count != 1 else ''}"
+    return "\n".join([*lines, f"System check identified {issues} ({silenced} silenced)."])

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,55 +11,70 @@ from bootstrap.cli.options import config_options, load_config
 
 @click.command()
 @config_options
+@click.argument("boots", nargs=-1, metavar="[BOOT [BOOT]]")
+@click.option("--list", "as_list", is_flag=True, help="List every boot report found.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report file as it is stored.")
-def report(config_file: Path | None, as_json: bool, **flags: Any) -> None:
-    """Print the latest boot report on the volume (or the local fallback).
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one self-contained HTML page with a waterfall of the stages.")
+def report(config_file: Path | None, boots: tuple[str, ...], as_list: bool, as_json: bool,
+           html_file: Path | None, **flags: Any) -> None:
+    """Read the boot reports kept on the volume (or in the local fallback).
+
+    BOOT is a run id (a prefix is enough), a report file, or `latest` (the default).
+    With one BOOT: its stage timeline. With two: what changed from the first to the second.
 
     \b
     Examples:
-      bootstrap report --volume /runpod-volume
-      bootstrap report --json
+      bootstrap report --list
+      bootstrap report                     the latest boot as a timeline
+      bootstrap report 3f2a                the boot whose run id starts with 3f2a
+      bootstrap report 3f2a latest         compare a boot with the latest one
+      bootstrap report --html boot.html    a page to open in a browser
     """
-    from bootstrap import events
+    from bootstrap import events, report_text
     from bootstrap import report as reports
     from bootstrap.error_boundary import error_boundary
     from bootstrap.exit_codes import ExitCode
 
-    events.configure("auto")
+    events.configure("auto", sys.stderr)
     with error_boundary():
         config = load_config(config_file, **flags).config
         paths = reports.list_reports(config)
-        if not paths:
+        if len(boots) > 2:
+            raise click.UsageError("give at most two boots to compare")
+        if not paths and not any(Path(b).is_file() for b in boots):
             searched = ", ".join(str(d) for d in reports.report_dirs(config))
             click.echo(f"no boot reports found (looked in {searched})", err=True)
             sys.exit(ExitCode.NO_REPORT)
-        latest = paths[-1]
-        if as_json:
-            click.echo(latest.read_text())
+        if as_list:
+            click.echo(report_text.render_list([(p, reports.load(p)) for p in paths]))
             return
-        click.echo(render(reports.load(latest), latest))
+        chosen = [find(paths, name) for name in (boots or ("latest",))]
+        if len(chosen) == 2:
+            a, b = (reports.load(p) for p in chosen)
+            click.echo(report_text.render_compare(a, b))
+            return
+        (path,) = chosen
+        if as_json:
+            click.echo(path.read_text())
+        elif html_file is not None:
+            from bootstrap.report_html import render_html
+
+            html_file.write_text(render_html(reports.load(path)))
+            click.echo(f"wrote {html_file}", err=True)
+        else:
+            click.echo(report_text.render_timeline(reports.load(path), path))
 
 
-def render(boot: Any, path: Path) -> str:
-    import time
-
-    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(boot.started_at))
-    lines = [f"boot {boot.run_id} on worker {boot.worker_id} ({boot.mode} mode), {started}",
-             f"outcome: {boot.outcome}, exit code {boot.exit_code}", f"report: {path}", ""]
-    for stage in boot.stages:
-        lines.append(f"  {stage['stage']:<12} {stage['status']:<5} "
-                     f"{stage.get('duration_ms', 0):>8} ms")
-    if boot.failure:
-        failure = boot.failure
-        lines += ["", f"failed at stage {failure['stage']}: "
-                      f"{'(' + failure['code'] + ') ' if failure.get('code') else ''}"
-                      f"{failure['msg']}"]
-        if failure.get("hint"):
-            lines.append(f"  HINT: {failure['hint']}")
-        if failure.get("cause"):
-            lines.append(f"  cause: {failure['cause']}")
-        if failure.get("traceback"):
-            lines += ["", failure["traceback"]]
-    if boot.worker:
-        lines += ["", "worker process: " + json.dumps(boot.worker)]
-    return "\n".join(lines)
+def find(paths: list[Path], name: str) -> Path:
+    """The report a user named: ``latest``, a file, or a run id prefix (unambiguous)."""
+    if name == "latest":
+        return paths[-1]
+    if Path(name).is_file():
+        return Path(name)
+    matches = [p for p in paths if p.stem.rsplit("-", 1)[-1].startswith(name)]
+    if len(matches) != 1:
+        found = "no boot" if not matches else f"{len(matches)} boots"
+        raise click.BadParameter(f"{found} with a run id starting with {name!r}; "
+                                 "`bootstrap report --list` shows them", param_hint="BOOT")
+    return matches[0]

@@ -26,7 +26,7 @@ def run(config_file: Path | None, test_input: str | None, **flags: Any) -> None:
     events.configure("auto")
     with error_boundary():
         loaded = load_config(config_file, test_input=test_input, **flags)
-        events.configure(loaded.config.log_format)
+        events.configure(loaded.config.log_format, level=loaded.config.log_level)
         from bootstrap.supervisor import Supervisor
 
         sys.exit(Supervisor(loaded.config).run())

@@ -1,0 +1,245 @@
+"""Downloading one file from a Hugging Face repo onto the volume, safely for a fleet.
+
+Workers that cold-start together would each fetch the same 1.35 GB checkpoint (and earn
+429s doing it): a lease on the volume lets one download while the others wait and then
+find the file. The body goes to a ``.partial`` name and is renamed into place only when
+its size matches what the server declared, so a file at the final path is complete. Each
+attempt has a time limit; transient failures (timeouts, 5xx, 429) are retried with backoff,
+and 401/403/404 fail at once with what to do.
+
+The lease is minimal (exclusive create, owner record, heartbeat by touch, stale takeover);
+it does not rely on ``flock``, which network filesystems do not honour across hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap import events
+
+CHUNK = 1 << 20
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class Remote:
+    repo: str
+    filename: str
+    revision: str = "main"
+
+    def url(self, endpoint: str) -> str:
+        return f"{endpoint.rstrip('/')}/{self.repo}/resolve/{self.revision}/{self.filename}"
+
+
+class DownloadError(Exception):
+    """``kind`` is auth, forbidden, not_found, rate_limited, incomplete or failed."""
+
+    def __init__(self, kind: str, detail: str, status: int = 0) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Policy:
+    attempt_timeout_s: float = 900.0  # one attempt at one file, start to end
+    read_timeout_s: float = 30.0  # silence on the socket
+    retries: int = 4
+    backoff_s: float = 2.0
+    lease_stale_s: float = 120.0  # a holder that has not touched its lease this long is gone
+    lease_wait_s: float = 1800.0
+
+
+def _classify(exc: urllib.error.HTTPError) -> DownloadError:
+    status = exc.code
+    if status == 401:
+        return DownloadError("auth", "401 Unauthorized: the repo needs a token", status)
+    if status == 403:
+        return DownloadError("forbidden", "403 Forbidden: the token has no access", status)
+    if status == 404:
+        return DownloadError("not_found", "404 Not Found", status)
+    if status == 429:
+        return DownloadError("rate_limited", "429 Too Many Requests", status)
+    return DownloadError("failed", f"HTTP {status}", status)
+
+
+def _retry_after(exc: urllib.error.HTTPError, default: float) -> float:
+    value = exc.headers.get("Retry-After", "") if exc.headers else ""
+    return min(float(value), 60.0) if value.isdigit() else default
+
+
+class _Progress:
+    """A progress event every 5 % or 5 s, whichever comes later, so logs stay readable."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total, self.last_t, self.last_pct = name, total, 0.0, -5
+
+    def __call__(self, done: int) -> None:
+        pct = int(done * 100 / self.total) if self.total else 0
+        now = time.monotonic()
+        if (pct - self.last_pct >= 5 and now - self.last_t >= 5) or done == self.total:
+            self.last_t, self.last_pct = now, pct
+            events.emit("info", "download.progress", file=self.name, bytes=done,
+                        total=self.total, pct=pct)
+
+
+def _attempt(url: str, dest: Path, token: str, policy: Policy,
+             touch: Callable[[], None]) -> int:
+    partial = dest.with_name(f"{dest.name}.partial-{os.getpid()}")
+    request = urllib.request.Request(url, headers={"User-Agent": "bootstrap-worker"})
+    if token:
+        # Unredirected: the hub redirects to a CDN, which must not receive the token.
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
+    deadline = time.monotonic() + policy.attempt_timeout_s
+    try:
+        with urllib.request.urlopen(request, timeout=policy.read_timeout_s) as response, \
+                open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            progress, done = _Progress(dest.name, total), 0
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                done += len(chunk)
+                progress(done)
+                touch()
+                if time.monotonic() > deadline:
+                    raise DownloadError("failed", f"took over {policy.attempt_timeout_s:g} s")
+            out.flush()
+            os.fsync(out.fileno())
+        if total and done != total:
+            raise DownloadError("incomplete", f"got {done} of {total} bytes")
+        os.replace(partial, dest)
+        return done
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _fetch(remote: Remote, dest: Path, policy: Policy, touch: Callable[[], None]) -> int:
+    endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT)
+    token = os.environ.get("HF_TOKEN", "")
+    url = remote.url(endpoint)
+    for attempt in range(policy.retries + 1):
+        delay = policy.backoff_s * 2**attempt
+        try:
+            return _attempt(url, dest, token, policy, touch)
+        except urllib.error.HTTPError as exc:
+            error = _classify(exc)
+            if error.kind in ("auth", "forbidden", "not_found") or attempt == policy.retries:
+                raise error from None
+            if error.kind == "rate_limited":
+                delay = _retry_after(exc, delay)
+        except DownloadError as exc:
+            if attempt == policy.retries:
+                raise
+            error = exc
+        except (urllib.error.URLError, OSError) as exc:  # timeouts, resets, DNS
+            error = DownloadError("failed", f"{type(exc).__name__}: {exc}")
+            if attempt == policy.retries:
+                raise error from None
+        events.emit("warn", "download.retry", file=remote.filename, attempt=attempt + 1,
+                    of=policy.retries, reason=str(error), wait_s=delay)
+        time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def lease_path(locks: Path, key: str) -> Path:
+    return locks / f"download-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lease"
+
+
+def _acquire(path: Path, owner: str, key: str, policy: Policy,
+             done: Callable[[], bool]) -> bool:
+    """True when this worker holds the lease; False when another finished the work."""
+    waited_from, last_note = time.monotonic(), -10.0
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(owner)
+            return True
+        if done():
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            age = time.time() - path.stat().st_mtime
+            if age > policy.lease_stale_s:
+                events.emit("warn", "download.lease_stale", key=key, holder=_read(path),
+                            idle_s=int(age))
+                path.unlink(missing_ok=True)
+                continue
+        waited = time.monotonic() - waited_from
+        if waited > policy.lease_wait_s:
+            raise DownloadError("failed", f"waited {int(waited)} s for {_read(path)}")
+        if waited - last_note >= 10:
+            last_note = waited
+            events.emit("info", "download.waiting", key=key, holder=_read(path),
+                        waited_s=int(waited))
+        time.sleep(0.5)
+
+
+class _Heartbeat:
+    """Touches the lease now and then, so waiters can tell a live holder from a dead one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.last = path, time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.last > 5:
+            self.last = time.monotonic()
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.path)
+
+
+@contextlib.contextmanager
+def lease(locks: Path, key: str, worker_id: str, policy: Policy,
+          done: Callable[[], bool]) -> Iterator[Callable[[], None] | None]:
+    """Holds the lease named ``key``; yields a heartbeat to call while working, or None
+    when another worker did the work (``done()`` became true) while this one waited."""
+    locks.mkdir(parents=True, exist_ok=True)
+    path = lease_path(locks, key)
+    owner = json.dumps({"worker_id": worker_id, "pid": os.getpid(),
+                        "host": socket.gethostname(), "key": key})
+    if not _acquire(path, owner, key, policy, done):
+        yield None
+        return
+    try:
+        # Another worker may have finished while this one raced for the lease.
+        yield None if done() else _Heartbeat(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return "unknown"
+
+
+def ensure(remote: Remote, dest: Path, locks: Path, worker_id: str,
+           policy: Policy | None = None) -> int:
+    """``dest`` present, downloaded from ``remote`` unless it is; the bytes fetched (0 if
+    the file was already there or another worker fetched it)."""
+    policy = policy or Policy()
+    if dest.is_file():
+        return 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with lease(locks, str(dest), worker_id, policy, dest.is_file) as touch:
+        if touch is None:
+            return 0
+        # Under the lease nobody else writes here: a partial file is a killed worker's.
+        for leftover in dest.parent.glob(f"{dest.name}.partial-*"):
+            leftover.unlink(missing_ok=True)
+        events.emit("info", "download.start", file=remote.filename, repo=remote.repo,
+                    dest=str(dest))
+        return _fetch(remote, dest, policy, touch)

@@ -1,0 +1,188 @@
+"""The warm F5-TTS model: its architecture, its voices, loading it, and one synthesis.
+
+The model stage loads it into ``ctx.state["model"]``; the warm-up and the handler call
+:meth:`F5Model.synthesize`. F5-TTS is driven through its own ``utils_infer`` functions
+with every input explicit: the device (its default silently falls back to the CPU), local
+vocoder files (else it downloads Vocos), a reference text (else it downloads Whisper).
+Its reference-audio preprocessing is not used: it clips audio past ~12 s while keeping
+the whole text, and leaves a temp file per reference; the handler decides instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import random
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Progress = Callable[[int, int], None]  # (chunks done, chunks in all)
+
+
+def package_dir() -> Path | None:
+    """Where ``f5_tts`` is installed, found without importing it (an import is seconds)."""
+    spec = importlib.util.find_spec("f5_tts")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    backbone: str
+    arch: dict[str, Any]
+    mel: dict[str, Any]
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.mel.get("target_sample_rate", 24000))
+
+    @property
+    def mel_spec_type(self) -> str:
+        return str(self.mel.get("mel_spec_type", "vocos"))
+
+
+def arch_file(spec: str) -> Path | None:
+    """The yaml for ``spec``: a path, or a config name shipped with f5_tts."""
+    if spec.endswith((".yaml", ".yml")):
+        return Path(spec)
+    root = package_dir()
+    return root / "configs" / f"{spec}.yaml" if root else None
+
+
+def read_arch(path: Path) -> Arch:
+    import yaml  # PyYAML comes with f5-tts (through omegaconf)
+
+    model = yaml.safe_load(path.read_text())["model"]
+    return Arch(str(model.get("name", path.stem)), str(model["backbone"]),
+                dict(model["arch"]), dict(model["mel_spec"]))
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    wav: Path
+    text: str
+
+
+def read_voices(folder: Path) -> dict[str, Voice]:
+    """Voices stored as ``NAME.wav`` with their reference text in ``NAME.txt``."""
+    voices = {}
+    for wav in sorted(folder.glob("*.wav")) if folder.is_dir() else ():
+        text_file = wav.with_suffix(".txt")
+        if text_file.is_file() and text_file.read_text().strip():
+            voices[wav.stem] = Voice(wav.stem, wav, text_file.read_text().strip())
+    return voices
+
+
+def read_vocab(path: Path) -> list[str]:
+    """Tokens, one per line, as F5-TTS reads them (every line ends in a newline)."""
+    return [line[:-1] for line in path.read_text(encoding="utf-8").splitlines(keepends=True)]
+
+
+def ref_text_for_model(text: str) -> str:
+    """The reference text ending the way F5-TTS's own preprocessing leaves it."""
+    text = text.strip()
+    if text.endswith((". ", "。")):
+        return text
+    return text + " " if text.endswith(".") else text + ". "
+
+
+def expected_samples(ref_samples: int, ref_text: str, text: str, speed: float = 1.0,
+                     hop: int = 256) -> int:
+    """How many samples F5-TTS makes for ``text`` in one chunk (its own duration rule:
+    frames in proportion to UTF-8 length against the reference; Vocos turns N frames into
+    N - 1 hops). Long texts are chunked and cross-faded, so this is an estimate for them."""
+    ref_frames = ref_samples // hop
+    ref_text = ref_text_for_model(ref_text)
+    ref_text += " " if len(ref_text[-1].encode()) == 1 else ""
+    gen = len(text.encode())
+    local_speed = 0.3 if gen < 10 else speed  # F5-TTS slows very short texts down
+    frames = int(ref_frames / len(ref_text.encode()) * gen / local_speed)
+    return max(frames - 1, 0) * hop
+
+
+class _ChunkProgress:
+    """What F5-TTS calls as ``progress.tqdm(iterable)`` around its text chunks."""
+
+    def __init__(self, report: Progress | None) -> None:
+        self.report = report
+
+    def tqdm(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        items = list(iterable)
+        for index, item in enumerate(items):
+            yield item
+            if self.report:
+                self.report(index + 1, len(items))
+
+
+@dataclass
+class F5Model:
+    model: Any
+    vocoder: Any
+    device: str
+    arch: Arch
+    voices: dict[str, Voice] = field(default_factory=dict)
+    # One synthesis at a time: seeding is process-wide, and so is the stdout redirect.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.arch.sample_rate
+
+    def synthesize(self, ref_wav: Path, ref_text: str, text: str, *, nfe_step: int = 32,
+                   cfg_strength: float = 2.0, speed: float = 1.0, seed: int | None = None,
+                   progress: Progress | None = None) -> tuple[Any, int]:
+        """The waveform (float32 numpy, mono) for ``text`` and the seed that made it."""
+        from f5_tts.infer.utils_infer import infer_process
+        from f5_tts.model.utils import seed_everything
+
+        seed = random.randint(0, 2**31 - 1) if seed is None else seed
+        with self.lock, contextlib.redirect_stdout(sys.stderr):
+            # F5-TTS prints progress; stdout carries this worker's JSON events.
+            seed_everything(seed)
+            wave, _, _ = infer_process(
+                str(ref_wav), ref_text_for_model(ref_text), text, self.model, self.vocoder,
+                mel_spec_type=self.arch.mel_spec_type, show_info=lambda *_: None,
+                progress=_ChunkProgress(progress), nfe_step=nfe_step,
+                cfg_strength=cfg_strength, speed=speed, device=self.device)
+        if wave is None:
+            raise ValueError("the text produced no speech chunks")
+        return wave, seed
+
+
+def load(arch: Arch, ckpt: Path, vocab: Path, vocoder_dir: Path, device: str) -> F5Model:
+    from f5_tts.infer import utils_infer
+    from hydra.utils import get_class
+
+    backbone = get_class(f"f5_tts.model.{arch.backbone}")
+    with contextlib.redirect_stdout(sys.stderr):
+        model = utils_infer.load_model(backbone, arch.arch, str(ckpt),
+                                       mel_spec_type=arch.mel_spec_type,
+                                       vocab_file=str(vocab), device=device)
+        vocoder = utils_infer.load_vocoder(arch.mel_spec_type, is_local=True,
+                                           local_path=str(vocoder_dir), device=device)
+    return F5Model(model, vocoder, device, arch)
+
+
+def expected_shapes(arch: Arch, vocab: list[str]) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes of ``arch`` with ``vocab``, built on the meta device (no
+    memory, no time) to compare with a checkpoint before loading it."""
+    import torch
+    from f5_tts.model import CFM
+    from hydra.utils import get_class
+
+    from bootstrap.checkpoint import IGNORED
+
+    backbone = get_class(f"f5_tts.model.{arch.backbone}")
+    mel = {k: v for k, v in arch.mel.items()}
+    with torch.device("meta"):
+        model = CFM(transformer=backbone(**arch.arch, text_num_embeds=len(vocab),
+                                         mel_dim=int(mel["n_mel_channels"])),
+                    mel_spec_kwargs=mel, vocab_char_map={c: i for i, c in enumerate(vocab)})
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in IGNORED}

@@ -1,0 +1,228 @@
+"""model: proves the F5-TTS assets on the volume, fetches what is missing, then loads the
+model and vocoder onto the device the cuda stage chose.
+
+Order matters: the files are checked (present, complete, shapes and vocab agreeing with
+the architecture) before anything is imported, because a wrong checkpoint fails deep
+inside ``load_state_dict`` or, worse, loads and speaks gibberish. When the files are
+complete ``HF_HUB_OFFLINE=1`` is set before ``f5_tts`` is imported: a hub lookup that
+misses costs ~23 s of retries per file otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap import checkpoint, download, events, f5
+from bootstrap.context import Context
+from bootstrap.exit_codes import ExitCode
+from bootstrap.message import Message, error, warning
+from bootstrap.stage import Outcome, Side, Stage, StageFailed
+
+E001 = error("model.E001", "checkpoint {path} is missing",
+             "copy it there, set BOOTSTRAP_MODEL_CKPT, or set BOOTSTRAP_MODEL_REPO to fetch it")
+E002 = error("model.E002", "checkpoint {path} is not usable: {why}",
+             "an interrupted copy or download; delete the file and copy it again")
+E003 = error("model.E003", "vocab {path} is missing or malformed: {why}",
+             "one token per line, a space on line 0; set BOOTSTRAP_MODEL_VOCAB")
+E004 = error("model.E004", "vocab {path} has {found} tokens; the checkpoint expects {need}",
+             "use the vocab.txt the checkpoint was trained with")
+E005 = error("model.E005", "vocoder directory {path} has no {file}",
+             "it needs config.yaml and pytorch_model.bin (charactr/vocos-mel-24khz)")
+E006 = error("model.E006", "checkpoint {path} does not fit arch {arch}: {why}",
+             "set BOOTSTRAP_MODEL_ARCH to the architecture the checkpoint was trained as")
+E007 = error("model.E007", "architecture {arch} is not found",
+             "use a config name of f5_tts (F5TTS_v1_Base, ...) or a path to a .yaml")
+E008 = error("model.E008", "the hub refused {file}: {why}",
+             "set HF_TOKEN to a token with access to {repo} (accept its terms on the hub)")
+E009 = error("model.E009", "the hub kept rate-limiting {file} (429)",
+             "too many workers fetching at once; pre-load the volume, or retry later")
+E010 = error("model.E010", "downloading {file} failed: {why}",
+             "the cause says why; check the network, HF_ENDPOINT and the volume's free space")
+E011 = error("model.E011", "loading the model onto {device} failed",
+             "the cause is F5-TTS's own error; out of memory and corrupt files are typical")
+E012 = error("model.E012", "f5_tts is not importable: {why}",
+             "install the f5 extra into the worker's environment (pip install '.[f5]')")
+E013 = error("model.E013", "no device was chosen; the cuda stage must run before model",
+             "keep cuda before model in the pipeline; the model is never placed implicitly")
+W001 = warning("model.W001", "no voices in {path}",
+               "store NAME.wav with its reference text in NAME.txt there")
+
+
+@dataclass(frozen=True)
+class Assets:
+    arch_spec: str
+    arch: Path | None
+    ckpt: Path
+    vocab: Path
+    vocoder: Path
+    voices: Path
+
+    @classmethod
+    def of(cls, ctx: Context) -> Assets:
+        c = ctx.config
+        arch = f5.arch_file(c.model_arch)
+        return cls(c.model_arch, c.on_volume(arch) if arch else None, c.on_volume(c.model_ckpt),
+                   c.on_volume(c.model_vocab), c.on_volume(c.model_vocoder),
+                   c.on_volume(c.model_voices))
+
+
+VOCODER_FILES = ("config.yaml", "pytorch_model.bin")
+
+
+def _vocab_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return "no such file"
+    tokens = f5.read_vocab(path)
+    if not tokens:
+        return "empty"
+    if tokens[0] != " ":
+        return f"line 0 is {tokens[0]!r}, not a space"
+    return None
+
+
+def inspect(assets: Assets, can_download: bool, final: bool = False) -> list[Message]:
+    """What is wrong with the files, read-only. Before fetching, a missing file that will
+    be downloaded or copied is not an error; ``final`` excuses nothing."""
+    found: list[Message] = []
+    if assets.arch is None or not assets.arch.is_file():
+        found.append(E007.at(assets.arch or assets.arch_spec, arch=assets.arch_spec))
+    for name in VOCODER_FILES:
+        if not (assets.vocoder / name).is_file() and not can_download:
+            found.append(E005.at(assets.vocoder / name, path=assets.vocoder, file=name))
+    vocab_why = _vocab_problem(assets.vocab)
+    from_package = not final and not assets.arch_spec.endswith((".yaml", ".yml"))
+    if vocab_why and not (vocab_why == "no such file" and (can_download or from_package)):
+        found.append(E003.at(assets.vocab, path=assets.vocab, why=vocab_why))
+    if not assets.ckpt.is_file():
+        if not can_download:
+            found.append(E001.at(assets.ckpt, path=assets.ckpt))
+        return found
+    try:
+        shapes = checkpoint.shapes(assets.ckpt)
+    except checkpoint.CheckpointError as exc:
+        found.append(E002.at(assets.ckpt, path=assets.ckpt, why=exc))
+        return found
+    need = checkpoint.vocab_size(shapes)
+    if vocab_why is None and need is not None:
+        tokens = len(f5.read_vocab(assets.vocab))
+        if tokens != need:
+            found.append(E004.at(assets.vocab, path=assets.vocab, found=tokens, need=need))
+    return found
+
+
+def check(ctx: Context) -> list[Message]:
+    assets = Assets.of(ctx)
+    found = inspect(assets, can_download=bool(ctx.config.model_repo))
+    if not f5.read_voices(assets.voices):
+        found.append(W001.at(assets.voices, path=assets.voices))
+    return found
+
+
+def _fetch(ctx: Context, assets: Assets) -> dict[str, int]:
+    """Missing files from the hub."""
+    c, fetched = ctx.config, {}
+    wanted = [(download.Remote(c.vocoder_repo, name), assets.vocoder / name)
+              for name in VOCODER_FILES]
+    if not assets.arch_spec.endswith((".yaml", ".yml")):
+        wanted.append((download.Remote(c.model_repo, f"{assets.arch_spec}/{assets.ckpt.name}"),
+                       assets.ckpt))
+    locks = ctx.config.volume / ".bootstrap" / "locks"
+    for remote, dest in wanted:
+        if dest.is_file():
+            continue
+        try:
+            fetched[remote.filename] = download.ensure(remote, dest, locks, ctx.worker_id)
+        except download.DownloadError as exc:
+            fields = {"file": remote.filename, "repo": remote.repo, "why": str(exc)}
+            kind = {"auth": E008, "forbidden": E008, "rate_limited": E009}.get(exc.kind, E010)
+            raise StageFailed(kind.at(remote.url(os.environ.get(
+                "HF_ENDPOINT", download.DEFAULT_ENDPOINT)), **fields), cause=str(exc),
+                transient=exc.kind in ("rate_limited", "failed", "incomplete")) from exc
+    return fetched
+
+
+def _from_package(ctx: Context, assets: Assets) -> None:
+    """F5-TTS's default vocab and its English example voice ship inside the package; they
+    are copied, not downloaded. The vocab only for the package's own architectures: a
+    custom checkpoint has its own vocab, and a wrong one must be named, not replaced."""
+    package = f5.package_dir()
+    if package is None:
+        return
+    if not assets.vocab.is_file() and not assets.arch_spec.endswith((".yaml", ".yml")):
+        assets.vocab.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(package / "infer" / "examples" / "vocab.txt", assets.vocab)
+    voice = ctx.config.warmup_voice
+    if voice == "default" and voice not in f5.read_voices(assets.voices):
+        assets.voices.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(package / "infer" / "examples" / "basic" / "basic_ref_en.wav",
+                        assets.voices / f"{voice}.wav")
+        (assets.voices / f"{voice}.txt").write_text(
+            "Some call me nature, others call me mother nature.\n")
+
+
+def _memory(device: str) -> dict[str, int]:
+    import psutil
+
+    out = {"rss_mb": psutil.Process().memory_info().rss >> 20}
+    if device.startswith("cuda"):
+        import torch
+
+        out["vram_allocated_mb"] = torch.cuda.memory_allocated(device) >> 20
+        free, total = torch.cuda.mem_get_info(device)
+        out["vram_free_mb"], out["vram_total_mb"] = free >> 20, total >> 20
+    return out
+
+
+def run(ctx: Context) -> Outcome:
+    device = ctx.state.get("device")
+    if not device:
+        raise StageFailed(E013.at("device"))
+    assets = Assets.of(ctx)
+    facts: dict[str, object] = {"device": device, "ckpt": str(assets.ckpt)}
+    # Anything else F5-TTS or its libraries cache goes to the volume, not the small disk.
+    os.environ.setdefault("HF_HOME", str(ctx.config.volume / ".cache" / "huggingface"))
+    if ctx.config.model_repo:
+        facts["fetched_bytes"] = _fetch(ctx, assets)
+    _from_package(ctx, assets)
+    problems = inspect(assets, can_download=False, final=True)
+    if problems:
+        raise StageFailed(problems[0])
+    assert assets.arch is not None  # inspect() named it otherwise
+    # Complete on disk: nothing may reach for the hub from here on.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    started = time.monotonic()
+    try:
+        import f5_tts.infer.utils_infer  # noqa: F401  (timed on its own: seconds, ~1 GB)
+    except Exception as exc:
+        raise StageFailed(E012.at("f5_tts", why=f"{type(exc).__name__}: {exc}"),
+                          cause=repr(exc)) from exc
+    facts["import_s"] = round(time.monotonic() - started, 2)
+    arch = f5.read_arch(assets.arch)
+    vocab = f5.read_vocab(assets.vocab)
+    why = checkpoint.mismatch(checkpoint.shapes(assets.ckpt), f5.expected_shapes(arch, vocab))
+    if why:
+        raise StageFailed(E006.at(assets.ckpt, path=assets.ckpt, arch=arch.name, why=why))
+    facts["before"] = _memory(device)
+    started = time.monotonic()
+    try:
+        model = f5.load(arch, assets.ckpt, assets.vocab, assets.vocoder, device)
+    except Exception as exc:
+        raise StageFailed(E011.at(device, device=device),
+                          cause=f"{type(exc).__name__}: {exc}") from exc
+    facts["load_s"] = round(time.monotonic() - started, 2)
+    facts["after"] = _memory(device)
+    model.voices = f5.read_voices(assets.voices)
+    facts["voices"] = sorted(model.voices)
+    facts["arch"] = arch.name
+    ctx.state["model"] = model
+    events.emit("info", "model.loaded", **facts)
+    messages = [] if model.voices else [W001.at(assets.voices, path=assets.voices)]
+    return Outcome(facts=facts, messages=messages)
+
+
+STAGE = Stage(name="model", run=run, check=check, side=Side.WORKER, exit_code=ExitCode.MODEL,
+              deadline_s=1800)  # a first boot downloads 1.35 GB

@@ -1,0 +1,85 @@
+"""warmup: one real synthesis with a stored voice before the first request.
+
+A model can load and still produce garbage: NaN from a bad kernel, silence from a broken
+vocoder or a zeroed checkpoint, or run on another device than intended. The warm-up's
+output must be finite and audible, made on the chosen device; its real-time factor
+(seconds of compute per second of audio) is reported. It also pays the first-call costs
+(kernel selection, allocator growth) so the first client does not.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bootstrap import events
+from bootstrap.context import Context
+from bootstrap.exit_codes import ExitCode
+from bootstrap.message import Message, error
+from bootstrap.stage import Outcome, Side, Stage, StageFailed
+
+TEXT = "The quick brown fox jumps over the lazy dog."
+MIN_RMS = 1e-4  # about -80 dBFS: below this the output is silence
+
+E001 = error("warmup.E001", "no voice {voice!r} to warm up with",
+             "store {voice}.wav and {voice}.txt in the voices directory, or set "
+             "BOOTSTRAP_WARMUP_VOICE")
+E002 = error("warmup.E002", "the warm-up synthesis failed",
+             "the cause is F5-TTS's own error")
+E003 = error("warmup.E003", "the warm-up output is not finite ({bad} NaN/inf samples)",
+             "a bad kernel or half precision on this GPU; the cause says where")
+E004 = error("warmup.E004", "the warm-up output is silent (RMS {rms:.2e})",
+             "a zeroed or wrong checkpoint or vocoder; check the model stage's files")
+E005 = error("warmup.E005", "the model is on {found}, not on the chosen {device}",
+             "the model must be placed explicitly; this is a bug in the model stage")
+E006 = error("warmup.E006", "no model is loaded; the model stage must run before warmup",
+             "keep model before warmup in the pipeline")
+
+
+def check(ctx: Context) -> list[Message]:
+    return []
+
+
+def _device_of(model: Any) -> str:
+    return str(next(model.model.parameters()).device)
+
+
+def run(ctx: Context) -> Outcome:
+    import numpy as np
+
+    model = ctx.state.get("model")
+    if model is None:
+        raise StageFailed(E006.at("model"))
+    device = str(ctx.state.get("device", model.device))
+    found = _device_of(model)
+    # torch names the first GPU "cuda:0" when asked for "cuda"; compare the type and index.
+    if found.split(":")[0] != device.split(":")[0] or (":" in device and found != device):
+        raise StageFailed(E005.at(found, found=found, device=device))
+    voice = model.voices.get(ctx.config.warmup_voice)
+    if voice is None:
+        name = ctx.config.warmup_voice
+        raise StageFailed(E001.at(name, voice=name), cause=f"voices: {sorted(model.voices)}")
+    started = time.monotonic()
+    try:
+        wave, _ = model.synthesize(voice.wav, voice.text, TEXT,
+                                      nfe_step=ctx.config.warmup_nfe, seed=0)
+    except Exception as exc:
+        raise StageFailed(E002.at(voice.name), cause=f"{type(exc).__name__}: {exc}") from exc
+    elapsed = time.monotonic() - started
+    samples = np.asarray(wave, dtype=np.float64)
+    bad = int((~np.isfinite(samples)).sum())
+    if bad or samples.size == 0:
+        raise StageFailed(E003.at(device, bad=bad))
+    rms = float(np.sqrt(np.mean(samples**2)))
+    if rms < MIN_RMS:
+        raise StageFailed(E004.at(device, rms=rms))
+    seconds = samples.size / model.sample_rate
+    facts = {"device": device, "voice": voice.name, "nfe_step": ctx.config.warmup_nfe,
+             "audio_s": round(seconds, 3), "compute_s": round(elapsed, 3),
+             "rtf": round(elapsed / seconds, 4), "rms": round(rms, 5)}
+    events.emit("info", "warmup.done", **facts)
+    return Outcome(facts=facts)
+
+
+STAGE = Stage(name="warmup", run=run, check=check, side=Side.WORKER,
+              exit_code=ExitCode.WARMUP, deadline_s=300)

@@ -1,0 +1,37 @@
+"""Audio in and out of a job: measuring a reference, encoding the result.
+
+A reference is decoded with ``torchaudio.load``, the call F5-TTS itself makes on it, so a
+file that passes here is one the model can read.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from handler.inputs import InputError
+
+
+def reference_seconds(path: Path) -> float:
+    """The length of the reference at ``path``; an :class:`InputError` if it won't decode."""
+    import torchaudio
+
+    try:
+        audio, rate = torchaudio.load(str(path))
+    except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad bytes
+        raise InputError("ref_audio", f"is not decodable audio ({type(exc).__name__})") from None
+    if audio.numel() == 0 or rate <= 0:
+        raise InputError("ref_audio", "holds no audio samples")
+    return float(audio.shape[-1] / rate)
+
+
+def encode(wave: Any, rate: int, fmt: str) -> bytes:
+    """``wave`` (float samples in -1..1) as a 16-bit WAV or a FLAC file."""
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    samples = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    soundfile.write(buffer, samples, rate, format=fmt.upper(), subtype="PCM_16")
+    return buffer.getvalue()

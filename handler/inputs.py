@@ -1,0 +1,155 @@
+"""A job's input, validated: every bad value is refused with the name of its field.
+
+Nothing here touches the model or the network; the reference audio is only decoded from
+base64 (a URL is fetched later, by ``handler.refaudio``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+FORMATS = ("wav", "flac")
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+FIELDS = ("text", "voice", "ref_audio", "ref_text", "speed", "seed", "nfe_step",
+          "cfg_strength", "remove_silence", "format")
+
+
+class InputError(Exception):
+    """A bad input; ``str()`` starts with the field, which is what the client sees."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_chars: int = 5000
+    max_ref_text_chars: int = 1000
+    # F5-TTS uses at most ~12 s of reference (its preprocessing clips to that while the
+    # reference text stays whole, which garbles the output); longer is refused.
+    max_ref_seconds: float = 12.0
+    min_ref_seconds: float = 0.5
+    max_ref_bytes: int = 8 << 20
+    fetch_timeout_s: float = 10.0
+    # RunPod refuses results over ~10 MB on /run (20 MB on /runsync); the smaller is safe.
+    max_result_bytes: int = 10 << 20
+    max_nfe_step: int = 64
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    ref_text: str
+    voice: str | None = None
+    ref_audio: bytes | None = None  # decoded base64
+    ref_url: str | None = None
+    speed: float = 1.0
+    seed: int | None = None
+    nfe_step: int = 32
+    cfg_strength: float = 2.0
+    remove_silence: bool = False
+    format: str = "wav"
+
+
+def _number(data: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = data.get(name, default)
+    # bool is an int in Python; true/false for a number is a client bug worth naming.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(name, f"must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InputError(name, f"must be between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+def _integer(data: dict[str, Any], name: str, default: int | None, low: int,
+             high: int) -> int | None:
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(name, f"must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise InputError(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _text(data: dict[str, Any], name: str, limit: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise InputError(name, "is required and must be a string")
+    value = value.strip()
+    if not value:
+        raise InputError(name, "must not be empty")
+    if len(value) > limit:
+        raise InputError(name, f"has {len(value)} characters; at most {limit} are accepted")
+    if "\x00" in value:
+        raise InputError(name, "must not contain NUL characters")
+    return value
+
+
+def _ref_audio(value: Any, limits: Limits) -> tuple[bytes | None, str | None]:
+    if not isinstance(value, str) or not value:
+        raise InputError("ref_audio", "must be base64 audio or an https:// URL")
+    if value.startswith(("http://", "ftp://", "file:")):
+        raise InputError("ref_audio", "only https:// URLs are fetched")
+    if value.startswith("https://"):
+        return None, value
+    payload = value.partition(",")[2] if value.startswith("data:") else value
+    if len(payload) * 3 // 4 > limits.max_ref_bytes:
+        raise InputError("ref_audio", f"is over {limits.max_ref_bytes >> 20} MB")
+    try:
+        audio = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("ref_audio", "is neither valid base64 nor an https:// URL") from None
+    if not audio:
+        raise InputError("ref_audio", "is empty")
+    return audio, None
+
+
+def parse(job_input: Any, voices: frozenset[str], limits: Limits) -> Request:
+    """The validated request in ``job_input`` (the job's ``input``)."""
+    if not isinstance(job_input, dict):
+        raise InputError("input", "must be an object")
+    unknown = sorted(str(k) for k in job_input if k not in FIELDS)
+    if unknown:
+        raise InputError(unknown[0], f"is not a known field (known: {', '.join(FIELDS)})")
+    text = _text(job_input, "text", limits.max_text_chars)
+    voice = job_input.get("voice")
+    audio, url = None, None
+    if voice is not None:
+        if "ref_audio" in job_input:
+            raise InputError("voice", "give either voice or ref_audio, not both")
+        if not isinstance(voice, str) or not VOICE_NAME.match(voice):
+            raise InputError("voice", "must be a voice name (letters, digits, _ . -)")
+        if voice not in voices:
+            known = ", ".join(sorted(voices)) or "none"
+            raise InputError("voice", f"unknown voice {voice!r} (available: {known})")
+        if "ref_text" in job_input:
+            raise InputError("ref_text", "comes with the stored voice; omit it")
+        ref_text = ""
+    elif "ref_audio" in job_input:
+        audio, url = _ref_audio(job_input["ref_audio"], limits)
+        # An empty ref_text would make F5-TTS download Whisper at request time.
+        ref_text = _text(job_input, "ref_text", limits.max_ref_text_chars)
+    else:
+        raise InputError("voice", "give a voice name, or ref_audio with ref_text")
+    remove_silence = job_input.get("remove_silence", False)
+    if not isinstance(remove_silence, bool):
+        raise InputError("remove_silence", "must be true or false")
+    fmt = job_input.get("format", "wav")
+    if fmt not in FORMATS:
+        raise InputError("format", f"must be one of {', '.join(FORMATS)}")
+    return Request(
+        text=text, ref_text=ref_text, voice=voice, ref_audio=audio, ref_url=url,
+        speed=_number(job_input, "speed", 1.0, 0.3, 3.0),
+        seed=_integer(job_input, "seed", None, 0, 2**31 - 1),
+        nfe_step=_integer(job_input, "nfe_step", 32, 1, limits.max_nfe_step) or 32,
+        cfg_strength=_number(job_input, "cfg_strength", 2.0, 0.0, 10.0),
+        remove_silence=remove_silence, format=str(fmt),
+    )

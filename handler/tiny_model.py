@@ -1,0 +1,136 @@
+"""Builds a tiny random F5-TTS model on a volume: checkpoint, vocab, arch, vocoder, voice.
+
+    python -m handler.tiny_model VOLUME
+
+The model is built with F5-TTS's and Vocos's own classes and loads through their real
+loaders, so a boot and a request exercise the whole path in seconds on a CPU. Its output
+is noise, but shape, sample rate and determinism are real. It prints the settings that
+point bootstrap at it (as ``bootstrap.toml`` lines).
+"""
+
+from __future__ import annotations
+
+import math
+import string
+import sys
+import wave
+from pathlib import Path
+from typing import Any
+
+ROOT = Path("models/tiny")
+VOICES = Path("models/voices")
+SAMPLE_RATE = 24000
+ARCH = {"dim": 64, "depth": 2, "heads": 2, "ff_mult": 2, "text_dim": 32, "conv_layers": 1,
+        "text_mask_padding": True, "qk_norm": None, "pe_attn_head": None,
+        "attn_backend": "torch", "attn_mask_enabled": False, "checkpoint_activations": False}
+MEL = {"target_sample_rate": SAMPLE_RATE, "n_mel_channels": 100, "hop_length": 256,
+       "win_length": 1024, "n_fft": 1024, "mel_spec_type": "vocos"}
+VOICE_TEXT = "This is the tiny test voice."
+VOICE_SECONDS = 2.0
+# Line 0 must be a space: F5-TTS maps unknown characters to token 0.
+VOCAB = [" ", *string.ascii_lowercase, *string.ascii_uppercase, *string.digits,
+         *".,;:!?'\"-()"]
+
+VOCODER_YAML = """\
+feature_extractor:
+  class_path: vocos.feature_extractors.MelSpectrogramFeatures
+  init_args: {sample_rate: 24000, n_fft: 1024, hop_length: 256, n_mels: 100, padding: center}
+backbone:
+  class_path: vocos.models.VocosBackbone
+  init_args: {input_channels: 100, dim: 64, intermediate_dim: 128, num_layers: 2}
+head:
+  class_path: vocos.heads.ISTFTHead
+  init_args: {dim: 64, n_fft: 1024, hop_length: 256, padding: center}
+"""
+
+
+def settings(volume: Path) -> dict[str, str]:
+    """The bootstrap settings that select the tiny model on ``volume``."""
+    return {
+        "model_arch": str(volume / ROOT / "tiny.yaml"),
+        "model_ckpt": str(volume / ROOT / "model.safetensors"),
+        "model_vocab": str(volume / ROOT / "vocab.txt"),
+        "model_vocoder": str(volume / ROOT / "vocoder"),
+        "model_voices": str(volume / VOICES),
+        "model_repo": "",  # never download: everything is here
+        "min_vram_mb": "0",
+        "warmup_nfe": "4",
+    }
+
+
+def _randomise(state: dict[str, Any], seed: int) -> dict[str, Any]:
+    """DiT zero-initialises its output projection (and some norms): all-zero tensors make
+    an all-zero output, which the warm-up rightly calls silent."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not tensor.any():
+            tensor = torch.randn(tensor.shape, generator=generator) * 0.02
+        out[key] = tensor.contiguous()
+    return out
+
+
+def write_voice(folder: Path, name: str = "default", seconds: float = VOICE_SECONDS,
+                text: str = VOICE_TEXT) -> Path:
+    """A voice-like reference (harmonics under a syllable envelope) as 16-bit PCM WAV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = bytearray()
+    for i in range(int(seconds * SAMPLE_RATE)):
+        t = i / SAMPLE_RATE
+        envelope = 0.5 + 0.5 * math.sin(2 * math.pi * 4 * t)
+        sample = sum(math.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 6))
+        frames += int(9000 * envelope * sample / 2.3).to_bytes(2, "little", signed=True)
+    path = folder / f"{name}.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(bytes(frames))
+    (folder / f"{name}.txt").write_text(text + "\n")
+    return path
+
+
+def build(volume: Path, seed: int = 0) -> dict[str, str]:
+    import torch
+    from f5_tts.model import CFM, DiT
+    from safetensors.torch import save_file
+    from vocos import Vocos
+
+    root = volume / ROOT
+    (root / "vocoder").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    (root / "vocab.txt").write_text("".join(f"{token}\n" for token in VOCAB))
+    arch_yaml = "\n".join(f"    {k}: {'null' if v is None else v}" for k, v in ARCH.items())
+    mel_yaml = "\n".join(f"    {k}: {v}" for k, v in MEL.items())
+    (root / "tiny.yaml").write_text(
+        f"model:\n  name: tiny\n  tokenizer: custom\n  backbone: DiT\n  arch:\n{arch_yaml}\n"
+        f"  mel_spec:\n{mel_yaml}\n")
+    model_arch = {k: v for k, v in ARCH.items() if v is not None}
+    cfm = CFM(transformer=DiT(**model_arch, text_num_embeds=len(VOCAB), mel_dim=100),
+              mel_spec_kwargs={k: v for k, v in MEL.items() if k != "mel_spec_type"}
+              | {"mel_spec_type": "vocos"},
+              vocab_char_map={c: i for i, c in enumerate(VOCAB)})
+    state = {f"ema_model.{k}": v for k, v in _randomise(cfm.state_dict(), seed).items()}
+    save_file(state, str(root / "model.safetensors"))
+
+    (root / "vocoder" / "config.yaml").write_text(VOCODER_YAML)
+    vocos = Vocos.from_hparams(str(root / "vocoder" / "config.yaml"))
+    torch.save(_randomise(vocos.state_dict(), seed + 1), root / "vocoder" / "pytorch_model.bin")
+    write_voice(volume / VOICES)
+    return settings(volume)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    volume = Path(argv[0]).resolve()
+    for key, value in build(volume).items():
+        print(f'{key} = {int(value) if value.isdigit() else repr(value)}'.replace("'", '"'))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+"""Fetching reference audio over real HTTPS from a local server with its own certificate.
+
+Loopback is refused in production; these tests allow it explicitly (and only it) to reach
+the local server, and check the refusals with the production rule.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handler import refaudio
+from handler.inputs import InputError
+
+BODY = b"RIFF" + bytes(5000)
+
+
+def loopback_only(address: refaudio.IPAddress) -> bool:
+    return address.is_loopback
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if not shutil.which("openssl"):
+        pytest.fail("openssl is needed to make the test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+                   check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+@pytest.fixture
+def server(tls: tuple[Path, Path]) -> Iterator[tuple[str, ssl.SSLContext]]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path == "/audio.wav":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(BODY)))
+                self.end_headers()
+                self.wfile.write(BODY)
+            elif self.path == "/redirect-private":
+                self.send_response(302)
+                self.send_header("Location", "https://10.1.2.3/audio.wav")
+                self.end_headers()
+            elif self.path == "/redirect-ok":
+                self.send_response(302)
+                self.send_header("Location", "/audio.wav")
+                self.end_headers()
+            elif self.path == "/slow":
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(20):
+                    self.wfile.write(bytes(1000))
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            else:
+                self.send_response(404)
+                self.end_headers()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(*tls)
+    httpd.socket = server_ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    client = ssl.create_default_context(cafile=str(tls[0]))
+    yield f"https://localhost:{httpd.server_address[1]}", client
+    httpd.shutdown()
+
+
+def test_fetches_over_https_with_the_certificate_checked(server: tuple[str, ssl.SSLContext]
+                                                         ) -> None:
+    base, client = server
+    assert refaudio.fetch(f"{base}/audio.wav", 10_000, 5, loopback_only, client) == BODY
+    assert refaudio.fetch(f"{base}/redirect-ok", 10_000, 5, loopback_only, client) == BODY
+
+
+def test_an_untrusted_certificate_is_refused(server: tuple[str, ssl.SSLContext]) -> None:
+    base, _ = server
+    with pytest.raises(InputError, match="ref_audio: fetching failed: SSL"):
+        refaudio.fetch(f"{base}/audio.wav", 10_000, 5, loopback_only)
+
+
+def test_loopback_is_refused_by_the_production_rule(server: tuple[str, ssl.SSLContext]
+                                                    ) -> None:
+    base, client = server
+    with pytest.raises(InputError, match="non-public address"):
+        refaudio.fetch(f"{base}/audio.wav", 10_000, 5, context=client)
+
+
+def test_a_redirect_to_a_private_address_is_refused(server: tuple[str, ssl.SSLContext]
+                                                    ) -> None:
+    base, client = server
+    with pytest.raises(InputError, match=r"10\.1\.2\.3 resolves to a non-public address"):
+        refaudio.fetch(f"{base}/redirect-private", 10_000, 5, loopback_only, client)
+
+
+def test_size_and_time_limits(server: tuple[str, ssl.SSLContext]) -> None:
+    base, client = server
+    with pytest.raises(InputError, match="at most 100 are fetched"):
+        refaudio.fetch(f"{base}/audio.wav", 100, 5, loopback_only, client)
+    with pytest.raises(InputError, match=r"took over 0\.5 s"):
+        refaudio.fetch(f"{base}/slow", 1_000_000, 0.5, loopback_only, client)
+    with pytest.raises(InputError, match="HTTP 404"):
+        refaudio.fetch(f"{base}/missing", 1_000, 5, loopback_only, client)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1",
+                                     "169.254.169.254", "::1", "fe80::1", "fc00::1",
+                                     "0.0.0.0", "224.0.0.1", "100.64.0.1"])
+def test_non_public_addresses_are_not_allowed(address: str) -> None:
+    assert not refaudio.is_public(ipaddress.ip_address(address))
+
+
+def test_public_addresses_are_allowed() -> None:
+    assert refaudio.is_public(ipaddress.ip_address("8.8.8.8"))
+    assert refaudio.is_public(ipaddress.ip_address("2606:4700:4700::1111"))
