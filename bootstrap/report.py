@@ -44,8 +44,9 @@ class BootReport:
 
     @property
     def file_name(self) -> str:
+        # milliseconds: two boots in one second must still sort oldest first by name
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.started_at))
-        return f"{stamp}-{self.worker_id}-{self.run_id}.json"
+        return f"{stamp}.{int(self.started_at % 1 * 1000):03d}-{self.worker_id}-{self.run_id}.json"
 
     def stage_durations(self) -> dict[str, int]:
         return {s["stage"]: s["duration_ms"] for s in self.stages if "duration_ms" in s}
@@ -72,7 +73,9 @@ def _write_into(directory: Path, report: BootReport, keep: int) -> Path:
 
 def save(report: BootReport, config: Config) -> Path | None:
     """Write the report to the volume, else to the fallback directory. None if neither works."""
-    targets = [config.fallback_reports] if config.mode == "image" and not config.volume.is_dir() \
+    # Never create the volume itself: a mount point made into a plain directory on the
+    # container disk would hide a missing volume from the volume stage (and from the user).
+    targets = [config.fallback_reports] if not config.volume.is_dir() \
         else [config.reports_dir, config.fallback_reports]
     errors = []
     for directory in targets:
@@ -84,7 +87,7 @@ def save(report: BootReport, config: Config) -> Path | None:
         if directory != config.reports_dir:
             events.emit("warn", "report.fallback", path=str(path),
                         msg="boot report written to the local fallback, not the volume",
-                        reason="; ".join(errors) or "no volume in image mode")
+                        reason="; ".join(errors) or f"no volume at {config.volume}")
         return path
     events.emit("error", "report.lost", msg="the boot report could not be written anywhere",
                 reason="; ".join(errors))
