@@ -160,12 +160,14 @@ VARIANTS: dict[str, Callable[[Path, Path], float]] = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", help="run only these variants")
     args = parser.parse_args()
+    variants = {n: v for n, v in VARIANTS.items() if not args.only or n in args.only}
     root = Path(tempfile.mkdtemp(prefix="bench-env-"))
     wheels = wheelhouse.build(root / "wheelhouse")
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for i in range(args.runs):
-        for name, variant in VARIANTS.items():
+        for name, variant in variants.items():
             tmp = root / f"{name}-{i}"
             tmp.mkdir()
             times[name].append(variant(tmp, wheels))
@@ -177,27 +179,31 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def report(median: dict[str, float], times: dict[str, list[float]]) -> None:
+def report(pick: dict[str, float], times: dict[str, list[float]]) -> None:
     print(f"{'variant':<26} {'s':>7}  runs")
     for name, values in times.items():
-        print(f"{name:<26} {median[name]:>7.3f}  {' '.join(f'{v:.2f}' for v in values)}")
-    ratios = {
-        "seed / bootstrap-uv (target >= 5)": median["seed"] / median["bootstrap-uv"],
-        "bootstrap-uv / bare-uv (target <= 1.2)": median["bootstrap-uv"] / median["bare-uv"],
-        "bootstrap-pip / seed": median["bootstrap-pip"] / median["seed"],
-        f"{CONCURRENT} concurrent / one cold boot (target <= 1.3)":
-            median[f"{CONCURRENT}-concurrent-boots"] / median["one-cold-boot"],
-    }
+        print(f"{name:<26} {pick[name]:>7.3f}  {' '.join(f'{v:.2f}' for v in values)}")
+    n = CONCURRENT
+    ratios = [
+        ("seed / bootstrap-uv (target >= 5)", "seed", "bootstrap-uv"),
+        ("bootstrap-uv / bare-uv (target <= 1.2)", "bootstrap-uv", "bare-uv"),
+        ("bootstrap-pip / seed", "bootstrap-pip", "seed"),
+        (f"{n} concurrent / one cold boot (target <= 1.3)", f"{n}-concurrent-boots",
+         "one-cold-boot"),
+    ]
+    for label, top, bottom in ratios:
+        if top in pick and bottom in pick:
+            print(f"{label}: {pick[top] / pick[bottom]:.2f}")
     # What 8 boots cost besides the build: the same 8 against a built volume. Subtracted,
     # what is left is the build that the 8 shared, against one boot's build.
-    n = CONCURRENT
-    shared_build = median[f"{n}-concurrent-boots"] - median[f"{n}-concurrent-warm-boots"]
-    one_build = median["one-cold-boot"] - median["one-warm-boot"]
-    ratios[f"{n} concurrent less {n} warm / one cold less one warm"] = shared_build / one_build
-    for label, ratio in ratios.items():
-        print(f"{label}: {ratio:.2f}")
-    print(f"warm boot, venv + install stages: {median['warm'] * 1000:.0f} ms (target < 100)")
-
+    needed = (f"{n}-concurrent-boots", f"{n}-concurrent-warm-boots", "one-cold-boot",
+              "one-warm-boot")
+    if all(name in pick for name in needed):
+        shared = pick[needed[0]] - pick[needed[1]]
+        print(f"{n} concurrent less {n} warm / one cold less one warm: "
+              f"{shared / (pick[needed[2]] - pick[needed[3]]):.2f}")
+    if "warm" in pick:
+        print(f"warm boot, venv + install stages: {pick['warm'] * 1000:.0f} ms (target < 100)")
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """The package installer: uv (fast) or pip (fallback), behind one small interface.
 
-uv's cache lives on the local disk and ``UV_LINK_MODE=copy``: hard links cannot cross from
-the cache to a network volume, and uv's fallback warning would be noise on every build.
+uv's cache lives on the local disk; ``UV_LINK_MODE`` is ``copy`` when the environment is on
+another filesystem (a network volume: hard links cannot cross, and uv's fallback warning
+would be noise on every build), ``hardlink`` when it is on the same one.
 Both installers byte-compile at install time, so workers never write ``.pyc`` files to the
 shared volume at import. Retries are ours (``install`` stage), so the installers' own are
 turned off (pip keeps one: it names a connection error only when it retries, and without
@@ -52,12 +53,12 @@ class Installer:
     def label(self) -> str:
         return f"{self.name} {self.version}"
 
-    def env(self) -> dict[str, str]:
+    def env(self, target: Path | None = None) -> dict[str, str]:
         env = dict(os.environ)
         if self.name == "uv":
             env.setdefault("UV_CACHE_DIR", str(UV_CACHE))
-            env.update(UV_LINK_MODE="copy", UV_HTTP_RETRIES="0", UV_PYTHON_DOWNLOADS="never",
-                       UV_NO_PROGRESS="1")
+            env.setdefault("UV_LINK_MODE", link_mode(Path(env["UV_CACHE_DIR"]), target))
+            env.update(UV_HTTP_RETRIES="0", UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1")
         else:
             env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
         return env
@@ -83,8 +84,28 @@ class Installer:
         return [self.exe, "-m", "pip", "--python", str(python), "check"]
 
     def run(self, argv: list[str], timeout_s: float | None = None,
-            on_line: OnLine | None = None) -> command.CommandResult:
-        return command.run(argv, timeout_s=timeout_s, env=self.env(), on_line=on_line)
+            on_line: OnLine | None = None, target: Path | None = None) -> command.CommandResult:
+        """Run ``argv``; ``target`` is the environment it writes to (for uv's link mode)."""
+        return command.run(argv, timeout_s=timeout_s, env=self.env(target), on_line=on_line)
+
+
+def _device(path: Path) -> int | None:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return path.stat().st_dev
+    except OSError:
+        return None
+
+
+def link_mode(cache: Path, target: Path | None) -> str:
+    """Hard links from uv's cache when the environment is on the cache's filesystem (the
+    fastest install, and uv's own default); copies when it is not, the usual case with the
+    cache on the local disk and the environment on a network volume, where uv would try
+    hard links, fail across devices, and fall back with a warning."""
+    if target is not None and _device(cache) is not None and _device(cache) == _device(target):
+        return "hardlink"
+    return "copy"
 
 
 def _index_args(config: Config) -> list[str]:

@@ -87,7 +87,7 @@ def _install(ctx: Context, build: Build) -> int:
             raise StageFailed(E006.at(build.lease.path))
         try:
             build.installer.run(argv, timeout_s=config.install_timeout_s,
-                                on_line=Throttle("install.output"))
+                                on_line=Throttle("install.output"), target=build.staging)
             return attempt
         except CommandFailed as exc:
             text = exc.render()
