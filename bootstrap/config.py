@@ -16,6 +16,7 @@ from typing import Any
 
 MODES = ("volume", "image", "local")
 LOG_FORMATS = ("auto", "json", "console")
+INSTALLERS = ("auto", "uv", "pip")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_TOML = "bootstrap.toml"
 
@@ -53,6 +54,31 @@ class Config:
     serve_args: str = ""
     # Stage names not to run (reported as skipped), e.g. "cuda,audio" for a CPU-only demo.
     skip: tuple[str, ...] = ()
+    # -- volume, venv and install stages (docs/configuration.md) ---------------------------
+    # Free space the volume needs for this boot, in MB.
+    min_free_volume_mb: int = 1024
+    # Paths (relative to the volume) the boot expects there; searched a level or two deeper
+    # to name a doubled prefix (/runpod-volume/runpod-volume/...) when they are missing.
+    volume_expect: tuple[str, ...] = ()
+    # Paths the image provides, one absolute path per line (written by the Dockerfile).
+    image_manifest: Path = Path("/etc/bootstrap/image-manifest.txt")
+    # A requirements file, and/or requirements inline (one per line).
+    requirements: str = ""
+    requirements_text: str = ""
+    installer: str = "auto"  # uv | pip | auto (uv when it can be found)
+    index_url: str = ""  # empty: the installer's own default and configuration
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    # Let the environment see the image's site-packages (a torch baked into the image).
+    system_site_packages: bool = False
+    envs_keep: int = 3
+    # A lease whose heartbeat has not moved for this long is taken over.
+    lease_timeout_s: float = 60.0
+    install_timeout_s: float = 900.0
+    install_attempts: int = 3
+    install_backoff_s: float = 5.0
+    # Modules imported (and timed) in the environment after install, and in image mode.
+    import_check: tuple[str, ...] = ()
     # Check ids `bootstrap check` counts as silenced instead of reporting, e.g. "preflight.I001".
     silence: tuple[str, ...] = ()
     # F5-TTS (cuda, model, warmup stages). Relative paths are under the volume.
@@ -136,6 +162,9 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["log_format"] not in LOG_FORMATS:
         raise ConfigError(f"log_format: {values['log_format']!r} from "
                           f"{sources['log_format']} is not one of {', '.join(LOG_FORMATS)}")
+    if values["installer"] not in INSTALLERS:
+        raise ConfigError(f"installer: {values['installer']!r} from {sources['installer']} "
+                          f"is not one of {', '.join(INSTALLERS)}")
     if values["log_level"] not in LOG_LEVELS:
         raise ConfigError(f"log_level: {values['log_level']!r} from "
                           f"{sources['log_level']} is not one of {', '.join(LOG_LEVELS)}")

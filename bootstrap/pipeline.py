@@ -19,10 +19,13 @@ from bootstrap.target import resolve
 
 
 def supervisor_stages() -> list[Stage]:
-    from bootstrap.stages import preflight
+    from bootstrap.stages import install, preflight, venv, volume
 
     return [
         preflight.STAGE,
+        volume.STAGE,
+        venv.STAGE,
+        install.STAGE,
     ]
 
 

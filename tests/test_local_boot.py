@@ -12,6 +12,9 @@ from conftest import MODEL_STAGES, REPO, boot, boot_env
 # The echo handler needs no model: skip the model stages, keep serve.
 NO_SERVE_SKIP = ",".join(MODEL_STAGES)
 
+SUPERVISOR = ["preflight", "volume", "venv", "install"]
+SUPERVISOR_RAN = ["preflight", "volume", "venv"]  # install is skipped without requirements
+
 
 def test_a_local_boot_reaches_ready_and_answers_a_job(volume: Path) -> None:
     result = boot(volume, ("stage_passes:passes",), skip=NO_SERVE_SKIP,
@@ -19,18 +22,18 @@ def test_a_local_boot_reaches_ready_and_answers_a_job(volume: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert result.named("ready"), "the worker announced it was ready"
     ready = result.named("boot.ready")[0]
-    assert set(ready["stages"]) == {"preflight", "passes"}
+    assert set(ready["stages"]) == {*SUPERVISOR, "passes"}
     outputs = [e["line"] for e in result.named("output")]
     assert any("'echo': {'text': 'hello'}" in line for line in outputs), outputs
     last = result.last
     assert last["event"] == "summary" and last["status"] == "ok" and last["exit_code"] == 0
-    assert list(last["stages"]) == ["preflight", "passes", "serve"]
+    assert list(last["stages"]) == [*SUPERVISOR, "passes", "serve"]
     assert all(isinstance(ms, int) for ms in last["stages"].values())
     report = result.report()
     assert report["outcome"] == "ok" and report["ready_ms"] > 0
     ran = [s for s in report["stages"] if s["status"] != "skip"]
-    assert [s["stage"] for s in ran] == ["preflight", "passes", "serve"]
-    assert ran[1]["facts"] == {"answer": 42}
+    assert [s["stage"] for s in ran] == [*SUPERVISOR_RAN, "passes", "serve"]
+    assert ran[len(SUPERVISOR_RAN)]["facts"] == {"answer": 42}
 
 
 def test_every_line_of_a_boot_is_a_json_event_with_the_boot_identity(volume: Path) -> None:
@@ -40,10 +43,11 @@ def test_every_line_of_a_boot_is_a_json_event_with_the_boot_identity(volume: Pat
     for event in result.events:
         assert {"ts", "level", "event", "worker_id", "process"} <= set(event)
     starts = [e for e in result.events if e["event"] == "stage" and e["status"] == "start"]
-    assert [e["stage"] for e in starts] == ["preflight", "passes"]
-    assert [e["process"] for e in starts] == ["supervisor", "worker"]
+    assert [e["stage"] for e in starts] == [*SUPERVISOR, "passes"]
+    assert [e["process"] for e in starts] == ["supervisor"] * len(SUPERVISOR) + ["worker"]
     skipped = [e for e in result.events if e["event"] == "stage" and e["status"] == "skip"]
-    assert [e["stage"] for e in skipped] == [*MODEL_STAGES, "serve"]
+    # local mode without requirements: no environment, so nothing to install
+    assert [e["stage"] for e in skipped] == ["install", *MODEL_STAGES, "serve"]
 
 
 def test_worker_id_comes_from_runpod(volume: Path) -> None:

@@ -74,14 +74,19 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
     assert text.returncode == 0  # warnings do not fail at the default --fail-level error
     assert "RUNPOD_INIT_TIMEOUT: (preflight.W001)" in text.stdout
     assert "\tHINT: set RUNPOD_INIT_TIMEOUT above" in text.stdout
-    assert text.stdout.rstrip().endswith("System check identified 2 issues (0 silenced).")
+    # preflight.W001 and .I001, and from the volume and venv stages: no volume needed in
+    # local mode (volume.I001), no environment without requirements (venv.I003)
+    for id in ("preflight.I001", "volume.I001", "venv.I003"):
+        assert f"({id})" in text.stdout
+    assert text.stdout.rstrip().endswith("System check identified 4 issues (0 silenced).")
     strict = subprocess.run([sys.executable, "-m", "bootstrap", "check", "--mode", "local",
                              "--fail-level", "warning", "--output", "json"],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
     assert strict.returncode == 3
     data = json.loads(strict.stdout)
     assert data["version"] == 1 and data["failed"] is True
-    assert {m["id"] for m in data["messages"]} == {"preflight.W001", "preflight.I001"}
+    assert {m["id"] for m in data["messages"]} == {
+        "preflight.W001", "preflight.I001", "volume.I001", "venv.I003"}
 
 
 def check_cli(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
@@ -97,7 +102,8 @@ def test_silenced_ids_are_counted_not_shown() -> None:
                        RUNPOD_INIT_TIMEOUT="60", BOOTSTRAP_SILENCE="preflight.W001")
     # the flag replaces the environment's list, as every flag does
     assert "preflight.I001" not in result.stdout and "(preflight.W001)" in result.stdout
-    assert result.stdout.rstrip().endswith("identified 1 issue (1 silenced).")
+    # and volume.I001, venv.I003: local mode without a volume or requirements
+    assert result.stdout.rstrip().endswith("identified 3 issues (1 silenced).")
     result = check_cli("--mode", "local", "--output", "json", RUNPOD_INIT_TIMEOUT="60",
                        BOOTSTRAP_SILENCE="preflight.W001,preflight.I001")
     assert json.loads(result.stdout)["silenced"] == 2

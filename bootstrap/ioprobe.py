@@ -1,0 +1,87 @@
+"""A short I/O probe of the volume: can this user write there, and how fast.
+
+A network volume can be slow enough to dominate a boot (FAILURES.md 6: thousands of small
+files at import, pip on the volume); one figure for small files and one for sequential
+throughput say so before the install does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Small enough to cost tens of ms on a healthy volume at every boot that builds there, big
+# enough that a volume under the warning thresholds takes visibly long.
+SMALL_FILES = 20
+SMALL_SIZE = 4096
+SEQ_MB = 2
+
+
+@dataclass(frozen=True)
+class Rates:
+    small_files_per_s: float
+    write_mb_s: float
+    read_mb_s: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"small_files_per_s": round(self.small_files_per_s),
+                "write_mb_s": round(self.write_mb_s, 1), "read_mb_s": round(self.read_mb_s, 1)}
+
+
+def probe_name(volume: Path) -> Path:
+    return volume / f".bootstrap-probe-{os.getpid()}"
+
+
+def write_probe(volume: Path) -> None:
+    """Create, fsync, read back and delete one file. Raises the OSError that stopped it."""
+    path = probe_name(volume)
+    try:
+        with open(path, "xb") as f:
+            f.write(b"bootstrap probe\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if path.read_bytes() != b"bootstrap probe\n":
+            raise OSError(f"{path} read back different bytes")
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def rates(volume: Path) -> Rates:
+    """Small-file create/stat/read rate and sequential write/read MB/s, in a scratch dir
+    that is removed again."""
+    scratch = probe_name(volume).with_suffix(".d")
+    scratch.mkdir()
+    try:
+        payload = os.urandom(SMALL_SIZE)
+        started = time.perf_counter()
+        for i in range(SMALL_FILES):
+            path = scratch / f"f{i}"
+            path.write_bytes(payload)
+            path.stat()
+            path.read_bytes()
+        small = SMALL_FILES / max(time.perf_counter() - started, 1e-6)
+
+        big = scratch / "seq"
+        block = os.urandom(1 << 20)
+        started = time.perf_counter()
+        with open(big, "wb") as f:
+            for _ in range(SEQ_MB):
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        write = SEQ_MB / max(time.perf_counter() - started, 1e-6)
+        with open(big, "rb") as f:
+            # drop the page cache's copy so the read measures the volume, where the
+            # filesystem allows it
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            started = time.perf_counter()
+            while f.read(1 << 20):
+                pass
+        read = SEQ_MB / max(time.perf_counter() - started, 1e-6)
+        return Rates(small, write, read)
+    finally:
+        for path in scratch.iterdir():
+            path.unlink(missing_ok=True)
+        scratch.rmdir()

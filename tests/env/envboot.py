@@ -1,0 +1,131 @@
+"""Fixtures for the volume, venv and install stages (imported by the test modules that use
+them: ``from envboot import boot, wheels``): a local wheelhouse (built once per session),
+and ``boot``, which runs ``bootstrap run`` against a volume and parses its
+events. Boots run the supervisor stages and a worker with serve skipped, so the
+environment's Python really starts bootstrap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wheelhouse
+
+REPO = Path(__file__).resolve().parents[2]
+# Root and namespaces are needed for real mounts; CI runs as root, so there a missing
+# capability fails instead of hiding behind a skip.
+needs_root = pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"),
+                                reason="needs root for mount namespaces (CI runs them)")
+
+
+@dataclass
+class Boot:
+    returncode: int
+    events: list[dict[str, Any]]
+    output: str
+    stderr: str = ""
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        assert self.events, f"no events; stderr:\n{self.stderr}"
+        last = self.events[-1]
+        assert last["event"] == "summary", f"last line is not the summary: {last}"
+        return last
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """The end event of stage ``name``."""
+        ends = [e for e in self.events if e["event"] == "stage" and e.get("stage") == name
+                and e.get("status") != "start"]
+        assert ends, f"stage {name} did not end:\n{self.output}"
+        return ends[-1]
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == event]
+
+    def codes(self) -> list[str]:
+        return [e["code"] for e in self.events if "code" in e]
+
+
+def parse(stdout: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return wheelhouse.cached(tmp_path_factory.getbasetemp() / "wheelhouse")
+
+
+def base_env(tmp: Path, wheels: Path, volume: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BOOTSTRAP_", "PIP_", "UV_", "RUNPOD_"))}
+    env.update({
+        # this machine's own pip configuration (extra indexes, find-links) stays out
+        "PIP_CONFIG_FILE": os.devnull,
+        "UV_CACHE_DIR": str(tmp / "uv-cache"),
+        "BOOTSTRAP_VOLUME": str(volume),
+        "BOOTSTRAP_LOG_FORMAT": "json",
+        "BOOTSTRAP_SKIP": "serve",
+        "BOOTSTRAP_MIN_FREE_VOLUME_MB": "1",
+        "BOOTSTRAP_FIND_LINKS": str(wheels),
+        "BOOTSTRAP_NO_INDEX": "1",
+        "BOOTSTRAP_REQUIREMENTS_TEXT": "bsdemo_a",
+        "BOOTSTRAP_FALLBACK_REPORTS": str(tmp / "fallback-reports"),
+        "BOOTSTRAP_INSTALL_BACKOFF_S": "0.05",
+        "PYTHONPATH": str(REPO),
+    })
+    return env
+
+
+BootFn = Callable[..., Boot]
+
+
+@pytest.fixture
+def boot(tmp_path: Path, wheels: Path) -> BootFn:
+    """``boot(volume, prefix=[...], create=True, **env)``: run ``bootstrap run`` (the volume
+    directory created first unless ``create`` is false) and wait for it."""
+
+    def run(volume: Path, prefix: Sequence[str] = (), timeout: float = 240,
+            create: bool = True, **env: str) -> Boot:
+        if create:
+            volume.mkdir(parents=True, exist_ok=True)
+        full = base_env(tmp_path, wheels, volume) | env
+        argv = [*prefix, sys.executable, "-m", "bootstrap", "run"]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=full, cwd=tmp_path,
+                              timeout=timeout)
+        return Boot(proc.returncode, parse(proc.stdout), proc.stdout, proc.stderr, argv)
+
+    return run
+
+
+StartFn = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture
+def start(tmp_path: Path, wheels: Path) -> StartFn:
+    """``start(volume, **env)``: a boot in the background, in its own process group."""
+
+    def run(volume: Path, **env: str) -> subprocess.Popen[str]:
+        volume.mkdir(parents=True, exist_ok=True)
+        full = base_env(tmp_path, wheels, volume) | env
+        return subprocess.Popen([sys.executable, "-m", "bootstrap", "run"], env=full,
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+
+    return run
+
+
+def envs(volume: Path) -> list[str]:
+    root = volume / ".bootstrap" / "envs"
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
