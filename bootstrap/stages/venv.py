@@ -83,13 +83,16 @@ def check(ctx: Context) -> list[Message]:
         reqs, found = _inputs(ctx)
     except StageFailed as exc:
         return [exc.message]
+    # `bootstrap check` runs the worker stages' checks in the interpreter named here.
     if found is None:
+        ctx.state["python"] = sys.executable
         return [_no_env(ctx)]
     inputs = envkey.inputs(ctx.config, reqs, found.label)
     key = envkey.key(inputs)
     final = envstore.Store(ctx.config.volume).path(key)
     reason = envstore.health(final)
     if reason is None:
+        ctx.state["python"] = str(final / "bin" / "python")
         return [I001.at(final, key=key, action="would reuse it")]
     action = "would build it" if reason == "missing" else "would rebuild it"
     messages = [] if reason == "missing" else [W001.at(final, key=key, reason=reason)]

@@ -13,8 +13,6 @@ from bootstrap.f5 import expected_samples
 from handler import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ",".join(f"bootstrap.stages.{name}:STAGE" for name in ("cuda", "audio", "model",
-                                                                   "warmup"))
 
 
 def test_local_boot_with_the_tiny_model_serves_a_job_and_writes_the_wav(
@@ -23,7 +21,7 @@ def test_local_boot_with_the_tiny_model_serves_a_job_and_writes_the_wav(
 
     text = "Hello from a local boot."
     env = {**os.environ, "BOOTSTRAP_MODE": "local", "BOOTSTRAP_VOLUME": str(tiny_volume),
-           "BOOTSTRAP_LOG_FORMAT": "json", "BOOTSTRAP_EXTRA_STAGES": STAGES,
+           "BOOTSTRAP_LOG_FORMAT": "json",
            "BOOTSTRAP_HANDLER": "handler.f5tts:make_handler",
            "BOOTSTRAP_TEST_INPUT": json.dumps({"text": text, "voice": "default", "seed": 5,
                                                "nfe_step": 4})}
@@ -35,8 +33,8 @@ def test_local_boot_with_the_tiny_model_serves_a_job_and_writes_the_wav(
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     summary = events[-1]
     assert done.returncode == 0 and summary["status"] == "ok", done.stdout[-3000:]
-    assert list(summary["stages"]) == ["preflight", "cuda", "audio", "model", "warmup",
-                                       "serve"]
+    assert list(summary["stages"]) == ["preflight", "volume", "venv", "install", "cuda",
+                                       "audio", "model", "warmup", "serve"]
     codes = [e.get("code") for e in events if e["event"] == "message"]
     assert "cuda.W001" in codes  # the CPU is used, and said so
     written = [e for e in events if e["event"] == "job.written"]

@@ -249,7 +249,9 @@ def test_missing_vocoder_is_downloaded_from_the_hub_then_loaded(
         local_hub["files"][f"/org/vocos/resolve/main/{name}"] = (vocoder / name).read_bytes()
     shutil.rmtree(vocoder)
     ctx = ctx_for(volume, model_repo="org/f5", vocoder_repo="org/vocos")
-    assert model.check(ctx) == []  # missing but fetchable is not an error
+    # missing but fetchable is not an error: the check says what run would download
+    assert model.check(ctx) == [model.I001.at(vocoder / "config.yaml"),
+                                model.I001.at(vocoder / "pytorch_model.bin")]
     ctx.state["device"] = "cpu"
     outcome = model.run(ctx)
     assert sorted(outcome.facts["fetched_bytes"]) == ["config.yaml", "pytorch_model.bin"]
