@@ -141,6 +141,29 @@ def finish_boot(proc: subprocess.Popen[str], lines: list[str], volume: Path,
     return Boot(proc.returncode, "".join(lines) + stdout, stderr, volume)
 
 
+def read_only(path: Path) -> tuple[str, ...]:
+    """A prefix that runs a command in a private mount namespace where ``path`` (and what it
+    holds) is a read-only bind mount of itself."""
+    script = (f'mount --bind "{path}" "{path}" && mount -o remount,ro,bind "{path}" "{path}"'
+              ' && exec "$@"')
+    return ("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh")
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every path under ``root``: files with size, mode and modification time (ns),
+    directories with their mode. A directory's own mtime is left out: the volume stage's
+    write probe, created and removed again, is allowed to touch it."""
+    if not root.exists():
+        return {}
+    out = {}
+    for path in [root, *root.rglob("*")]:
+        st = path.lstat()
+        is_dir = path.is_dir() and not path.is_symlink()
+        out[str(path.relative_to(root))] = (0 if is_dir else st.st_size, st.st_mode,
+                                            0 if is_dir else st.st_mtime_ns)
+    return out
+
+
 @pytest.fixture
 def volume(tmp_path: Path) -> Path:
     path = tmp_path / "volume"

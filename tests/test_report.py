@@ -11,16 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, boot, finish_boot, start_boot, wait_for_line
+from conftest import REPO, boot, finish_boot, read_only, start_boot, wait_for_line
 
 from bootstrap.exit_codes import ExitCode
-
-
-def read_only(path: Path) -> tuple[str, ...]:
-    """A prefix that runs the boot in a private mount namespace where ``path`` is read-only."""
-    script = (f'mount --bind "{path}" "{path}" && mount -o remount,ro,bind "{path}" "{path}"'
-              ' && exec "$@"')
-    return ("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh")
 
 
 def test_a_read_only_volume_sends_the_report_to_the_fallback(volume: Path,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ def tiny_volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
     volume = tmp_path_factory.mktemp("volume")
     tiny_model.build(volume)
     return volume
+
+
+@pytest.fixture
+def volume(tiny_volume: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny model's volume, for tests that break it."""
+    copy = tmp_path / "volume"
+    shutil.copytree(tiny_volume, copy)
+    return copy
 
 
 def config_for(volume: Path, **over: object) -> Config:

@@ -28,14 +28,6 @@ def about(message: Message, obj: object) -> Message:
     return replace(message, obj=str(obj))
 
 
-@pytest.fixture
-def volume(tiny_volume: Path, tmp_path: Path) -> Path:
-    """A private copy of the tiny model's volume, for tests that break it."""
-    copy = tmp_path / "volume"
-    shutil.copytree(tiny_volume, copy)
-    return copy
-
-
 def fail(stage_run: object, ctx: Context) -> StageFailed:
     with pytest.raises(StageFailed) as failed:
         stage_run(ctx)  # type: ignore[operator]

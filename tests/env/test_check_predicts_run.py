@@ -1,0 +1,59 @@
+"""`bootstrap check` against the broken setups the stage tests build: it reports the id
+that `bootstrap run` then fails (or warns) with, and the volume is exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from conftest import read_only, snapshot
+from envboot import BootFn, base_env
+
+from bootstrap.stages import venv, volume
+
+
+def check(tmp_path: Path, wheels: Path, vol: Path, prefix: Sequence[str] = (),
+          **env: str) -> set[str]:
+    full = base_env(tmp_path, wheels, vol) | env
+    result = subprocess.run([*prefix, sys.executable, "-m", "bootstrap", "check", "--output",
+                             "json"], capture_output=True, text=True, env=full, cwd=tmp_path,
+                            timeout=120)
+    assert result.stdout.startswith("{"), result.stderr
+    return {m["id"] for m in json.loads(result.stdout)["messages"]}
+
+
+def test_a_missing_volume(boot: BootFn, tmp_path: Path, wheels: Path) -> None:
+    vol = tmp_path / "vol"
+    before = snapshot(tmp_path)
+    assert volume.E001.id in check(tmp_path, wheels, vol)
+    assert snapshot(tmp_path) == before and not vol.exists()
+    result = boot(vol, create=False)
+    assert result.summary["code"] == volume.E001.id
+
+
+def test_a_read_only_volume(boot: BootFn, tmp_path: Path, wheels: Path) -> None:
+    vol = tmp_path / "vol"
+    (vol / "models").mkdir(parents=True)
+    (vol / "models" / "vocab.txt").write_text(" \na\n")
+    before = snapshot(vol)
+    assert volume.E003.id in check(tmp_path, wheels, vol, prefix=read_only(vol))
+    assert snapshot(vol) == before
+    result = boot(vol, prefix=read_only(vol))
+    assert result.summary["code"] == volume.E003.id
+
+
+def test_an_unhealthy_environment(boot: BootFn, tmp_path: Path, wheels: Path) -> None:
+    vol = tmp_path / "vol"
+    assert boot(vol).returncode == 0
+    (env,) = (vol / ".bootstrap" / "envs").iterdir()
+    cfg = env / "pyvenv.cfg"
+    cfg.write_text(cfg.read_text().replace("version_info = 3.11", "version_info = 3.9"))
+    before = snapshot(vol)
+    assert venv.W001.id in check(tmp_path, wheels, vol)
+    assert snapshot(vol) == before, "the check left the volume as it was"
+    result = boot(vol)
+    assert venv.W001.id in result.codes()  # run says the same, then rebuilds
+    assert result.returncode == 0
