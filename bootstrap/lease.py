@@ -132,7 +132,9 @@ class Lease:
         seen: tuple[float, str] | None = None  # (mtime, token) and when it last changed
         seen_at = started
         while True:
-            if self._try_create():
+            # look before writing: a waiter polls, and on a network volume a staging file
+            # written and removed ten times a second per waiter is load for nothing
+            if not os.path.lexists(self.path) and self._try_create():
                 self._start_heartbeat()
                 return True
             if done():
