@@ -30,7 +30,7 @@ class Config:
     mode: str = "volume"
     volume: Path = Path("/runpod-volume")
     # The request handler the serve stage starts, as module:callable.
-    handler: str = "handler.echo:make_handler"
+    handler: str = "handler.f5tts:make_handler"
     # Stages added by the user, as module:callable; they run in the worker before serve.
     extra_stages: tuple[str, ...] = ()
     # Per-stage deadline overrides in seconds (0 disables); `deadline_<stage>` in the env.

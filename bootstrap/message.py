@@ -78,6 +78,12 @@ class Message:
     def is_serious(self) -> bool:
         return self.level >= Level.ERROR
 
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Message:
+        """The message ``to_dict`` wrote (the worker's checks cross a process boundary)."""
+        return cls(data["id"], Level.from_name(data["level"]), data["msg"],
+                   data.get("hint", ""), data.get("obj", ""))
+
     def to_dict(self) -> dict[str, str]:
         out = {"id": self.id, "level": self.level.name.lower(), "msg": self.msg}
         if self.hint:

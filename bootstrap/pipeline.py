@@ -30,9 +30,13 @@ def supervisor_stages() -> list[Stage]:
 
 
 def worker_stages(config: Config) -> list[Stage]:
-    from bootstrap.stages import serve
+    from bootstrap.stages import audio, cuda, model, serve, warmup
 
     return [
+        cuda.STAGE,
+        audio.STAGE,
+        model.STAGE,
+        warmup.STAGE,
         *[load_extra(target) for target in config.extra_stages],
         serve.STAGE,
     ]

@@ -44,9 +44,11 @@ class BootReport:
 
     @property
     def file_name(self) -> str:
-        # milliseconds: two boots in one second must still sort oldest first by name
+        # Milliseconds too: names are the reports' order, and two boots on one volume
+        # can start within the same second.
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.started_at))
-        return f"{stamp}.{int(self.started_at % 1 * 1000):03d}-{self.worker_id}-{self.run_id}.json"
+        millis = int(self.started_at * 1000) % 1000
+        return f"{stamp}.{millis:03d}-{self.worker_id}-{self.run_id}.json"
 
     def stage_durations(self) -> dict[str, int]:
         return {s["stage"]: s["duration_ms"] for s in self.stages if "duration_ms" in s}
@@ -73,10 +75,10 @@ def _write_into(directory: Path, report: BootReport, keep: int) -> Path:
 
 def save(report: BootReport, config: Config) -> Path | None:
     """Write the report to the volume, else to the fallback directory. None if neither works."""
-    # Never create the volume itself: a mount point made into a plain directory on the
-    # container disk would hide a missing volume from the volume stage (and from the user).
-    targets = [config.fallback_reports] if not config.volume.is_dir() \
-        else [config.reports_dir, config.fallback_reports]
+    # Never create the volume itself: a missing volume made here would land on the
+    # container disk and hide the real failure from the volume stage.
+    targets = ([config.reports_dir, config.fallback_reports] if config.volume.is_dir()
+               else [config.fallback_reports])
     errors = []
     for directory in targets:
         try:

@@ -22,18 +22,14 @@ from pathlib import Path
 from types import FrameType
 
 import bootstrap
-from bootstrap import events, pipeline, redaction, report
+from bootstrap import events, pipeline, redaction, report, worker
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode, for_signal
 from bootstrap.monitor import Monitor, WorkerEnd, read_from
 from bootstrap.runner import Shutdown, run_stage, skip_stage
 from bootstrap.stage import Failure, Lifecycle, Phase, StageResult, Status
-from bootstrap.worker import ENV_CONFIG, ENV_RUN_DIR, ENV_RUN_ID, ENV_WORKER_ID, FAULT_LOG
-
-# The directory holding the bootstrap package, put on the worker's PYTHONPATH so an
-# environment built on the volume need not contain bootstrap itself.
-PACKAGE_ROOT = Path(bootstrap.__file__).resolve().parent.parent
+from bootstrap.worker import FAULT_LOG
 
 
 def worker_identity() -> str:
@@ -90,19 +86,6 @@ class Supervisor:
 
     # -- the worker -----------------------------------------------------------------------
 
-    def _worker_env(self, run_dir: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        path = env.get("PYTHONPATH")
-        env.update({
-            ENV_CONFIG: self.config.to_env(),
-            ENV_RUN_ID: self.ctx.run_id,
-            ENV_WORKER_ID: self.ctx.worker_id,
-            ENV_RUN_DIR: str(run_dir),
-            "PYTHONPATH": f"{PACKAGE_ROOT}{os.pathsep}{path}" if path else str(PACKAGE_ROOT),
-            "PYTHONUNBUFFERED": "1",
-        })
-        return env
-
     def _run_worker(self) -> int:
         report.save(self.report, self.config)  # the supervisor stages, before the worker
         python = str(self.ctx.state.get("python", sys.executable))
@@ -112,7 +95,8 @@ class Supervisor:
         try:
             proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                env=self._worker_env(run_dir), text=True, errors="replace")
+                env=worker.environment(self.config, self.ctx.run_id, self.ctx.worker_id, run_dir),
+                text=True, errors="replace")
         except OSError as exc:
             return self._finish_failed(Failure(
                 stage="worker", exit_code=int(ExitCode.WORKER_START),

@@ -10,6 +10,7 @@ into a clean, reported stop.
 from __future__ import annotations
 
 import faulthandler
+import json
 import os
 import signal
 import sys
@@ -21,8 +22,9 @@ from bootstrap import events, pipeline
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode, for_signal
+from bootstrap.message import Message, error
 from bootstrap.runner import Shutdown, run_stage, skip_stage
-from bootstrap.stage import Status
+from bootstrap.stage import Stage, Status
 
 # Environment the supervisor hands to the worker.
 ENV_CONFIG = "BOOTSTRAP_WORKER_CONFIG"
@@ -30,6 +32,12 @@ ENV_RUN_ID = "BOOTSTRAP_RUN_ID"
 ENV_WORKER_ID = "BOOTSTRAP_WORKER_ID"
 ENV_RUN_DIR = "BOOTSTRAP_RUN_DIR"
 FAULT_LOG = "faulthandler.log"
+# The directory holding the bootstrap package, put on the worker's PYTHONPATH so an
+# environment built on the volume need not contain bootstrap itself.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+CHECK_RAISED = error("check.E001", "the check of stage {stage} raised: {error}",
+                     "a bug in that stage's check; `bootstrap run` would meet the same error")
 
 # Kept open for the life of the process: faulthandler writes to its file descriptor.
 _fault_file: IO[str] | None = None
@@ -45,6 +53,45 @@ def _arm_faulthandler(run_dir: Path) -> None:
 
 def _on_stop_signal(signum: int, _: FrameType | None) -> None:
     raise Shutdown(signum)
+
+
+def environment(config: Config, run_id: str, worker_id: str, run_dir: Path) -> dict[str, str]:
+    """The environment the worker process is started with (by ``run`` and ``check``)."""
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env.update({
+        ENV_CONFIG: config.to_env(),
+        ENV_RUN_ID: run_id,
+        ENV_WORKER_ID: worker_id,
+        ENV_RUN_DIR: str(run_dir),
+        "PYTHONPATH": f"{PACKAGE_ROOT}{os.pathsep}{path}" if path else str(PACKAGE_ROOT),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def check_main() -> int:
+    """``bootstrap check``'s half in the worker's interpreter: every worker stage's
+    read-only checks, one JSON message per line. The stages see the packages the worker
+    will have, not the supervisor's."""
+    config = Config.from_env(os.environ[ENV_CONFIG])
+    events.configure("json", sys.stderr, level=config.log_level)
+    ctx = Context(config, os.environ[ENV_RUN_ID], os.environ[ENV_WORKER_ID], dry_run=True)
+    for stage in pipeline.worker_stages(config):
+        if stage.name in config.skip:
+            continue
+        for message in checks_of(stage, ctx):
+            print(json.dumps({"stage": stage.name, **message.to_dict()}), flush=True)
+    return int(ExitCode.OK)
+
+
+def checks_of(stage: Stage, ctx: Context) -> list[Message]:
+    """A stage's check; a check that raises is itself a finding, not a crash."""
+    try:
+        return stage.check(ctx)
+    except Exception as exc:
+        return [CHECK_RAISED.at(stage.name, stage=stage.name, error=f"{type(exc).__name__}: "
+                                f"{exc}"[:200])]
 
 
 def main() -> int:
@@ -73,4 +120,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(check_main() if sys.argv[1:] == ["--check"] else main())

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Debian packages the tests need, installed when missing (root on a fresh machine).
-#   chromium  the HTML boot report is opened and screenshotted headless
+# Installs the Debian packages named as arguments when their program is missing
+# (root on a fresh machine). Each package here is named after the program it provides:
+#   ffmpeg    FFmpeg's shared libraries for torchcodec, and the programs pydub calls
+#   chromium  the tests open the HTML boot report headless and screenshot it
 set -euo pipefail
 needed=()
-command -v chromium >/dev/null || needed+=(chromium)
-if [ "${#needed[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "bootstrap: tests need ${needed[*]}; run as root or install them" >&2
-        exit 1
-    fi
-    echo "installing ${needed[*]} ..." >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
+for package in "$@"; do
+    command -v "$package" >/dev/null || needed+=("$package")
+done
+[ "${#needed[@]}" -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: ${needed[*]} missing; run as root or install them" >&2
+    exit 1
 fi
+echo "installing ${needed[*]} ..." >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${needed[@]}" \
+    >/dev/null

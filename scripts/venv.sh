@@ -13,5 +13,5 @@ ensure_venv() {  # ensure_venv EXTRAS  (e.g. "dev" or "serve")
     fi
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     echo "installing bootstrap[$1] into $VENV ..." >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$1]"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "${ROOT}[$1]"
 }

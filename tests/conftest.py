@@ -22,6 +22,7 @@ from bootstrap import redaction
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
 REAL_VOLUME = Path("/runpod-volume")
+MODEL_STAGES = ("cuda", "audio", "model", "warmup")
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +76,10 @@ def boot_env(volume: Path, stages: tuple[str, ...] = (), **settings: str) -> dic
         "BOOTSTRAP_EXTRA_STAGES": ",".join(stages),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(FIXTURES), env.get("PYTHONPATH")])),
     })
-    # Death tests end before serve; a boot that passes its stages would otherwise serve.
-    env.setdefault("BOOTSTRAP_SKIP", "serve")
+    # These boots test the supervisor with user stages: the model stages (their own tests
+    # are under tests/f5) and serve are skipped unless a test asks for them.
+    env.setdefault("BOOTSTRAP_SKIP", ",".join((*MODEL_STAGES, "serve")))
+    env.setdefault("BOOTSTRAP_HANDLER", "handler.echo:make_handler")
     env.update({f"BOOTSTRAP_{k.upper()}": v for k, v in settings.items()})
     return env
 

@@ -7,13 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, boot, boot_env
+from conftest import MODEL_STAGES, REPO, boot, boot_env
+
+# The echo handler needs no model: skip the model stages, keep serve.
+NO_SERVE_SKIP = ",".join(MODEL_STAGES)
 
 SUPERVISOR = ["preflight", "volume", "venv", "install"]
+SUPERVISOR_RAN = ["preflight", "volume", "venv"]  # install is skipped without requirements
 
 
 def test_a_local_boot_reaches_ready_and_answers_a_job(volume: Path) -> None:
-    result = boot(volume, ("stage_passes:passes",), skip="",
+    result = boot(volume, ("stage_passes:passes",), skip=NO_SERVE_SKIP,
                   test_input=json.dumps({"text": "hello"}))
     assert result.returncode == 0, result.stdout
     assert result.named("ready"), "the worker announced it was ready"
@@ -27,8 +31,9 @@ def test_a_local_boot_reaches_ready_and_answers_a_job(volume: Path) -> None:
     assert all(isinstance(ms, int) for ms in last["stages"].values())
     report = result.report()
     assert report["outcome"] == "ok" and report["ready_ms"] > 0
-    assert [s["stage"] for s in report["stages"]] == [*SUPERVISOR, "passes", "serve"]
-    assert report["stages"][len(SUPERVISOR)]["facts"] == {"answer": 42}
+    ran = [s for s in report["stages"] if s["status"] != "skip"]
+    assert [s["stage"] for s in ran] == [*SUPERVISOR_RAN, "passes", "serve"]
+    assert ran[len(SUPERVISOR_RAN)]["facts"] == {"answer": 42}
 
 
 def test_every_line_of_a_boot_is_a_json_event_with_the_boot_identity(volume: Path) -> None:
@@ -42,7 +47,7 @@ def test_every_line_of_a_boot_is_a_json_event_with_the_boot_identity(volume: Pat
     assert [e["process"] for e in starts] == ["supervisor"] * len(SUPERVISOR) + ["worker"]
     skipped = [e for e in result.events if e["event"] == "stage" and e["status"] == "skip"]
     # local mode without requirements: no environment, so nothing to install
-    assert [e["stage"] for e in skipped] == ["install", "serve"]
+    assert [e["stage"] for e in skipped] == ["install", *MODEL_STAGES, "serve"]
 
 
 def test_worker_id_comes_from_runpod(volume: Path) -> None:
@@ -65,7 +70,7 @@ def test_heartbeats_name_a_long_stage(volume: Path, tmp_path: Path) -> None:
 
 
 def test_a_handler_that_cannot_be_loaded_is_a_serve_failure(volume: Path) -> None:
-    result = boot(volume, (), skip="", handler="no_such_module:make_handler")
+    result = boot(volume, (), skip=NO_SERVE_SKIP, handler="no_such_module:make_handler")
     assert result.returncode == 18
     assert result.last["code"] == "serve.E001"
     assert "no_such_module" in result.last["cause"]
@@ -90,7 +95,7 @@ def test_a_worker_whose_interpreter_cannot_start_is_named(volume: Path) -> None:
 
 def test_the_sdk_failing_a_test_job_is_a_named_serve_failure(volume: Path) -> None:
     """A job the SDK cannot run: its own ERROR line keeps its level, then serve.E004."""
-    result = boot(volume, (), skip="", handler="handler.echo:make_handler",
+    result = boot(volume, (), skip=NO_SERVE_SKIP, handler="handler.echo:make_handler",
                   test_input="null")
     assert result.returncode == 18
     assert result.last["code"] == "serve.E004"

@@ -52,8 +52,8 @@ def test_a_dying_worker_is_named(volume: Path, stage: str, target: str, exit_cod
     assert last["cause"] == cause
     assert words in last["msg"]
     # the stage before it finished and is in the report with its duration
-    assert [s["stage"] for s in result.report()["stages"]][:5] == [
-        "preflight", "volume", "venv", "install", "passes"]
+    ran = [s["stage"] for s in result.report()["stages"] if s["status"] != "skip"]
+    assert ran[:4] == ["preflight", "volume", "venv", "passes"]
 
 
 def test_a_segfault_leaves_the_python_stack(volume: Path) -> None:

@@ -35,23 +35,16 @@ def check(config_file: Path | None, fail_level: str, silence: tuple[str, ...],
       bootstrap check --silence preflight.I001 --fail-level warning
       bootstrap check --output json
     """
-    from bootstrap import events, pipeline, runpod_platform
-    from bootstrap.context import Context
+    from bootstrap import dry_run, events
     from bootstrap.error_boundary import error_boundary
     from bootstrap.exit_codes import ExitCode
-    from bootstrap.message import Level, Message
+    from bootstrap.message import Level
     from bootstrap.supervisor import worker_identity
 
     events.configure("auto", sys.stderr)
     with error_boundary():
         config = load_config(config_file, silence=silence or None, **flags).config
-        ctx = Context(config, run_id="check", worker_id=worker_identity(), dry_run=True)
-        found: list[tuple[str, Message]] = []
-        if platform == "runpod":
-            ctx.state["platform"] = "runpod"
-            found += [("platform", m) for m in runpod_platform.check(config)]
-        for stage in [*pipeline.supervisor_stages(), *pipeline.worker_stages(config)]:
-            found += [(stage.name, m) for m in stage.check(ctx)]
+        found = dry_run.collect(config, worker_identity(), platform)
         shown = [(s, m) for s, m in found if m.id not in config.silence]
         silenced = len(found) - len(shown)
         threshold = Level.from_name(fail_level)

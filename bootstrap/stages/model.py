@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap import checkpoint, download, events, f5
+from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error, warning
+from bootstrap.message import Message, error, info, warning
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 
 E001 = error("model.E001", "checkpoint {path} is missing",
@@ -50,6 +51,8 @@ E013 = error("model.E013", "no device was chosen; the cuda stage must run before
              "keep cuda before model in the pipeline; the model is never placed implicitly")
 W001 = warning("model.W001", "no voices in {path}",
                "store NAME.wav with its reference text in NAME.txt there")
+I001 = info("model.I001", "{path} is missing: would download it from {repo}",
+            "to skip the download, copy the file there before the boot")
 
 
 @dataclass(frozen=True)
@@ -117,21 +120,29 @@ def inspect(assets: Assets, can_download: bool, final: bool = False) -> list[Mes
 def check(ctx: Context) -> list[Message]:
     assets = Assets.of(ctx)
     found = inspect(assets, can_download=bool(ctx.config.model_repo))
+    if ctx.config.model_repo:  # say what `run` would fetch (the same list `_fetch` uses)
+        found += [I001.at(dest, path=dest, repo=remote.repo)
+                  for remote, dest in _wanted(ctx.config, assets) if not dest.is_file()]
     if not f5.read_voices(assets.voices):
         found.append(W001.at(assets.voices, path=assets.voices))
     return found
 
 
-def _fetch(ctx: Context, assets: Assets) -> dict[str, int]:
-    """Missing files from the hub."""
-    c, fetched = ctx.config, {}
+def _wanted(c: Config, assets: Assets) -> list[tuple[download.Remote, Path]]:
+    """The files the hub provides and where each goes on the volume."""
     wanted = [(download.Remote(c.vocoder_repo, name), assets.vocoder / name)
               for name in VOCODER_FILES]
     if not assets.arch_spec.endswith((".yaml", ".yml")):
         wanted.append((download.Remote(c.model_repo, f"{assets.arch_spec}/{assets.ckpt.name}"),
                        assets.ckpt))
+    return wanted
+
+
+def _fetch(ctx: Context, assets: Assets) -> dict[str, int]:
+    """Missing files from the hub."""
+    fetched = {}
     locks = ctx.config.volume / ".bootstrap" / "locks"
-    for remote, dest in wanted:
+    for remote, dest in _wanted(ctx.config, assets):
         if dest.is_file():
             continue
         try:

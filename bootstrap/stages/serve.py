@@ -9,6 +9,7 @@ the process, which the supervisor then names as a death during this stage.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from typing import Any
@@ -57,6 +58,9 @@ def run(ctx: Context) -> Outcome:
     events.emit("info", "ready", msg="worker ready; handing requests to the handler",
                 handler=target)
     sys.argv = _sdk_argv(ctx)
+    # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
+    # (for a TTS worker: megabytes of base64 audio per request) into the console.
+    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
         runpod.serverless.start({"handler": handler})
     except SystemExit as exc:

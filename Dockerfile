@@ -1,0 +1,133 @@
+# The bootstrap worker image. Two variants from this one file (docs/deploy-runpod.md):
+#
+#   slim   packages go to a venv on the network volume at boot (BOOTSTRAP_MODE=volume)
+#   baked  packages are in the image: the fast cold start (BOOTSTRAP_MODE=image)
+#
+#   image/build.sh --variant slim            # fills in VERSION and REVISION; or by hand:
+#   podman build --target slim --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#
+# Layers go from what changes least to what changes most: OS packages, the Python
+# dependencies (keyed by their requirement text alone), then bootstrap's own code.
+# Nothing secret is read at build time: no token is needed, none is accepted.
+
+# Debian bookworm: its Python is 3.11, the version bootstrap targets, so no Python is built or
+# downloaded; torch 2.9 wheels from the package index bring their own CUDA runtime and cuDNN,
+# so the base needs no CUDA toolkit, only the host's driver (injected by the NVIDIA runtime).
+ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
+# The extras of pyproject.toml the baked variant installs.
+ARG BAKED_EXTRAS=f5
+
+# -- the operating system: Python, tini, FFmpeg -------------------------------------------
+FROM ${BASE_IMAGE} AS system
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Versions are not pinned: the Debian release is the pin, and its security updates should land.
+# ffmpeg brings the shared libraries torchcodec loads (libavcodec, libavformat, libavdevice,
+# ...) and the ffmpeg/ffprobe programs pydub calls. libpython3.11: torchcodec's custom ops
+# library links against libpython3.11.so.1.0, which Debian's (static) python3 does not ship;
+# without it torchaudio cannot decode (audio.E002). python3-venv: the stdlib venv.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        ca-certificates ffmpeg libpython3.11 python3 python3-pip python3-venv tini \
+    && rm -rf /var/lib/apt/lists/*
+# A non-root user for platforms that run as one (the image itself stays root by default:
+# RunPod's network volumes are owned by root). uid 1000 is the common host user.
+RUN useradd --create-home --uid 1000 --shell /bin/bash worker
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONFAULTHANDLER=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+
+# -- requirement lists, so the dependency layers below are keyed by their text only ---------
+FROM system AS requirements
+WORKDIR /build
+COPY pyproject.toml image/requirements.py ./
+RUN python3 requirements.py pyproject.toml > slim.txt
+
+FROM requirements AS requirements-baked
+ARG BAKED_EXTRAS
+# Unquoted on purpose: BAKED_EXTRAS is a space-separated list of extras.
+RUN python3 requirements.py pyproject.toml ${BAKED_EXTRAS} > baked.txt
+
+# -- bootstrap and the handler as a wheel ---------------------------------------------------
+FROM system AS wheel
+WORKDIR /build
+COPY pyproject.toml ./
+COPY bootstrap/ bootstrap/
+COPY handler/ handler/
+RUN python3 -m pip wheel --quiet --no-deps --wheel-dir /wheels .
+
+# -- dependencies into the system Python ----------------------------------------------------
+# --break-system-packages: Debian marks its Python "externally managed" (PEP 668). pip
+# installs to /usr/local/lib/python3.11/dist-packages, apart from Debian's own packages, and
+# this image has no other user of that Python.
+FROM system AS slim-deps
+# uv builds the worker's environment on the volume several times faster than pip (the
+# install stage uses it when it is on PATH); it is one static binary, no Python imports.
+ARG UV_VERSION=0.9.13
+RUN python3 -m pip install --quiet --break-system-packages "uv==${UV_VERSION}"
+COPY --from=requirements /build/slim.txt /etc/bootstrap/requirements.txt
+RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
+ENV BOOTSTRAP_MODE=volume
+
+FROM slim-deps AS baked-deps
+COPY --from=requirements-baked /build/baked.txt /etc/bootstrap/requirements.txt
+RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
+ENV BOOTSTRAP_MODE=image
+
+# -- the variants: the same top layers over either set of dependencies ----------------------
+# (a stage per variant, not a FROM chosen by a build argument, so --target picks one and the
+# other's heavy layers are never built.)
+FROM baked-deps AS baked
+ARG VARIANT=baked
+ARG BASE_IMAGE
+ARG VERSION=unknown
+ARG REVISION=unknown
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
+COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
+WORKDIR /
+RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
+        --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
+        --revision "$REVISION" --base-image "$BASE_IMAGE" \
+        --module bootstrap --module handler --module torch --module f5_tts --module runpod \
+        --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
+        --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt
+LABEL org.opencontainers.image.title="bootstrap-worker" \
+      org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      io.bootstrap.variant="${VARIANT}"
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]
+CMD ["run"]
+
+FROM slim-deps AS slim
+ARG VARIANT=slim
+ARG BASE_IMAGE
+ARG VERSION=unknown
+ARG REVISION=unknown
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
+COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
+WORKDIR /
+RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
+        --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
+        --revision "$REVISION" --base-image "$BASE_IMAGE" \
+        --module bootstrap --module handler \
+        --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
+        --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt
+LABEL org.opencontainers.image.title="bootstrap-worker" \
+      org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      io.bootstrap.variant="${VARIANT}"
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]
+CMD ["run"]

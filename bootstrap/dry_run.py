@@ -1,0 +1,62 @@
+"""``bootstrap check``: every stage's read-only checks, on the side each stage runs on.
+
+Supervisor stages are checked here. Worker stages are checked in the worker's own
+interpreter (``python -m bootstrap.worker --check``), because what they check -- torch,
+CUDA, the audio stack -- is what that interpreter has, not what the supervisor has. When
+that interpreter does not exist yet (a volume environment still to be built), the check
+says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bootstrap import command, pipeline, runpod_platform, worker
+from bootstrap.config import Config
+from bootstrap.context import Context
+from bootstrap.message import Message, error, info
+
+I001 = info("check.I001", "worker stages not checked: their environment does not exist yet",
+            "`bootstrap run` builds it first; run the check again after a boot")
+E002 = error("check.E002", "the worker's interpreter {python} could not run its checks: "
+             "{cause}", "the venv stage decides which interpreter it is; `bootstrap run` "
+             "would fail the same way")
+WORKER_CHECK_TIMEOUT_S = 300  # importing torch and probing the GPU, on a slow volume
+
+Found = list[tuple[str, Message]]
+
+
+def collect(config: Config, worker_id: str, platform: str | None = None) -> Found:
+    ctx = Context(config, run_id="check", worker_id=worker_id, dry_run=True)
+    found: Found = []
+    if platform == "runpod":
+        ctx.state["platform"] = "runpod"
+        found += [("platform", m) for m in runpod_platform.check(config)]
+    for stage in pipeline.supervisor_stages():
+        if stage.name not in config.skip:  # a stage that will not run has nothing to say
+            found += [(stage.name, m) for m in worker.checks_of(stage, ctx)]
+    return found + _worker_side(ctx)
+
+
+def _worker_side(ctx: Context) -> Found:
+    python = ctx.state.get("python")
+    if python is None:
+        if ctx.config.mode == "volume":
+            return [("worker", I001.at(ctx.config.volume))]
+        python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="bootstrap-check-") as run_dir:
+        env = worker.environment(ctx.config, ctx.run_id, ctx.worker_id, Path(run_dir))
+        result = command.run([python, "-m", "bootstrap.worker", "--check"], env=env,
+                             timeout_s=WORKER_CHECK_TIMEOUT_S, check=False)
+    if result.returncode != 0:
+        last = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+        return [("worker", E002.at(python, python=python, cause=last[0][:200]))]
+    found: Found = []
+    for line in result.stdout.splitlines():
+        if line.startswith("{"):
+            data = json.loads(line)
+            found.append((data.pop("stage"), Message.from_dict(data)))
+    return found

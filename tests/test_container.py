@@ -1,0 +1,400 @@
+"""The real image, built with podman from the Dockerfile and booted as RunPod would boot it.
+
+A local Debian bookworm base built by debootstrap stands in for the registry base image
+(``BASE_IMAGE``); tests/container/setup-podman.sh prepares podman and that base. Every boot
+is a real `podman run` of the slim image: tini is PID 1, entrypoint.sh execs bootstrap, and
+the exit code the test sees is the one podman hands back, compared with bootstrap's own
+summary line.
+
+In CI (``CI=true``) these tests run, never skip: a missing podman there is a failure. Outside
+CI they skip when podman is absent or the user is not root (rootful podman is what the setup
+script configures). The first run takes a few minutes (base image, layers); later runs reuse
+the cache under ``.cache/container`` (``BOOTSTRAP_CACHE_DIR`` moves it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap.events import parse_line
+from bootstrap.exit_codes import ExitCode
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+IMAGE = "localhost/bootstrap-worker:test-slim"
+FIXTURES = REPO / "tests" / "fixtures" / "container"
+# Planted in the build context and the build's environment; must appear in no layer.
+CANARY = f"canary-{uuid.uuid4().hex}"
+# The echo handler needs no model; these worker stages need torch and a GPU (docs).
+SKIP_MODEL_STAGES = "cuda,audio,model,warmup"
+
+pytestmark = pytest.mark.timeout(1800)
+
+
+def _unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "the container tests use rootful podman: run them as root"
+    if shutil.which("podman") is None and not IN_CI:
+        return "podman is not installed (tests/container/setup-podman.sh installs it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def podman_env() -> dict[str, str]:
+    """The environment podman runs with: private config and storage, the stand-in base."""
+    reason = _unavailable()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"container tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    # In CI the script also installs podman; it is idempotent and quick when all is there.
+    result = subprocess.run([str(REPO / "tests/container/setup-podman.sh")], cwd=REPO,
+                            capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        pytest.fail(f"setup-podman.sh failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    env = dict(os.environ)
+    for line in result.stdout.splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = shlex.split(value)[0]
+    return env
+
+
+def _build_context(dest: Path) -> Path:
+    """This checkout's files (tracked, and untracked unless ignored) plus planted secrets."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
+    for name in filter(None, (f.decode() for f in files)):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    # Where a developer's secrets end up: a .env at the top and beside the handler code.
+    (dest / ".env").write_text(f"HF_TOKEN={CANARY}\n")
+    (dest / "handler" / ".env").write_text(f"RUNPOD_API_KEY={CANARY}\n")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def image(podman_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The slim image, built by image/build.sh (what the docs tell users to run)."""
+    context = _build_context(tmp_path_factory.mktemp("context"))
+    env = {**podman_env, "HF_TOKEN": CANARY, "RUNPOD_API_KEY": CANARY}
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(REPO / "image/build.sh"), "--variant", "slim", "--tag", IMAGE,
+         "--context", str(context), "--",
+         "--build-arg", f"BASE_IMAGE={podman_env['BOOTSTRAP_TEST_BASE']}"],
+        env=env, capture_output=True, text=True, timeout=1200)
+    if result.returncode != 0:
+        pytest.fail(f"image build failed ({result.returncode}):\n"
+                    f"{(result.stdout + result.stderr)[-6000:]}")
+    print(f"built {IMAGE} in {time.monotonic() - started:.1f} s")
+    return IMAGE
+
+
+@dataclass
+class Boot:
+    returncode: int
+    stdout: str
+    stderr: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The last line of stdout, which every boot must end with."""
+        lines = self.stdout.strip().splitlines()
+        assert lines, f"no output at all; stderr:\n{self.stderr[-3000:]}"
+        last: dict[str, Any] = json.loads(lines[-1])
+        assert last["event"] == "summary", lines[-1]
+        return last
+
+    def named(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return [e for e in self.events
+                if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
+
+    def describe(self) -> str:
+        return (f"exit {self.returncode}\nstdout:\n{self.stdout[-6000:]}\n"
+                f"stderr:\n{self.stderr[-3000:]}")
+
+
+def _events(stdout: str) -> list[dict[str, Any]]:
+    return [e for e in map(parse_line, stdout.splitlines()) if e is not None]
+
+
+def _run_argv(image: str, name: str, *, env: dict[str, str], volume: Path | None,
+              read_only: bool, user: str | None, tini: bool, mounts: list[str],
+              args: list[str]) -> list[str]:
+    argv = ["podman", "run", "--rm", "--name", name, "--network=host"]
+    # The installers in the volume's environment (uv, pip) verify TLS with their own bundled
+    # roots; point them at the system store, which holds this host's proxy CA
+    # (setup-podman.sh copies it into the base). Without a proxy this changes nothing.
+    store = "/etc/ssl/certs/ca-certificates.crt"
+    env = {"BOOTSTRAP_LOG_FORMAT": "json", "PIP_CERT": store, "SSL_CERT_FILE": store, **env}
+    for key, value in env.items():
+        argv += ["--env", f"{key}={value}"]
+    if volume is not None:
+        argv += ["--volume", f"{volume}:/runpod-volume" + (":ro" if read_only else "")]
+    for mount in mounts:
+        argv += ["--volume", mount]
+    if user is not None:
+        argv += ["--user", user]
+    if not tini:
+        # Without tini the entrypoint is PID 1 and execs bootstrap, which then is PID 1.
+        # (--entrypoint drops the image's CMD, so the command is given again.)
+        argv += ["--entrypoint", "/usr/local/bin/entrypoint.sh"]
+        args = args or ["run"]
+    return [*argv, image, *args]
+
+
+def boot(podman_env: dict[str, str], image: str, *, env: dict[str, str] | None = None,
+         volume: Path | None = None, read_only: bool = False, user: str | None = None,
+         tini: bool = True, mounts: list[str] | None = None, args: list[str] | None = None,
+         timeout: float = 900) -> Boot:
+    name = f"bootstrap-test-{uuid.uuid4().hex[:10]}"
+    argv = _run_argv(image, name, env=env or {}, volume=volume, read_only=read_only,
+                     user=user, tini=tini, mounts=mounts or [], args=args or [])
+    try:
+        result = subprocess.run(argv, env=podman_env, capture_output=True, text=True,
+                                timeout=timeout)
+    finally:
+        subprocess.run(["podman", "rm", "--force", "--ignore", name], env=podman_env,
+                       capture_output=True)
+    return Boot(result.returncode, result.stdout, result.stderr, _events(result.stdout))
+
+
+def assert_named_failure(result: Boot, *, stage: str, code: str, exit_code: int) -> None:
+    """The failure is named in the last line, and podman hands back the same exit code."""
+    summary = result.summary
+    assert (summary["status"], summary["stage"], summary["code"]) == ("fail", stage, code), \
+        result.describe()
+    assert summary["exit_code"] == exit_code, result.describe()
+    assert result.returncode == exit_code, result.describe()
+    assert summary["msg"] and summary["hint"]
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "runpod-volume"
+    path.mkdir()
+    yield path
+    # The container may have written files as another user; the tmp dir must stay removable.
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# -- the image itself -----------------------------------------------------------------------
+
+
+def test_image_labels_name_the_version_and_revision(podman_env: dict[str, str],
+                                                    image: str) -> None:
+    inspect = subprocess.run(["podman", "image", "inspect", image], env=podman_env,
+                             check=True, capture_output=True, text=True).stdout
+    labels = json.loads(inspect)[0]["Config"]["Labels"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert labels["org.opencontainers.image.version"] == project["version"]
+    assert labels["org.opencontainers.image.revision"] in (head, f"{head}-dirty")
+    assert labels["io.bootstrap.variant"] == "slim"
+
+
+def test_image_manifest_lists_what_the_image_provides(podman_env: dict[str, str],
+                                                      image: str) -> None:
+    result = subprocess.run(["podman", "run", "--rm", "--entrypoint", "cat", image,
+                             "/etc/bootstrap/image-manifest.txt"],
+                            env=podman_env, capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    paths = [line for line in lines if line.startswith("/")]
+    assert "# variant: slim" in lines
+    assert "# mode: volume" in lines
+    assert "/usr/local/lib/python3.11/dist-packages/bootstrap" in paths
+    assert "/usr/local/bin/entrypoint.sh" in paths
+    assert "/usr/bin/tini" in paths
+
+
+def _torchcodec_requirement() -> str:
+    """The torchcodec the worker installs (the f5 extra), so this checks the real pairing."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"].get(
+        "optional-dependencies", {})
+    for requirement in (r for reqs in extras.values() for r in reqs):
+        if requirement.replace(" ", "").lower().startswith("torchcodec"):
+            return str(requirement)
+    return "torchcodec<0.10"  # the range torch 2.9 loads (FAILURES.md 8)
+
+
+# Every torchcodec library for one FFmpeg major, resolved with `ldd`; torch's own libraries
+# (libtorch*, libc10*) are left out: they come with torch, not with the image.
+TORCHCODEC_LDD = """
+set -euo pipefail
+python3 -m pip install --quiet --break-system-packages --no-deps --target /tmp/tc "$1"
+cd /tmp/tc/torchcodec
+for major in 4 5 6 7 8; do
+    missing=""
+    for kind in core custom_ops pybind_ops; do
+        missing+="$(ldd "libtorchcodec_${kind}${major}.so" | grep 'not found' \
+            | grep -vE 'lib(torch|c10)[^ ]*[.]so' | awk '{print $1}' | tr '\n' ' ' || true)"
+    done
+    echo "ffmpeg${major}: ${missing:-ok}"
+done
+"""
+
+
+def test_the_image_provides_every_library_torchcodec_loads(podman_env: dict[str, str],
+                                                           image: str) -> None:
+    """torchaudio 2.9 decodes through torchcodec, which needs FFmpeg's shared libraries and
+    libpython (FAILURES.md 8): for one FFmpeg major, all three of its libraries resolve."""
+    result = subprocess.run(
+        ["podman", "run", "--rm", "--network=host", "--env",
+         "PIP_CERT=/etc/ssl/certs/ca-certificates.crt", "--entrypoint", "bash", image,
+         "-c", TORCHCODEC_LDD, "ldd", _torchcodec_requirement()],
+        env=podman_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    majors = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert "ok" in majors.values(), f"no FFmpeg major with all libraries: {majors}"
+
+
+def test_no_secret_from_the_context_or_the_build_environment_is_in_any_layer(
+    podman_env: dict[str, str], image: str, tmp_path: Path,
+) -> None:
+    """Every layer and the image config, byte for byte, after a build whose context held a
+    .env with a token and whose environment held HF_TOKEN and RUNPOD_API_KEY."""
+    archive = tmp_path / "image.tar"
+    subprocess.run(["podman", "save", "--format", "docker-archive", "-o", str(archive), image],
+                   env=podman_env, check=True, capture_output=True)
+    needle = CANARY.encode()
+    overlap = len(needle)
+    tail = b""
+    scanned = 0
+    with archive.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            assert needle not in tail + chunk, "a planted secret is in the image"
+            tail = chunk[-overlap:]
+            scanned += len(chunk)
+    assert scanned > 50 << 20  # the whole image was read, not an empty archive
+
+
+# -- boots --------------------------------------------------------------------------------
+
+
+def test_slim_boots_in_local_mode_answers_one_job_and_boots_warm_as_a_non_root_user(
+    podman_env: dict[str, str], image: str, volume: Path,
+) -> None:
+    """First boot builds the worker's environment on the host directory mounted as
+    /runpod-volume and answers the test job; the second boot, as uid 1000, finds it there."""
+    job = {"text": "hello from the container test"}
+    env = {
+        "BOOTSTRAP_MODE": "local",
+        "BOOTSTRAP_HANDLER": "handler.echo:make_handler",
+        "BOOTSTRAP_TEST_INPUT": json.dumps(job),
+        "BOOTSTRAP_SKIP": SKIP_MODEL_STAGES,
+        # The slim image has no RunPod SDK: the environment on the volume brings it.
+        "BOOTSTRAP_REQUIREMENTS_TEXT": "runpod>=1.10,<1.13",
+    }
+    first = boot(podman_env, image, env=env, volume=volume)
+    assert (first.returncode, first.summary["status"]) == (0, "ok"), first.describe()
+    assert first.named("boot.ready"), first.describe()
+    # The RunPod SDK's own line with the handler's answer (the echo of the job's input).
+    answers = [e for e in first.named("output") if "Job result" in e.get("line", "")]
+    assert answers and repr(job) in answers[0]["line"], first.describe()
+    reports = sorted((volume / ".bootstrap" / "reports").glob("*.json"))
+    assert [json.loads(p.read_text())["outcome"] for p in reports] == ["ok"]
+    print(f"first boot: {first.summary['total_ms']} ms {first.summary['stages']}")
+
+    # What a platform that runs the container as a non-root user needs: a volume it owns.
+    subprocess.run(["chown", "-R", "1000:1000", str(volume)], check=True)
+    warm = boot(podman_env, image, env=env, volume=volume, user="1000:1000")
+    assert (warm.returncode, warm.summary["status"]) == (0, "ok"), warm.describe()
+    assert len(list((volume / ".bootstrap" / "reports").glob("*.json"))) == 2
+    print(f"warm boot: {warm.summary['total_ms']} ms {warm.summary['stages']}")
+
+
+@pytest.mark.parametrize("tini", [True, False], ids=["tini", "no-tini"])
+def test_volume_mode_without_a_volume_fails_named_with_the_volume_code(
+    podman_env: dict[str, str], image: str, tini: bool,
+) -> None:
+    result = boot(podman_env, image, env={"BOOTSTRAP_SKIP": SKIP_MODEL_STAGES}, tini=tini)
+    assert_named_failure(result, stage="volume", code="volume.E001",
+                         exit_code=ExitCode.VOLUME)
+
+
+def test_a_read_only_volume_fails_named_with_the_volume_code(
+    podman_env: dict[str, str], image: str, volume: Path,
+) -> None:
+    result = boot(podman_env, image, volume=volume, read_only=True,
+                  env={"BOOTSTRAP_SKIP": SKIP_MODEL_STAGES})
+    assert_named_failure(result, stage="volume", code="volume.E003", exit_code=ExitCode.VOLUME)
+
+
+def test_a_non_root_user_that_cannot_write_the_volume_fails_named(
+    podman_env: dict[str, str], image: str, volume: Path,
+) -> None:
+    volume.chmod(0o755)  # owned by root, as a network volume is
+    result = boot(podman_env, image, volume=volume, user="1000:1000",
+                  env={"BOOTSTRAP_SKIP": SKIP_MODEL_STAGES})
+    assert_named_failure(result, stage="volume", code="volume.E004", exit_code=ExitCode.VOLUME)
+
+
+def test_a_missing_python_is_named_by_the_entrypoint_through_tini_and_podman(
+    podman_env: dict[str, str], image: str,
+) -> None:
+    result = boot(podman_env, image, env={"BOOTSTRAP_PYTHON": "python3.99"})
+    assert_named_failure(result, stage="entrypoint", code="entrypoint.E001",
+                         exit_code=ExitCode.PREFLIGHT)
+    assert len(result.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("tini", [True, False], ids=["tini", "no-tini"])
+def test_sigterm_mid_boot_ends_in_a_reported_clean_shutdown(
+    podman_env: dict[str, str], image: str, volume: Path, tini: bool,
+) -> None:
+    """SIGTERM to the container while a worker stage is still running (a user stage that
+    sleeps, standing in for a long model load): the supervisor stops the worker, saves the
+    report, prints a `stopped` summary, and the container exits 128+15."""
+    name = f"bootstrap-test-{uuid.uuid4().hex[:10]}"
+    env = {"BOOTSTRAP_MODE": "local", "BOOTSTRAP_SKIP": SKIP_MODEL_STAGES,
+           "BOOTSTRAP_EXTRA_STAGES": "slow_boot:slow_stage", "PYTHONPATH": "/fixtures"}
+    argv = _run_argv(image, name, env=env, volume=volume, read_only=False, user=None,
+                     tini=tini, mounts=[f"{FIXTURES}:/fixtures:ro"], args=[])
+    proc = subprocess.Popen(argv, env=podman_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            event = _events(line)
+            if event and event[0].get("stage") == "slow_stage" \
+                    and event[0].get("status") == "start":
+                break
+        else:
+            pytest.fail("the boot ended before the slow stage started:\n" + "".join(lines))
+        subprocess.run(["podman", "kill", "--signal", "TERM", name], env=podman_env,
+                       check=True, capture_output=True)
+        rest, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(["podman", "rm", "--force", "--ignore", name], env=podman_env,
+                       capture_output=True)
+    stdout = "".join(lines) + rest
+    result = Boot(proc.returncode, stdout, stderr, _events(stdout))
+    summary = result.summary
+    assert (summary["status"], summary["cause"]) == ("stopped", "SIGTERM"), result.describe()
+    assert summary["exit_code"] == ExitCode.SIGNAL_BASE + 15
+    assert result.returncode == ExitCode.SIGNAL_BASE + 15, result.describe()
+    assert not result.named("boot.ready")
+    reports = list((volume / ".bootstrap" / "reports").glob("*.json"))
+    assert [json.loads(p.read_text())["outcome"] for p in reports] == ["stopped"]
