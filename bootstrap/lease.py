@@ -69,10 +69,6 @@ def _dead_here(owner: Owner) -> bool:
         return False
 
 
-class LeaseLost(Exception):
-    """Another worker took the lease over while this one still worked under it."""
-
-
 class Lease:
     """``with Lease(dir, "env-abc", owner) as lease: ...``, or ``acquire``/``release``."""
 
