@@ -53,7 +53,7 @@ def clean_env(tmp: Path) -> dict[str, str]:
 def boot_env(tmp: Path, wheels: Path, volume: Path, installer: str) -> dict[str, str]:
     return clean_env(tmp) | {
         "BOOTSTRAP_VOLUME": str(volume), "BOOTSTRAP_LOG_FORMAT": "json",
-        "BOOTSTRAP_SKIP": "serve", "BOOTSTRAP_MIN_FREE_VOLUME_MB": "1",
+        "BOOTSTRAP_SKIP": "cuda,audio,model,warmup,serve", "BOOTSTRAP_MIN_FREE_VOLUME_MB": "1",
         "BOOTSTRAP_FIND_LINKS": str(wheels), "BOOTSTRAP_NO_INDEX": "1",
         "BOOTSTRAP_REQUIREMENTS_TEXT": REQUIREMENTS, "BOOTSTRAP_INSTALLER": installer,
         "BOOTSTRAP_FALLBACK_REPORTS": str(tmp / "reports")}

@@ -69,10 +69,6 @@ def _dead_here(owner: Owner) -> bool:
         return False
 
 
-class LeaseLost(Exception):
-    """Another worker took the lease over while this one still worked under it."""
-
-
 class Lease:
     """``with Lease(dir, "env-abc", owner) as lease: ...``, or ``acquire``/``release``."""
 
@@ -132,7 +128,9 @@ class Lease:
         seen: tuple[float, str] | None = None  # (mtime, token) and when it last changed
         seen_at = started
         while True:
-            if self._try_create():
+            # look before writing: a waiter polls, and on a network volume a staging file
+            # written and removed ten times a second per waiter is load for nothing
+            if not os.path.lexists(self.path) and self._try_create():
                 self._start_heartbeat()
                 return True
             if done():

@@ -7,14 +7,12 @@ installed, so every environment must also hold bootstrap's runtime dependencies.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.config import Config
 
 WORKER_REQUIREMENTS = ("click>=8.1", "psutil>=5.9")
-NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 class RequirementsMissing(Exception):
@@ -39,9 +37,6 @@ class Requirements:
     def text(self) -> str:
         """What the installer is given, and what the environment key hashes."""
         return "\n".join(self.all_lines) + "\n"
-
-    def names(self) -> list[str]:
-        return [m.group(1) for line in self.lines if (m := NAME.match(line))]
 
 
 def _clean(text: str) -> list[str]:

@@ -1,7 +1,7 @@
 """Fixtures for the volume, venv and install stages (imported by the test modules that use
 them: ``from envboot import boot, wheels``): a local wheelhouse (built once per session),
 and ``boot``, which runs ``bootstrap run`` against a volume and parses its
-events. Boots run the supervisor stages and a worker with serve skipped, so the
+events. Boots run the supervisor stages and a worker with its stages skipped, so the
 environment's Python really starts bootstrap."""
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from typing import Any
 import pytest
 import wheelhouse
 
+from bootstrap import pipeline
+from bootstrap.config import Config
+
 REPO = Path(__file__).resolve().parents[2]
+WORKER_STAGES = ",".join(stage.name for stage in pipeline.worker_stages(Config()))
 # Root and namespaces are needed for real mounts; CI runs as root, so there a missing
 # capability fails instead of hiding behind a skip.
 needs_root = pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"),
@@ -76,7 +80,8 @@ def base_env(tmp: Path, wheels: Path, volume: Path) -> dict[str, str]:
         "UV_CACHE_DIR": str(tmp / "uv-cache"),
         "BOOTSTRAP_VOLUME": str(volume),
         "BOOTSTRAP_LOG_FORMAT": "json",
-        "BOOTSTRAP_SKIP": "cuda,audio,model,warmup,serve",  # the env stages are under test
+        # every worker stage: these boots end when the worker has started from the env
+        "BOOTSTRAP_SKIP": WORKER_STAGES,
         "BOOTSTRAP_MIN_FREE_VOLUME_MB": "1",
         "BOOTSTRAP_FIND_LINKS": str(wheels),
         "BOOTSTRAP_NO_INDEX": "1",

@@ -37,8 +37,12 @@ def write_wheel(out: Path, name: str, version: str, files: dict[str, bytes],
              f"Root-Is-Purelib: {'true' if purelib else 'false'}\nTag: {tag}\n")
     members = {**files, f"{dist_info}/METADATA": metadata.encode(),
                f"{dist_info}/WHEEL": wheel.encode()}
+    return _zip(out / f"{name}-{version}-{tag}.whl", members, dist_info)
+
+
+def _zip(path: Path, members: dict[str, bytes], dist_info: str) -> Path:
+    """Write a wheel: the members, then a RECORD that lists them with their hashes."""
     record = [_record_line(n, d) for n, d in members.items()] + [f"{dist_info}/RECORD,,"]
-    path = out / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for member, data in members.items():
             zf.writestr(member, data)
@@ -61,13 +65,8 @@ def repack_installed(out: Path, dist_name: str) -> Path:
             continue
         files[rel] = (root / rel).read_bytes()
     dist_info = next(f for f in files if f.endswith(".dist-info/METADATA")).split("/")[0]
-    record = [_record_line(n, d) for n, d in files.items()] + [f"{dist_info}/RECORD,,"]
-    path = out / f"{name}-{dist.version}-{tags[0] if tags else 'py3-none-any'}.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, data in files.items():
-            zf.writestr(member, data)
-        zf.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
-    return path
+    tag = tags[0] if tags else "py3-none-any"
+    return _zip(out / f"{name}-{dist.version}-{tag}.whl", files, dist_info)
 
 
 SLOW_BACKEND = """
