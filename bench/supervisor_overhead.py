@@ -4,8 +4,11 @@ Method (docs/performance.md): each command runs N times, interleaved (A, B, C, A
 so that noise from this shared machine falls on all of them alike; we report medians and
 the difference to the baseline that does the same work without bootstrap.
 
-- boot:     `bootstrap run --mode local` with one trivial user stage and serve skipped:
-            supervisor start, preflight, worker start, the stage, report, summary.
+- boot:     `bootstrap run --mode local` where every stage is trivial: the built-in stages
+            skipped, one trivial user stage: supervisor start, worker start, the stage,
+            events, the report (three writes), the summary. This is the supervisor's own cost.
+- stages:   the same boot with the built-in supervisor stages running (preflight, volume,
+            venv, install in local mode): what those stages add, for information.
 - baseline: `python -c` that starts a child `python -c` which imports the same trivial
             stage and runs it: the two interpreter starts a boot cannot avoid.
 - help:     `bootstrap --help`, against `python -c pass`.
@@ -26,6 +29,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+ALL_BUILT_IN = ("preflight", "volume", "venv", "install", "cuda", "audio", "model", "warmup",
+                "serve")
 TARGET_OVERHEAD_MS = 150
 TARGET_HELP_MS = 200
 # `python -c pass` on the machines the targets were set for (a current x86 server core,
@@ -48,12 +53,15 @@ def main() -> None:
     volume = Path(tempfile.mkdtemp(prefix="bench-volume-"))
     env = {**os.environ, "PYTHONPATH": str(FIXTURES), "BOOTSTRAP_MODE": "local",
            "BOOTSTRAP_VOLUME": str(volume), "BOOTSTRAP_LOG_FORMAT": "json",
-           "BOOTSTRAP_SKIP": "serve", "BOOTSTRAP_EXTRA_STAGES": "stage_passes:passes",
+           "BOOTSTRAP_SKIP": ",".join(ALL_BUILT_IN),
+           "BOOTSTRAP_EXTRA_STAGES": "stage_passes:passes",
            "BOOTSTRAP_FALLBACK_REPORTS": str(volume / "fallback")}
     py = sys.executable
     child = "from stage_passes import passes; passes(None)"
     commands = {
         "boot": [py, "-m", "bootstrap", "run"],
+        "stages": ["env", "BOOTSTRAP_SKIP=cuda,audio,model,warmup,serve", py, "-m", "bootstrap",
+                   "run"],
         "baseline": [py, "-c", f"import subprocess, sys; subprocess.run([sys.executable, "
                                f"'-c', {child!r}], check=True)"],
         "help": [py, "-m", "bootstrap", "--help"],
@@ -72,6 +80,7 @@ def main() -> None:
         "runs": args.runs,
         "median_ms": {k: round(v, 1) for k, v in median.items()},
         "boot_overhead_ms": round(overhead, 1),
+        "supervisor_stages_ms": round(median["stages"] - median["boot"], 1),
         "help_ms": round(median["help"], 1),
         # The same figures in units of one `python -c pass` measured in the same run:
         # comparable across machines, where milliseconds on this shared box are not.

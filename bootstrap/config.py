@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -192,6 +191,8 @@ def load(
     path = toml_path or Path(environ.get("BOOTSTRAP_CONFIG", DEFAULT_TOML))
     if path.is_file():
         try:
+            import tomllib  # only when there is a file: every boot pays for module imports
+
             table = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, OSError) as exc:
             raise ConfigError(f"{path}: {exc}") from None

@@ -11,7 +11,6 @@ a child process because the supervisor must never import torch and friends itsel
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import json
 import platform
 import re
@@ -71,6 +70,8 @@ def _unmet(requirements: list[str], versions: dict[str, str]) -> list[str]:
 
 
 def probe(spec: dict[str, Any]) -> dict[str, Any]:
+    import importlib.metadata  # here, not at the top: the boot pays for every module import
+
     versions: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]

@@ -12,7 +12,6 @@ timeout, one classified failure.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import shutil
 import sys
@@ -116,6 +115,8 @@ def _index_args(config: Config) -> list[str]:
 
 
 def _uv() -> Installer | None:
+    import importlib.metadata  # here, not at the top: the boot pays for every module import
+
     exe = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
     if exe is None:
         return None
@@ -127,6 +128,8 @@ def _uv() -> Installer | None:
 
 
 def _pip() -> Installer | None:
+    import importlib.metadata
+
     try:
         return Installer("pip", importlib.metadata.version("pip"), sys.executable)
     except importlib.metadata.PackageNotFoundError:

@@ -29,8 +29,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psutil
-
 from bootstrap import events
 
 POLL_S = 0.1
@@ -61,6 +59,8 @@ def _dead_here(owner: Owner) -> bool:
     """The owner ran on this host and its process is gone (or its pid was reused)."""
     if owner.host != socket.gethostname():
         return False
+    import psutil  # only a waiter needs it, and only here
+
     try:
         return psutil.Process(owner.pid).create_time() > owner.started + 1
     except psutil.NoSuchProcess:

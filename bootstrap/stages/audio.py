@@ -9,7 +9,6 @@ reference) and compared with what was written.
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 import shutil
 import struct
@@ -50,6 +49,8 @@ def _minor(version: str) -> str:
 
 
 def versions() -> dict[str, str | None]:
+    import importlib.metadata  # here, not at the top: the boot pays for every module import
+
     found: dict[str, str | None] = {}
     for name in PACKAGES:
         try:

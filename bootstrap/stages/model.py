@@ -15,13 +15,17 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bootstrap import checkpoint, download, events, f5
+from bootstrap import checkpoint, events, f5
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error, info, warning
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
+
+if TYPE_CHECKING:
+    from bootstrap.download import Remote
 
 E001 = error("model.E001", "checkpoint {path} is missing",
              "copy it there, set BOOTSTRAP_MODEL_CKPT, or set BOOTSTRAP_MODEL_REPO to fetch it")
@@ -128,8 +132,12 @@ def check(ctx: Context) -> list[Message]:
     return found
 
 
-def _wanted(c: Config, assets: Assets) -> list[tuple[download.Remote, Path]]:
+def _wanted(c: Config, assets: Assets) -> list[tuple[Remote, Path]]:
     """The files the hub provides and where each goes on the volume."""
+    # urllib and http.client only when there may be something to fetch: a warm boot
+    # with every file present never imports them.
+    from bootstrap import download
+
     wanted = [(download.Remote(c.vocoder_repo, name), assets.vocoder / name)
               for name in VOCODER_FILES]
     if not assets.arch_spec.endswith((".yaml", ".yml")):
@@ -140,6 +148,8 @@ def _wanted(c: Config, assets: Assets) -> list[tuple[download.Remote, Path]]:
 
 def _fetch(ctx: Context, assets: Assets) -> dict[str, int]:
     """Missing files from the hub."""
+    from bootstrap import download
+
     fetched = {}
     locks = ctx.config.volume / ".bootstrap" / "locks"
     for remote, dest in _wanted(ctx.config, assets):
