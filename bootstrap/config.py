@@ -154,21 +154,17 @@ def _coerce(name: str, value: Any) -> Any:
                           f"(expected {type(default).__name__})") from None
 
 
+# Settings that take one of a few words.
+CHOICES = {"mode": MODES, "log_format": LOG_FORMATS, "installer": INSTALLERS,
+           "log_level": LOG_LEVELS}
+
+
 def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
-    if values["mode"] not in MODES:
-        raise ConfigError(f"mode: {values['mode']!r} from {sources['mode']} "
-                          f"is not one of {', '.join(MODES)}")
-    if values["log_format"] not in LOG_FORMATS:
-        raise ConfigError(f"log_format: {values['log_format']!r} from "
-                          f"{sources['log_format']} is not one of {', '.join(LOG_FORMATS)}")
-    if values["installer"] not in INSTALLERS:
-        raise ConfigError(f"installer: {values['installer']!r} from {sources['installer']} "
-                          f"is not one of {', '.join(INSTALLERS)}")
-    if values["log_level"] not in LOG_LEVELS:
-        raise ConfigError(f"log_level: {values['log_level']!r} from "
-                          f"{sources['log_level']} is not one of {', '.join(LOG_LEVELS)}")
-    for name in ("handler", *values["extra_stages"]):
-        target = values["handler"] if name == "handler" else name
+    for name, allowed in CHOICES.items():
+        if values[name] not in allowed:
+            raise ConfigError(f"{name}: {values[name]!r} from {sources[name]} "
+                              f"is not one of {', '.join(allowed)}")
+    for target in (values["handler"], *values["extra_stages"]):
         if ":" not in target:
             raise ConfigError(f"{target!r} should be module:callable")
 

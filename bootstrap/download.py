@@ -7,25 +7,22 @@ its size matches what the server declared, so a file at the final path is comple
 attempt has a time limit; transient failures (timeouts, 5xx, 429) are retried with backoff,
 and 401/403/404 fail at once with what to do.
 
-The lease is minimal (exclusive create, owner record, heartbeat by touch, stale takeover);
-it does not rely on ``flock``, which network filesystems do not honour across hosts.
+The lease is ``bootstrap.lease``, the one the environment build uses: it does not rely on
+``flock``, which network filesystems do not honour across hosts.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap import events
+from bootstrap.lease import Lease, Owner
 
 CHUNK = 1 << 20
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -56,7 +53,7 @@ class Policy:
     read_timeout_s: float = 30.0  # silence on the socket
     retries: int = 4
     backoff_s: float = 2.0
-    lease_stale_s: float = 120.0  # a holder that has not touched its lease this long is gone
+    lease_stale_s: float = 120.0  # a holder whose lease has not changed this long is gone
     lease_wait_s: float = 1800.0
 
 
@@ -93,8 +90,7 @@ class _Progress:
                         total=self.total, pct=pct)
 
 
-def _attempt(url: str, dest: Path, token: str, policy: Policy,
-             touch: Callable[[], None]) -> int:
+def _attempt(url: str, dest: Path, token: str, policy: Policy) -> int:
     partial = dest.with_name(f"{dest.name}.partial-{os.getpid()}")
     request = urllib.request.Request(url, headers={"User-Agent": "bootstrap-worker"})
     if token:
@@ -110,7 +106,6 @@ def _attempt(url: str, dest: Path, token: str, policy: Policy,
                 out.write(chunk)
                 done += len(chunk)
                 progress(done)
-                touch()
                 if time.monotonic() > deadline:
                     raise DownloadError("failed", f"took over {policy.attempt_timeout_s:g} s")
             out.flush()
@@ -123,14 +118,14 @@ def _attempt(url: str, dest: Path, token: str, policy: Policy,
         partial.unlink(missing_ok=True)
 
 
-def _fetch(remote: Remote, dest: Path, policy: Policy, touch: Callable[[], None]) -> int:
+def _fetch(remote: Remote, dest: Path, policy: Policy) -> int:
     endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT)
     token = os.environ.get("HF_TOKEN", "")
     url = remote.url(endpoint)
     for attempt in range(policy.retries + 1):
         delay = policy.backoff_s * 2**attempt
         try:
-            return _attempt(url, dest, token, policy, touch)
+            return _attempt(url, dest, token, policy)
         except urllib.error.HTTPError as exc:
             error = _classify(exc)
             if error.kind in ("auth", "forbidden", "not_found") or attempt == policy.retries:
@@ -152,78 +147,12 @@ def _fetch(remote: Remote, dest: Path, policy: Policy, touch: Callable[[], None]
 
 
 def lease_path(locks: Path, key: str) -> Path:
-    return locks / f"download-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lease"
+    """Where the lease for downloading ``key`` (a destination path) lives."""
+    return locks / f"{_lease_name(key)}.lease"
 
 
-def _acquire(path: Path, owner: str, key: str, policy: Policy,
-             done: Callable[[], bool]) -> bool:
-    """True when this worker holds the lease; False when another finished the work."""
-    waited_from, last_note = time.monotonic(), -10.0
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(owner)
-            return True
-        if done():
-            return False
-        with contextlib.suppress(FileNotFoundError):
-            age = time.time() - path.stat().st_mtime
-            if age > policy.lease_stale_s:
-                events.emit("warn", "download.lease_stale", key=key, holder=_read(path),
-                            idle_s=int(age))
-                path.unlink(missing_ok=True)
-                continue
-        waited = time.monotonic() - waited_from
-        if waited > policy.lease_wait_s:
-            raise DownloadError("failed", f"waited {int(waited)} s for {_read(path)}")
-        if waited - last_note >= 10:
-            last_note = waited
-            events.emit("info", "download.waiting", key=key, holder=_read(path),
-                        waited_s=int(waited))
-        time.sleep(0.5)
-
-
-class _Heartbeat:
-    """Touches the lease now and then, so waiters can tell a live holder from a dead one."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.last = path, time.monotonic()
-
-    def __call__(self) -> None:
-        if time.monotonic() - self.last > 5:
-            self.last = time.monotonic()
-            with contextlib.suppress(FileNotFoundError):
-                os.utime(self.path)
-
-
-@contextlib.contextmanager
-def lease(locks: Path, key: str, worker_id: str, policy: Policy,
-          done: Callable[[], bool]) -> Iterator[Callable[[], None] | None]:
-    """Holds the lease named ``key``; yields a heartbeat to call while working, or None
-    when another worker did the work (``done()`` became true) while this one waited."""
-    locks.mkdir(parents=True, exist_ok=True)
-    path = lease_path(locks, key)
-    owner = json.dumps({"worker_id": worker_id, "pid": os.getpid(),
-                        "host": socket.gethostname(), "key": key})
-    if not _acquire(path, owner, key, policy, done):
-        yield None
-        return
-    try:
-        # Another worker may have finished while this one raced for the lease.
-        yield None if done() else _Heartbeat(path)
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return "unknown"
+def _lease_name(key: str) -> str:
+    return f"download-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def ensure(remote: Remote, dest: Path, locks: Path, worker_id: str,
@@ -234,12 +163,23 @@ def ensure(remote: Remote, dest: Path, locks: Path, worker_id: str,
     if dest.is_file():
         return 0
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with lease(locks, str(dest), worker_id, policy, dest.is_file) as touch:
-        if touch is None:
+    # The same lease the environment build uses: one worker fetches, the others wait and
+    # then find the file; a killed holder's lease is taken over.
+    held = Lease(locks, _lease_name(str(dest)), Owner(worker_id),
+                 timeout_s=policy.lease_stale_s)
+    try:
+        if not held.acquire(done=dest.is_file, wait_s=policy.lease_wait_s):
+            return 0
+    except TimeoutError as exc:
+        raise DownloadError("failed", str(exc)) from None
+    try:
+        if dest.is_file():  # another worker finished while this one raced for the lease
             return 0
         # Under the lease nobody else writes here: a partial file is a killed worker's.
         for leftover in dest.parent.glob(f"{dest.name}.partial-*"):
             leftover.unlink(missing_ok=True)
         events.emit("info", "download.start", file=remote.filename, repo=remote.repo,
                     dest=str(dest))
-        return _fetch(remote, dest, policy, touch)
+        return _fetch(remote, dest, policy)
+    finally:
+        held.release()

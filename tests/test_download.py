@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
-import os
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ import pytest
 
 from bootstrap import download
 from bootstrap.download import DownloadError, Policy, Remote
+from bootstrap.lease import Owner
 
 BODY = bytes(range(256)) * 4096  # 1 MiB, more than one chunk
 FAST = Policy(retries=2, backoff_s=0.01, read_timeout_s=5)
@@ -142,14 +146,17 @@ def test_workers_starting_together_download_once(hub: Hub, tmp_path: Path) -> No
     assert len(hub.requests) == 1
 
 
-def test_a_stale_lease_is_taken_over(hub: Hub, tmp_path: Path) -> None:
+def test_a_killed_holders_lease_is_taken_over(hub: Hub, tmp_path: Path) -> None:
     dest = tmp_path / "models" / "model.safetensors"
     leftover = download.lease_path(tmp_path / "locks", str(dest))
     leftover.parent.mkdir(parents=True)
-    leftover.write_text('{"worker_id": "dead-worker"}')  # as a killed holder leaves it
-    old = time.time() - 3600
-    os.utime(leftover, (old, old))
-    fetched, _ = fetch(tmp_path, Policy(retries=0, lease_stale_s=60))
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.kill()
+    killed.wait()
+    # the owner record a worker leaves when it is SIGKILLed while downloading
+    owner = Owner("dead-worker", pid=killed.pid, started=time.time() - 5)
+    leftover.write_text(json.dumps(dataclasses.asdict(owner)))
+    fetched, _ = fetch(tmp_path, Policy(retries=0, lease_stale_s=600))
     assert fetched == len(BODY)
     assert not leftover.exists()
 
