@@ -1,6 +1,6 @@
 """What an environment is built from: the user's requirements and bootstrap's own.
 
-The worker runs ``<env python> -m bootstrap worker`` with bootstrap on PYTHONPATH, not
+The worker runs ``<env python> -m bootstrap.worker`` with bootstrap on PYTHONPATH, not
 installed, so every environment must also hold bootstrap's runtime dependencies.
 ``WORKER_REQUIREMENTS`` is that list; a test keeps it equal to pyproject's dependencies.
 """
