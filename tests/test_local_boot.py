@@ -101,3 +101,18 @@ def test_the_sdk_failing_a_test_job_is_a_named_serve_failure(volume: Path) -> No
     assert result.last["code"] == "serve.E004"
     errors = [e for e in result.named("output") if e["level"] == "error"]
     assert any("Job has no input parameter" in e["line"] for e in errors)
+
+
+def test_the_supervisor_never_imports_the_heavy_stack(volume: Path) -> None:
+    """Every module the supervisor process imports, from Python's import-time report on its
+    own stderr. The worker reports too, but its stderr is relayed as events on stdout: the
+    worker does import runpod, which shows the measurement can see it."""
+    result = boot(volume, ("stage_passes:passes",), skip=NO_SERVE_SKIP,
+                  env={"PYTHONPROFILEIMPORTTIME": "1"}, test_input=json.dumps({"text": "hi"}))
+    assert result.returncode == 0, result.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "bootstrap" in imported and "click" in imported  # the measurement works
+    assert not imported & {"torch", "torchaudio", "f5_tts", "runpod", "numpy", "structlog"}
+    relayed = [e["line"] for e in result.named("output") if e["stream"] == "stderr"]
+    assert any(line.startswith("import time:") and "runpod" in line for line in relayed)
