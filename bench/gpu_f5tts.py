@@ -41,17 +41,7 @@ LONG = ("Speech synthesis has come a long way. Modern models speak in any voice 
         "This paragraph is long enough to be split into several chunks, which is how long "
         "requests are served in production, one chunk after another, cross-faded together.")
 # charactr/vocos-mel-24khz's architecture.
-VOCOS_YAML = """\
-feature_extractor:
-  class_path: vocos.feature_extractors.MelSpectrogramFeatures
-  init_args: {sample_rate: 24000, n_fft: 1024, hop_length: 256, n_mels: 100, padding: center}
-backbone:
-  class_path: vocos.models.VocosBackbone
-  init_args: {input_channels: 100, dim: 512, intermediate_dim: 1536, num_layers: 8}
-head:
-  class_path: vocos.heads.ISTFTHead
-  init_args: {dim: 512, n_fft: 1024, hop_length: 256, padding: center}
-"""
+VOCOS_SIZE = {"dim": 512, "intermediate_dim": 1536, "num_layers": 8}
 
 
 def build_full(volume: Path) -> dict[str, Any]:
@@ -82,7 +72,9 @@ def build_full(volume: Path) -> dict[str, Any]:
     del cfm, state
     vocoder = volume / "models" / "vocos-mel-24khz"
     vocoder.mkdir(parents=True)
-    (vocoder / "config.yaml").write_text(VOCOS_YAML)
+    from handler.tiny_model import vocoder_yaml
+
+    (vocoder / "config.yaml").write_text(vocoder_yaml(**VOCOS_SIZE))
     vocos = Vocos.from_hparams(str(vocoder / "config.yaml"))
     torch.save(_randomise(vocos.state_dict(), 1), vocoder / "pytorch_model.bin")
     return {"model_repo": "", "vocoder_repo": "", "warmup_nfe": 16, "parameters": params}

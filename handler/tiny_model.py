@@ -31,17 +31,24 @@ VOICE_SECONDS = 2.0
 VOCAB = [" ", *string.ascii_lowercase, *string.ascii_uppercase, *string.digits,
          *".,;:!?'\"-()"]
 
-VOCODER_YAML = """\
+def vocoder_yaml(dim: int, intermediate_dim: int, num_layers: int) -> str:
+    """A Vocos config with the mel settings F5-TTS uses (n_mels must be 100); only the
+    backbone's size varies between the tiny one and charactr/vocos-mel-24khz."""
+    return f"""\
 feature_extractor:
   class_path: vocos.feature_extractors.MelSpectrogramFeatures
-  init_args: {sample_rate: 24000, n_fft: 1024, hop_length: 256, n_mels: 100, padding: center}
+  init_args: {{sample_rate: 24000, n_fft: 1024, hop_length: 256, n_mels: 100, padding: center}}
 backbone:
   class_path: vocos.models.VocosBackbone
-  init_args: {input_channels: 100, dim: 64, intermediate_dim: 128, num_layers: 2}
+  init_args: {{input_channels: 100, dim: {dim}, intermediate_dim: {intermediate_dim}, \
+num_layers: {num_layers}}}
 head:
   class_path: vocos.heads.ISTFTHead
-  init_args: {dim: 64, n_fft: 1024, hop_length: 256, padding: center}
+  init_args: {{dim: {dim}, n_fft: 1024, hop_length: 256, padding: center}}
 """
+
+
+VOCODER_YAML = vocoder_yaml(dim=64, intermediate_dim=128, num_layers=2)
 
 
 def settings(volume: Path) -> dict[str, str]:
