@@ -31,6 +31,9 @@ DUMP_WAIT_S = 2.0
 DRAIN_WAIT_S = 2.0
 POLL_S = 0.1
 OUTPUT_TAIL = 30
+# A relayed output line is cut here: a library that prints a whole result (the RunPod SDK
+# logs a TTS answer as megabytes of base64) must not flood the console's log.
+MAX_LINE = 4000
 
 
 @dataclass
@@ -134,7 +137,10 @@ class Monitor:
     def _relay(self, stream: str, line: str) -> None:
         event = events.parse_line(line) if stream == "stdout" else None
         if event is None:
+            # Redacted before it is cut: a cut through a secret must not leave half of it.
             line = redaction.current().text(line)
+            if len(line) > MAX_LINE:
+                line = f"{line[:MAX_LINE]} [... {len(line) - MAX_LINE} more characters]"
             self.output_tail.append(line)
             events.emit(level_of(line), "output", stream=stream, line=line)
             return

@@ -116,3 +116,10 @@ def test_the_supervisor_never_imports_the_heavy_stack(volume: Path) -> None:
     assert not imported & {"torch", "torchaudio", "f5_tts", "runpod", "numpy", "structlog"}
     relayed = [e["line"] for e in result.named("output") if e["stream"] == "stderr"]
     assert any(line.startswith("import time:") and "runpod" in line for line in relayed)
+
+
+def test_an_enormous_output_line_is_cut(volume: Path) -> None:
+    result = boot(volume, ("stage_prints_a_flood:flood",))
+    assert result.returncode == 0
+    (line,) = [e["line"] for e in result.named("output")]
+    assert line == "x" * 4000 + " [... 96000 more characters]"
