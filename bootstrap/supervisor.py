@@ -10,6 +10,7 @@ signals and reaps orphans.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,12 +93,15 @@ class Supervisor:
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
         argv = [python, "-m", "bootstrap.worker"]
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")
+        # Not through bootstrap.command: that wrapper is for bounded commands whose output is
+        # a tail; the worker lives as long as the boot and the Monitor owns its every line.
         try:
             proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                 env=worker.environment(self.config, self.ctx.run_id, self.ctx.worker_id, run_dir),
                 text=True, errors="replace")
         except OSError as exc:
+            shutil.rmtree(run_dir, ignore_errors=True)
             return self._finish_failed(Failure(
                 stage="worker", exit_code=int(ExitCode.WORKER_START),
                 msg=f"the worker could not be started: {exc.strerror or exc}",
@@ -113,9 +117,11 @@ class Supervisor:
                 stage.name, Status.FAIL, int((time.monotonic() - stage.started) * 1000),
                 started_at=stage.started_at).to_dict())
         self.report.worker = end.death.to_dict()
+        crash_stack = redaction.redact(read_from(run_dir / FAULT_LOG, 0).strip())
+        shutil.rmtree(run_dir, ignore_errors=True)  # one per boot in /tmp: never left behind
         if end.stopped_by is not None:
             return self._finish_stopped(end.stopped_by)
-        failure = end.failure or self._failure_from_death(end, run_dir)
+        failure = end.failure or self._failure_from_death(end, crash_stack)
         if failure is not None:
             return self._finish_failed(failure, end.output_tail)
         return self._finish_ok()
@@ -128,10 +134,10 @@ class Supervisor:
         events.emit("info", "boot.ready", msg="boot complete; the worker is serving",
                     ready_ms=self.report.ready_ms, stages=self.report.stage_durations())
 
-    def _failure_from_death(self, end: WorkerEnd, run_dir: Path) -> Failure | None:
-        """A failure the worker could not report itself: a signal, or an exit mid-stage."""
+    def _failure_from_death(self, end: WorkerEnd, crash_stack: str) -> Failure | None:
+        """A failure the worker could not report itself: a signal, or an exit mid-stage.
+        ``crash_stack`` is what faulthandler wrote when the worker crashed, if it did."""
         death, stage = end.death, end.unfinished_stage
-        crash_stack = redaction.redact(read_from(run_dir / FAULT_LOG, 0).strip())
         where = f" during stage {stage.name}" if stage else " before its first stage"
         name = stage.name if stage else "worker"
         if death.signal is not None:

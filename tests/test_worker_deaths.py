@@ -56,12 +56,16 @@ def test_a_dying_worker_is_named(volume: Path, stage: str, target: str, exit_cod
     assert ran[:4] == ["preflight", "volume", "venv", "passes"]
 
 
-def test_a_segfault_leaves_the_python_stack(volume: Path) -> None:
-    result = boot(volume, ("stage_segfaults:segfault",))
+def test_a_segfault_leaves_the_python_stack(volume: Path, tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = boot(volume, ("stage_segfaults:segfault",), env={"TMPDIR": str(tmp)})
     last = assert_named_failure(result, "segfault", 128 + signal.SIGSEGV)
     assert "Fatal Python error: Segmentation fault" in last["traceback"]
     assert 'stage_segfaults.py", line 7 in segfault' in last["traceback"]
     assert result.report()["worker"]["signal"] == "SIGSEGV"
+    # the run directory that held faulthandler's file was read, then removed
+    assert list(tmp.iterdir()) == []
 
 
 def test_os_exit_keeps_the_last_words_in_the_report(volume: Path) -> None:
