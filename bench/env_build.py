@@ -116,10 +116,24 @@ def boot(tmp: Path, load: Workload, volume: Path, installer: str = "uv") -> tupl
     return time.perf_counter() - started, proc.stdout
 
 
+# The installer's own run inside each bootstrap build (the install stage's install_s):
+# what the stages add around it is the rest
+INSTALLER_S: dict[str, list[float]] = {}
+
+
+def installer_s(stdout: str) -> float:
+    for line in stdout.splitlines():
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("stage") == "install" and event.get("status") == "ok":
+            return float(event["facts"]["install_s"])
+    raise ValueError("no install stage in the boot's events")
+
+
 def bootstrap_build(installer: str) -> Callable[[Path, Workload], float]:
     def run(tmp: Path, load: Workload) -> float:
         _, out = boot(tmp, load, tmp / "vol", installer)
         stages = stages_ms(out)
+        INSTALLER_S.setdefault(f"bootstrap-{installer}", []).append(installer_s(out))
         return (stages["venv"] + stages["install"]) / 1000
     return run
 
@@ -230,6 +244,11 @@ def bench(load: Workload, variants: dict[str, Callable[[Path, Workload], float]]
     for label, pick in (("median", statistics.median), ("min", min)):
         print(f"\n== by {label} ==")
         report({name: pick(values) for name, values in times.items()}, times)
+    for name, values in INSTALLER_S.items():
+        print(f"{name}: the installer's own run {statistics.median(values):.2f} s (median; "
+              f"{' '.join(f'{v:.2f}' for v in values)}), the stages' own work around it is "
+              f"the rest")
+    INSTALLER_S.clear()
 
 
 def report(pick: dict[str, float], times: dict[str, list[float]]) -> None:
