@@ -18,6 +18,8 @@ wheelhouse, so the network is not measured. Medians and ratios are reported. Two
                  durations from its events: key, lease, ``uv venv``, ``uv pip install
                  --compile-bytecode``, import check, pip check, marker, publish.
 - bootstrap-pip: the same with ``installer = pip``.
+                 For both, the installer's own run inside the stages (``install_s``) is
+                 printed too: what bootstrap adds is the difference.
 - seed:          the seed's way: ``python -m venv`` (with pip) then ``pip install -r``.
 - bare-uv:       ``uv venv`` then ``uv pip install --compile-bytecode -r`` (same flags).
 - warm:          a second boot against a built volume: venv + install stages.
