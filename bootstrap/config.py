@@ -86,6 +86,8 @@ class Config:
     model_vocab: Path = Path("models/F5TTS_v1_Base/vocab.txt")
     model_vocoder: Path = Path("models/vocos-mel-24khz")
     model_voices: Path = Path("models/voices")
+    # Voices shipped in the image (NAME.wav + NAME.txt); jobs cannot delete them.
+    voices_bundled: Path = Path("/opt/bootstrap/voices")
     # Hugging Face repos missing assets are fetched from; "" means never download.
     model_repo: str = "SWivid/F5-TTS"
     vocoder_repo: str = "charactr/vocos-mel-24khz"
