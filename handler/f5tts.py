@@ -74,9 +74,27 @@ def _reference(request: Request, library: VoiceLibrary, tmp: Path, limits: Limit
     return path, request.ref_text, {"ref_audio_s": round(seconds, 3), "trimmed": False}
 
 
+def _timings(aligner: Any, wave: Any, rate: int, request: Request) -> dict[str, Any]:
+    """The word timings of the result, or why there are none: the audio is already made,
+    and a text the aligner cannot read (no Latin letters) is no reason to throw it away."""
+    from bootstrap.aligner import AlignmentError
+    from handler.subtitles import timings_for
+
+    started = time.monotonic()
+    try:
+        content, _ = timings_for(aligner, wave, rate, request.text, request.timing_format)
+    except AlignmentError as exc:
+        return {"timings_error": str(exc)}
+    events.emit("info", "job.aligned", seconds=round(time.monotonic() - started, 3))
+    return {"timings": content, "timing_format": request.timing_format}
+
+
 def _synthesize(job: Job, model: F5Model, library: VoiceLibrary, limits: Limits,
-                fetch: Fetch) -> dict[str, Any]:
+                fetch: Fetch, aligner: Any) -> dict[str, Any]:
     request = parse(job.get("input"), limits)
+    if request.return_word_timings and aligner is None:
+        raise InputError("return_word_timings", "word timings are off on this worker; its "
+                         "operator turns them on with BOOTSTRAP_TIMINGS=1")
     with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
         ref_wav, ref_text, reference = _reference(request, library, Path(tmp), limits, fetch)
         _refuse_oversized(request, ref_wav, ref_text, model.sample_rate, limits)
@@ -94,9 +112,12 @@ def _synthesize(job: Job, model: F5Model, library: VoiceLibrary, limits: Limits,
                          f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
                          "split the text over several jobs")
     seconds = len(wave) / model.sample_rate
-    return {"audio": audio.decode(), "format": request.format,
-            "sample_rate": model.sample_rate, "duration_s": round(seconds, 3), "seed": seed,
-            "reference": reference, "rtf": round(elapsed / seconds, 4) if seconds else None}
+    result = {"audio": audio.decode(), "format": request.format,
+              "sample_rate": model.sample_rate, "duration_s": round(seconds, 3), "seed": seed,
+              "reference": reference, "rtf": round(elapsed / seconds, 4) if seconds else None}
+    if request.return_word_timings:
+        result.update(_timings(aligner, wave, model.sample_rate, request))
+    return result
 
 
 def _refuse_oversized(request: Request, ref_wav: Path, ref_text: str, rate: int,
@@ -160,6 +181,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
 
     library = VoiceLibrary(ctx.config.on_volume(ctx.config.model_voices),
                            ctx.config.voices_bundled)
+    aligner = ctx.state.get("aligner")  # loaded by the model stage when timings are on
 
     def handler(job: Job) -> Job:
         job_id = job.get("id") if isinstance(job, dict) else None
@@ -172,7 +194,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
                 result = _voice_action(name, library, job.get("input"), limits, fetch)
                 events.emit("info", "job.done", job_id=job_id, action=name)
                 return result
-            result = _synthesize(job, model, library, limits, fetch)
+            result = _synthesize(job, model, library, limits, fetch, aligner)
         except InputError as exc:
             events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
             return {"error": str(exc)}

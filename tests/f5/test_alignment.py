@@ -20,12 +20,6 @@ from handler import subtitles, tiny_model
 TEXT = "Hello, world! It's 42 degrees — café time... ok?"
 
 
-@pytest.fixture(scope="module")
-def tiny_aligner(tiny_volume: Path) -> aligner.Aligner:
-    params = aligner.read_params(str(tiny_volume / tiny_model.ALIGNER / "aligner.json"))
-    return aligner.load(params, tiny_volume / tiny_model.ALIGNER / "model.pt", "cpu")
-
-
 def voice(tmp_path: Path, seconds: float) -> tuple[np.ndarray, int]:
     """The tiny model's voice-like reference (harmonics under a syllable envelope)."""
     path = tiny_model.write_voice(tmp_path, seconds=seconds)
