@@ -101,3 +101,23 @@ def test_check_reads_without_writing(s3: Server, monkeypatch: pytest.MonkeyPatch
     assert [m.id for m in stage.check(ctx)] == ["storage.E004"]
     monkeypatch.delenv("BUCKET_ENDPOINT_URL")
     assert [m.id for m in stage.check(ctx)] == ["storage.E001"]
+
+
+def _imports(lines: list[str]) -> set[str]:
+    return {line.split("|")[-1].strip().split(".")[0]
+            for line in lines if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_boto3_is_imported_only_by_a_worker_with_storage(s3: Server, volume: Path,
+                                                         configured: bool) -> None:
+    """From Python's import-time report: the supervisor's own stderr, and the worker's,
+    relayed as events."""
+    env = {"PYTHONPROFILEIMPORTTIME": "1", **(s3.env() if configured else {})}
+    result = boot(volume, env=env)
+    assert result.returncode == 0, result.stdout
+    supervisor = _imports(result.stderr.splitlines())
+    worker = _imports([e["line"] for e in result.named("output") if e["stream"] == "stderr"])
+    assert "bootstrap" in supervisor and "bootstrap" in worker  # the measurement works
+    assert not supervisor & {"boto3", "botocore"}
+    assert ("boto3" in worker) is configured
