@@ -1,9 +1,11 @@
-"""The F5-TTS RunPod handler: one job in, one synthesis with the warm model, audio out.
+"""The F5-TTS RunPod handler: one job in, one action, one answer.
 
 The serve stage calls :func:`make_handler` with the boot's context (the model is in
-``ctx.state["model"]``) and hands the result to ``runpod.serverless.start``. A job never
-takes the worker down: a bad input is answered ``{"error": "<field>: <problem>"}`` and an
-unexpected failure ``{"error": "synthesis failed: ..."}``, with an event in the log.
+``ctx.state["model"]``) and hands the result to ``runpod.serverless.start``. A job's
+``action`` picks what it does: ``synthesize`` (the default: audio with the warm model),
+or ``add_voice``, ``list_voices``, ``delete_voice`` (the voice library, handler/voice_jobs).
+A job never takes the worker down: a bad input is answered ``{"error": "<field>: <problem>"}``
+and an unexpected failure ``{"error": "<action> failed: ..."}``, with an event in the log.
 Each job works in its own temp directory, removed whatever happens.
 """
 
@@ -20,10 +22,12 @@ from typing import Any
 from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.f5 import F5Model, expected_samples
-from handler import audio_io, refaudio
-from handler.inputs import InputError, Limits, Request, parse
+from handler import audio_io, refaudio, voice_jobs
+from handler.inputs import InputError, Limits, Request, action, parse
+from handler.voices import VoiceLibrary
 
 Job = dict[str, Any]
+Fetch = Callable[[str, int, float], bytes]  # (url, max bytes, timeout s) -> body
 
 
 def _progress(job: Job) -> Callable[[int, int], None]:
@@ -39,16 +43,23 @@ def _progress(job: Job) -> Callable[[int, int], None]:
     return report
 
 
-def _reference(request: Request, model: F5Model, tmp: Path,
-               limits: Limits) -> tuple[Path, str, dict[str, Any]]:
+def _reference(request: Request, library: VoiceLibrary, tmp: Path, limits: Limits,
+               fetch: Fetch) -> tuple[Path, str, dict[str, Any]]:
     """The reference WAV path, its text, and what the response says about it."""
     if request.voice:
-        voice = model.voices[request.voice]
-        return voice.wav, voice.text, {"voice": voice.name}
+        # Read with its audio in one go: another job may replace or delete it meanwhile.
+        found = library.read(request.voice)
+        if found is None:
+            known = ", ".join(library.all()) or "none"
+            raise InputError("voice", f"unknown voice {request.voice!r} (available: {known})")
+        voice, audio = found
+        copy = tmp / "voice.wav"
+        copy.write_bytes(audio)
+        return copy, voice.text, {"voice": voice.name}
     data = request.ref_audio
     if data is None:
         assert request.ref_url
-        data = refaudio.fetch(request.ref_url, limits.max_ref_bytes, limits.fetch_timeout_s)
+        data = fetch(request.ref_url, limits.max_ref_bytes, limits.fetch_timeout_s)
     path = tmp / "reference"
     path.write_bytes(data)
     seconds = audio_io.reference_seconds(path)
@@ -63,10 +74,29 @@ def _reference(request: Request, model: F5Model, tmp: Path,
     return path, request.ref_text, {"ref_audio_s": round(seconds, 3), "trimmed": False}
 
 
-def _synthesize(job: Job, model: F5Model, limits: Limits) -> dict[str, Any]:
-    request = parse(job.get("input"), frozenset(model.voices), limits)
+def _timings(aligner: Any, wave: Any, rate: int, request: Request) -> dict[str, Any]:
+    """The word timings of the result, or why there are none: the audio is already made,
+    and a text the aligner cannot read (no Latin letters) is no reason to throw it away."""
+    from bootstrap.aligner import AlignmentError
+    from handler.subtitles import timings_for
+
+    started = time.monotonic()
+    try:
+        content, _ = timings_for(aligner, wave, rate, request.text, request.timing_format)
+    except AlignmentError as exc:
+        return {"timings_error": str(exc)}
+    events.emit("info", "job.aligned", seconds=round(time.monotonic() - started, 3))
+    return {"timings": content, "timing_format": request.timing_format}
+
+
+def _synthesize(job: Job, model: F5Model, library: VoiceLibrary, limits: Limits,
+                fetch: Fetch, aligner: Any) -> dict[str, Any]:
+    request = parse(job.get("input"), limits)
+    if request.return_word_timings and aligner is None:
+        raise InputError("return_word_timings", "word timings are off on this worker; its "
+                         "operator turns them on with BOOTSTRAP_TIMINGS=1")
     with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
-        ref_wav, ref_text, reference = _reference(request, model, Path(tmp), limits)
+        ref_wav, ref_text, reference = _reference(request, library, Path(tmp), limits, fetch)
         _refuse_oversized(request, ref_wav, ref_text, model.sample_rate, limits)
         started = time.monotonic()
         wave, seed = model.synthesize(ref_wav, ref_text, request.text,
@@ -82,9 +112,12 @@ def _synthesize(job: Job, model: F5Model, limits: Limits) -> dict[str, Any]:
                          f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
                          "split the text over several jobs")
     seconds = len(wave) / model.sample_rate
-    return {"audio": audio.decode(), "format": request.format,
-            "sample_rate": model.sample_rate, "duration_s": round(seconds, 3), "seed": seed,
-            "reference": reference, "rtf": round(elapsed / seconds, 4) if seconds else None}
+    result = {"audio": audio.decode(), "format": request.format,
+              "sample_rate": model.sample_rate, "duration_s": round(seconds, 3), "seed": seed,
+              "reference": reference, "rtf": round(elapsed / seconds, 4) if seconds else None}
+    if request.return_word_timings:
+        result.update(_timings(aligner, wave, model.sample_rate, request))
+    return result
 
 
 def _refuse_oversized(request: Request, ref_wav: Path, ref_text: str, rate: int,
@@ -122,7 +155,19 @@ def _keep(folder: Path, job_id: str, result: Job) -> None:
     events.emit("info", "job.written", path=str(path))
 
 
-def make_handler(ctx: Context, limits: Limits | None = None) -> Callable[[Job], Job]:
+def _voice_action(name: str, library: VoiceLibrary, job_input: Any, limits: Limits,
+                  fetch: Fetch) -> Job:
+    if name == "add_voice":
+        return voice_jobs.add(library, job_input, limits, fetch)
+    if name == "list_voices":
+        return voice_jobs.list_all(library, job_input)
+    return voice_jobs.delete(library, job_input)
+
+
+def make_handler(ctx: Context, limits: Limits | None = None,
+                 fetch: Fetch = refaudio.fetch) -> Callable[[Job], Job]:
+    """The job function for ``runpod.serverless.start``. ``fetch`` gets reference audio
+    from a URL; tests pass one that trusts their local HTTPS server."""
     model = ctx.state.get("model")
     if not isinstance(model, F5Model):
         raise RuntimeError("no warm model in ctx.state['model']: the model stage must run "
@@ -134,19 +179,30 @@ def make_handler(ctx: Context, limits: Limits | None = None) -> Callable[[Job], 
     # On a developer machine the answer is also kept as a file: the demo's proof.
     keep = ctx.config.volume / "outputs" if ctx.config.mode == "local" else None
 
+    library = VoiceLibrary(ctx.config.on_volume(ctx.config.model_voices),
+                           ctx.config.voices_bundled)
+    aligner = ctx.state.get("aligner")  # loaded by the model stage when timings are on
+
     def handler(job: Job) -> Job:
         job_id = job.get("id") if isinstance(job, dict) else None
+        name = "synthesize"
         try:
             if not isinstance(job, dict):
                 raise InputError("input", "the job must be an object")
-            result = _synthesize(job, model, limits)
+            name = action(job.get("input"))
+            if name != "synthesize":
+                result = _voice_action(name, library, job.get("input"), limits, fetch)
+                events.emit("info", "job.done", job_id=job_id, action=name)
+                return result
+            result = _synthesize(job, model, library, limits, fetch, aligner)
         except InputError as exc:
             events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
             return {"error": str(exc)}
         except Exception as exc:  # the worker serves the next job whatever this one did
-            events.emit("error", "job.failed", job_id=job_id,
+            events.emit("error", "job.failed", job_id=job_id, action=name,
                         error=f"{type(exc).__name__}: {exc}"[:500])
-            return {"error": f"synthesis failed: {type(exc).__name__}: {exc}"[:500]}
+            what = "synthesis" if name == "synthesize" else name
+            return {"error": f"{what} failed: {type(exc).__name__}: {exc}"[:500]}
         events.emit("info", "job.done", job_id=job_id, duration_s=result["duration_s"],
                     rtf=result["rtf"])
         if keep is not None:

@@ -14,9 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 FORMATS = ("wav", "flac")
-VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-FIELDS = ("text", "voice", "ref_audio", "ref_text", "speed", "seed", "nfe_step",
-          "cfg_strength", "remove_silence", "format")
+TIMING_FORMATS = ("srt", "vtt", "json")
+# A name is a directory on the volume: no separators, no leading dot, no "..".
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ACTIONS = ("synthesize", "add_voice", "list_voices", "delete_voice")
+# The fields each action accepts, besides "action" itself.
+FIELDS = {
+    "synthesize": ("text", "voice", "ref_audio", "ref_text", "speed", "seed", "nfe_step",
+                   "cfg_strength", "remove_silence", "format", "return_word_timings",
+                   "timing_format"),
+    "add_voice": ("name", "ref_audio", "ref_text", "overwrite"),
+    "list_voices": (),
+    "delete_voice": ("name",),
+}
 
 
 class InputError(Exception):
@@ -40,6 +50,9 @@ class Limits:
     # RunPod refuses results over ~10 MB on /run (20 MB on /runsync); the smaller is safe.
     max_result_bytes: int = 10 << 20
     max_nfe_step: int = 64
+    # A stored voice quieter than this (RMS) is refused: silence, or a recording so faint
+    # the model would clone the noise floor.
+    min_voice_dbfs: float = -50.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,19 @@ class Request:
     cfg_strength: float = 2.0
     remove_silence: bool = False
     format: str = "wav"
+    return_word_timings: bool = False
+    timing_format: str = "srt"
+
+
+@dataclass(frozen=True)
+class NewVoice:
+    """An ``add_voice`` request: the audio is checked (decoded, measured) by the handler."""
+
+    name: str
+    ref_text: str
+    ref_audio: bytes | None = None
+    ref_url: str | None = None
+    overwrite: bool = False
 
 
 def _number(data: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
@@ -102,7 +128,7 @@ def _ref_audio(value: Any, limits: Limits) -> tuple[bytes | None, str | None]:
         return None, value
     payload = value.partition(",")[2] if value.startswith("data:") else value
     if len(payload) * 3 // 4 > limits.max_ref_bytes:
-        raise InputError("ref_audio", f"is over {limits.max_ref_bytes >> 20} MB")
+        raise InputError("ref_audio", f"is over {limits.max_ref_bytes / 2**20:.3g} MB")
     try:
         audio = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -112,24 +138,55 @@ def _ref_audio(value: Any, limits: Limits) -> tuple[bytes | None, str | None]:
     return audio, None
 
 
-def parse(job_input: Any, voices: frozenset[str], limits: Limits) -> Request:
-    """The validated request in ``job_input`` (the job's ``input``)."""
+def _object(job_input: Any) -> dict[str, Any]:
     if not isinstance(job_input, dict):
         raise InputError("input", "must be an object")
-    unknown = sorted(str(k) for k in job_input if k not in FIELDS)
+    return job_input
+
+
+def action(job_input: Any) -> str:
+    """The action a job asks for; ``synthesize`` when it names none."""
+    name = _object(job_input).get("action", "synthesize")
+    if name not in ACTIONS:
+        raise InputError("action", f"unknown action {name!r} (known: {', '.join(ACTIONS)})")
+    return str(name)
+
+
+def _known_fields(job_input: dict[str, Any], action: str) -> None:
+    allowed = FIELDS[action]
+    unknown = sorted(str(k) for k in job_input if k != "action" and k not in allowed)
     if unknown:
-        raise InputError(unknown[0], f"is not a known field (known: {', '.join(FIELDS)})")
+        known = ", ".join(allowed) or "none besides action"
+        raise InputError(unknown[0], f"is not a field of {action} (known: {known})")
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise InputError(name, "must be true or false")
+    return value
+
+
+def voice_name(job_input: Any, field: str = "name") -> str:
+    value = _object(job_input).get(field)
+    if not isinstance(value, str) or not VOICE_NAME.match(value):
+        raise InputError(field, "must be a voice name: 1-64 letters, digits, _ or -, "
+                         "starting with a letter or digit")
+    return value
+
+
+def parse(job_input: Any, limits: Limits) -> Request:
+    """The validated ``synthesize`` request in ``job_input`` (the job's ``input``). A voice
+    name is checked for form here; whether it exists is the voice library's answer."""
+    job_input = _object(job_input)
+    _known_fields(job_input, "synthesize")
     text = _text(job_input, "text", limits.max_text_chars)
     voice = job_input.get("voice")
     audio, url = None, None
     if voice is not None:
         if "ref_audio" in job_input:
             raise InputError("voice", "give either voice or ref_audio, not both")
-        if not isinstance(voice, str) or not VOICE_NAME.match(voice):
-            raise InputError("voice", "must be a voice name (letters, digits, _ . -)")
-        if voice not in voices:
-            known = ", ".join(sorted(voices)) or "none"
-            raise InputError("voice", f"unknown voice {voice!r} (available: {known})")
+        voice = voice_name(job_input, "voice")
         if "ref_text" in job_input:
             raise InputError("ref_text", "comes with the stored voice; omit it")
         ref_text = ""
@@ -139,17 +196,42 @@ def parse(job_input: Any, voices: frozenset[str], limits: Limits) -> Request:
         ref_text = _text(job_input, "ref_text", limits.max_ref_text_chars)
     else:
         raise InputError("voice", "give a voice name, or ref_audio with ref_text")
-    remove_silence = job_input.get("remove_silence", False)
-    if not isinstance(remove_silence, bool):
-        raise InputError("remove_silence", "must be true or false")
     fmt = job_input.get("format", "wav")
     if fmt not in FORMATS:
         raise InputError("format", f"must be one of {', '.join(FORMATS)}")
+    timings = _flag(job_input, "return_word_timings")
+    timing_format = job_input.get("timing_format", "srt")
+    if timing_format not in TIMING_FORMATS:
+        raise InputError("timing_format", f"must be one of {', '.join(TIMING_FORMATS)}")
+    if "timing_format" in job_input and not timings:
+        raise InputError("timing_format", "needs return_word_timings: true")
     return Request(
         text=text, ref_text=ref_text, voice=voice, ref_audio=audio, ref_url=url,
         speed=_number(job_input, "speed", 1.0, 0.3, 3.0),
         seed=_integer(job_input, "seed", None, 0, 2**31 - 1),
         nfe_step=_integer(job_input, "nfe_step", 32, 1, limits.max_nfe_step) or 32,
         cfg_strength=_number(job_input, "cfg_strength", 2.0, 0.0, 10.0),
-        remove_silence=remove_silence, format=str(fmt),
+        remove_silence=_flag(job_input, "remove_silence"), format=str(fmt),
+        return_word_timings=timings, timing_format=str(timing_format),
     )
+
+
+def parse_new_voice(job_input: Any, limits: Limits) -> NewVoice:
+    job_input = _object(job_input)
+    _known_fields(job_input, "add_voice")
+    name = voice_name(job_input)
+    if "ref_audio" not in job_input:
+        raise InputError("ref_audio", "is required: base64 audio or an https:// URL")
+    audio, url = _ref_audio(job_input["ref_audio"], limits)
+    ref_text = _text(job_input, "ref_text", limits.max_ref_text_chars)
+    return NewVoice(name, ref_text, audio, url, _flag(job_input, "overwrite"))
+
+
+def parse_list(job_input: Any) -> None:
+    _known_fields(_object(job_input), "list_voices")
+
+
+def parse_delete(job_input: Any) -> str:
+    job_input = _object(job_input)
+    _known_fields(job_input, "delete_voice")
+    return voice_name(job_input)

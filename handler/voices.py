@@ -1,0 +1,243 @@
+"""The voice library: named reference voices a job can speak with.
+
+Three places hold voices, read on every request (other workers share the volume and may
+have added one since this worker booted):
+
+- **bundled**: ``NAME.wav`` + ``NAME.txt`` in the image (``voices_bundled``); read-only.
+- **provisioned**: ``NAME.wav`` + ``NAME.txt`` copied onto the volume's voices directory by
+  an operator (the model stage puts F5-TTS's ``default`` voice there); not deletable
+  through jobs, because someone placed them on purpose.
+- **added**: voices added by ``add_voice`` jobs, one directory each:
+  ``<voices>/NAME/voice.json`` (reference text, facts, and the name of its audio file,
+  ``voice-<id>.wav``, unique to that publication).
+
+An added voice is built in ``<voices>/.staging/`` and published by renaming its directory
+into place: a directory rename is atomic on one filesystem, so a reader sees the whole
+voice or none of it, and two workers adding the same name cannot both win (renaming onto a
+non-empty directory fails). Replacing moves the old directory aside first; a reader in
+between sees no voice of that name, never half of one. Because each publication's audio
+has its own file name, a reader that read the text of one publication can never open the
+audio of the next: :meth:`VoiceLibrary.read` gets a matching pair or tries again.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+META = "voice.json"
+STAGING = ".staging"
+TRASH = ".trash"
+# Staged voices left by a worker killed mid-add are removed after this long.
+STALE_S = 3600.0
+# Audio not named by its voice.json (left by racing replacements) is removed after this long.
+ORPHAN_S = 600.0
+
+
+class VoiceError(Exception):
+    """A voice operation that cannot be done; the message is what the client sees."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    wav: Path
+    text: str
+    source: str  # bundled | provisioned | added
+    duration_s: float | None = None
+
+    @property
+    def deletable(self) -> bool:
+        return self.source == "added"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "ref_text": self.text, "duration_s": self.duration_s,
+                "source": self.source, "deletable": self.deletable}
+
+
+def _flat(folder: Path, source: str) -> dict[str, Voice]:
+    """Voices stored as ``NAME.wav`` with their reference text in ``NAME.txt``."""
+    voices = {}
+    for wav in sorted(folder.glob("*.wav")) if folder.is_dir() else ():
+        text_file = wav.with_suffix(".txt")
+        try:
+            text = text_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeError):
+            continue  # no text, no voice: F5-TTS needs to know what the reference says
+        if text:
+            voices[wav.stem] = Voice(wav.stem, wav, text, source)
+    return voices
+
+
+def _added(folder: Path) -> dict[str, Voice]:
+    voices = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        try:
+            meta = json.loads((entry / META).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a published voice (published directories always hold both)
+        audio = meta.get("audio")
+        if not isinstance(audio, str) or "/" in audio or not isinstance(meta.get("text"), str):
+            continue
+        wav = entry / audio
+        if wav.is_file():
+            voices[entry.name] = Voice(entry.name, wav, meta["text"], "added",
+                                       meta.get("duration_s"))
+    return voices
+
+
+class VoiceLibrary:
+    def __init__(self, volume_dir: Path, bundled_dir: Path | None = None) -> None:
+        self.volume_dir = volume_dir
+        self.bundled_dir = bundled_dir
+
+    def all(self) -> dict[str, Voice]:
+        """Every voice by name. A bundled voice wins over a provisioned one of the same
+        name, and both over an added one (``add`` refuses those names anyway)."""
+        voices = _added(self.volume_dir)
+        voices.update(_flat(self.volume_dir, "provisioned"))
+        if self.bundled_dir is not None:
+            voices.update(_flat(self.bundled_dir, "bundled"))
+        return dict(sorted(voices.items()))
+
+    def get(self, name: str) -> Voice | None:
+        return self.all().get(name)
+
+    def read(self, name: str) -> tuple[Voice, bytes] | None:
+        """The voice and its audio, from one publication; None when there is no such
+        voice. An audio file gone between the two reads was replaced or deleted: read
+        again and the answer is the newer voice or none."""
+        for _ in range(5):
+            voice = self.get(name)
+            if voice is None:
+                return None
+            try:
+                return voice, voice.wav.read_bytes()
+            except FileNotFoundError:
+                continue
+        return None
+
+    def add(self, name: str, wav: bytes, text: str, facts: dict[str, Any],
+            overwrite: bool = False) -> tuple[Voice, bool]:
+        """Publishes a voice (``wav`` already validated); returns it and whether it
+        replaced one."""
+        existing = self.get(name)
+        if existing and not existing.deletable:
+            raise VoiceError(f"{name!r} is a {existing.source} voice and cannot be replaced")
+        if existing and not overwrite:
+            raise VoiceError(f"{name!r} exists; set overwrite to true to replace it")
+        staged, audio = self._stage(name, wav, text, facts)
+        voice = Voice(name, self.volume_dir / name / audio, text, "added",
+                      facts.get("duration_s"))
+        try:
+            for _ in range(5):
+                if self._publish_new(staged, name):
+                    return voice, False
+                if not overwrite:
+                    raise VoiceError(f"{name!r} was added by another job at the same time; "
+                                     "set overwrite to true to replace it")
+                if self._replace(staged, name, audio):
+                    return voice, True
+                # deleted by another job between the two attempts: publish it anew
+            raise VoiceError(f"{name!r} is being changed by other jobs; try again")
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def _publish_new(self, staged: Path, name: str) -> bool:
+        """A directory rename: atomic, and it fails when the name is taken."""
+        try:
+            os.rename(staged, self.volume_dir / name)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return False
+            raise
+        return True
+
+    def _replace(self, staged: Path, name: str, audio: str) -> bool:
+        """Swaps in the staged voice's audio and then its voice.json, a file rename that
+        replaces the old one atomically; False when the voice's directory is gone."""
+        target = self.volume_dir / name
+        try:
+            previous = json.loads((target / META).read_text(encoding="utf-8")).get("audio")
+        except (OSError, ValueError):
+            previous = None
+        try:
+            os.rename(staged / audio, target / audio)
+            os.replace(staged / META, target / META)
+        except FileNotFoundError:
+            return False
+        # Readers holding the old voice.json find its audio gone and read again.
+        if isinstance(previous, str) and previous != audio and "/" not in previous:
+            (target / previous).unlink(missing_ok=True)
+        # Two replacements that read the same previous voice.json leave one audio named by
+        # neither; it goes once it is old enough not to be a replacement in progress.
+        cutoff = time.time() - ORPHAN_S
+        for orphan in target.glob("voice-*.wav"):
+            try:
+                if orphan.name != audio and orphan.stat().st_mtime < cutoff:
+                    orphan.unlink()
+            except FileNotFoundError:
+                pass
+        return True
+
+    def delete(self, name: str) -> Voice:
+        voice = self.get(name)
+        if voice is None:
+            raise VoiceError(f"no voice {name!r}")
+        if not voice.deletable:
+            raise VoiceError(f"{name!r} is a {voice.source} voice and cannot be deleted")
+        if not self._discard(self.volume_dir / name):
+            raise VoiceError(f"no voice {name!r} (deleted by another job)")
+        return voice
+
+    def _stage(self, name: str, wav: bytes, text: str,
+               facts: dict[str, Any]) -> tuple[Path, str]:
+        """A complete voice directory under staging, and its audio file's name."""
+        staging = self.volume_dir / STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        self._sweep(staging)
+        publication = uuid.uuid4().hex[:12]
+        folder = staging / f"{name}.{publication}"
+        folder.mkdir()
+        audio = f"voice-{publication}.wav"
+        meta = {"name": name, "text": text, "audio": audio, "added_at": time.time(), **facts}
+        # The audio first: a voice.json always names a file that is complete.
+        for file, data in ((audio, wav), (META, json.dumps(meta, indent=1).encode())):
+            with open(folder / file, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())  # a network volume must hold the bytes before the rename
+        return folder, audio
+
+    def _discard(self, folder: Path) -> bool:
+        """Moves ``folder`` out of sight in one rename, then deletes it; False when another
+        job moved it first."""
+        trash = self.volume_dir / TRASH
+        trash.mkdir(parents=True, exist_ok=True)
+        aside = trash / f"{folder.name}.{uuid.uuid4().hex[:12]}"
+        try:
+            os.rename(folder, aside)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(aside, ignore_errors=True)
+        return True
+
+    @staticmethod
+    def _sweep(staging: Path) -> None:
+        """Removes what workers killed mid-add left behind."""
+        cutoff = time.time() - STALE_S
+        for leftover in staging.iterdir():
+            try:
+                if leftover.stat().st_mtime < cutoff:
+                    shutil.rmtree(leftover, ignore_errors=True)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,146 @@
+"""The voice library on real files: publishing by rename, what readers see meanwhile,
+and which voices jobs may replace or delete."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from handler import voices
+from handler.voices import VoiceError, VoiceLibrary
+
+WAV = b"RIFF" + bytes(4000)
+
+
+def library(tmp_path: Path) -> VoiceLibrary:
+    bundled = tmp_path / "image-voices"
+    bundled.mkdir()
+    (bundled / "narrator.wav").write_bytes(WAV)
+    (bundled / "narrator.txt").write_text("I narrate.\n")
+    return VoiceLibrary(tmp_path / "volume-voices", bundled)
+
+
+def test_add_list_delete(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    voice, replaced = lib.add("anna", WAV, "Hello, I am Anna.", {"duration_s": 3.2})
+    assert not replaced and voice.wav.read_bytes() == WAV
+    listed = lib.all()
+    assert sorted(listed) == ["anna", "narrator"]
+    assert listed["anna"].describe() == {"name": "anna", "ref_text": "Hello, I am Anna.",
+                                         "duration_s": 3.2, "source": "added",
+                                         "deletable": True}
+    assert listed["narrator"].source == "bundled" and not listed["narrator"].deletable
+    assert lib.delete("anna").name == "anna"
+    assert sorted(lib.all()) == ["narrator"]
+    assert not (tmp_path / "volume-voices" / "anna").exists()
+    with pytest.raises(VoiceError, match="no voice 'anna'"):
+        lib.delete("anna")
+
+
+def test_an_existing_voice_is_replaced_only_when_asked(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    lib.add("anna", WAV, "First.", {})
+    with pytest.raises(VoiceError, match="exists; set overwrite to true"):
+        lib.add("anna", b"RIFF2", "Second.", {})
+    assert lib.all()["anna"].text == "First."
+    _, replaced = lib.add("anna", b"RIFF2", "Second.", {}, overwrite=True)
+    assert replaced and lib.all()["anna"].text == "Second."
+    assert lib.all()["anna"].wav.read_bytes() == b"RIFF2"
+
+
+def test_bundled_and_provisioned_voices_cannot_be_deleted_or_replaced(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    lib.volume_dir.mkdir()
+    (lib.volume_dir / "default.wav").write_bytes(WAV)  # placed by an operator
+    (lib.volume_dir / "default.txt").write_text("Placed by hand.")
+    assert lib.all()["default"].source == "provisioned"
+    for name, source in (("narrator", "bundled"), ("default", "provisioned")):
+        with pytest.raises(VoiceError, match=f"is a {source} voice and cannot be deleted"):
+            lib.delete(name)
+        with pytest.raises(VoiceError, match=f"is a {source} voice and cannot be replaced"):
+            lib.add(name, WAV, "Mine now.", {}, overwrite=True)
+    assert (lib.volume_dir / "default.wav").is_file()
+    assert (tmp_path / "image-voices" / "narrator.wav").is_file()
+
+
+def test_half_written_and_hidden_directories_are_not_voices(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    half = lib.volume_dir / "half"
+    half.mkdir(parents=True)
+    (half / "voice-1.wav").write_bytes(WAV)  # no voice.json: never published this way
+    (lib.volume_dir / "notext.wav").write_bytes(WAV)  # a flat file without its text
+    lib.add("whole", WAV, "Whole.", {})
+    assert sorted(lib.all()) == ["narrator", "whole"]
+    assert not list((lib.volume_dir / voices.STAGING).iterdir())
+
+
+def test_a_stale_staging_leftover_is_swept_and_a_fresh_one_kept(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    staging = lib.volume_dir / voices.STAGING
+    (staging / "dead.1").mkdir(parents=True)  # a worker killed mid-add, long ago
+    old = time.time() - voices.STALE_S - 10
+    os.utime(staging / "dead.1", (old, old))
+    (staging / "busy.2").mkdir()  # another worker adding right now
+    lib.add("anna", WAV, "Hi.", {})
+    assert sorted(p.name for p in staging.iterdir()) == ["busy.2"]
+
+
+def _adder(folder: str, worker: int, rounds: int) -> None:
+    lib = VoiceLibrary(Path(folder))
+    for i in range(rounds):
+        name = f"v{worker}-{i}"
+        lib.add(name, WAV + name.encode(), f"text of {name}", {"duration_s": 1.0})
+        lib.add("shared", WAV + name.encode(), f"text of {name}", {}, overwrite=True)
+
+
+def test_concurrent_adds_never_show_half_a_voice(tmp_path: Path) -> None:
+    folder = tmp_path / "voices"
+    context = multiprocessing.get_context("spawn")
+    adders = [context.Process(target=_adder, args=(str(folder), w, 25)) for w in range(3)]
+    for process in adders:
+        process.start()
+    lib = VoiceLibrary(folder)
+    listings = 0
+    while any(p.is_alive() for p in adders) or listings == 0:
+        for name in lib.all():
+            found = lib.read(name)
+            assert found is not None  # nothing deletes here: a listed voice stays readable
+            voice, data = found
+            # audio and text always belong to the same add, even for "shared"
+            assert data == WAV + voice.text.removeprefix("text of ").encode()
+        listings += 1
+    for process in adders:
+        process.join()
+        assert process.exitcode == 0
+    assert len(lib.all()) == 3 * 25 + 1
+    assert not list((folder / voices.STAGING).iterdir())
+    assert not (folder / voices.TRASH).exists()
+    shared = lib.read("shared")
+    assert shared is not None and shared[0].wav.parent == folder / "shared"
+    assert listings > 1
+
+
+def test_two_adds_of_one_new_name_one_wins(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    staged, _ = lib._stage("anna", WAV, "Other worker.", {})
+    os.rename(staged, lib.volume_dir / "anna")  # another worker published it first
+    with pytest.raises(VoiceError, match="exists"):
+        lib.add("anna", WAV, "Me.", {})
+
+
+def test_audio_left_by_racing_replacements_is_removed_once_old(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    voice, _ = lib.add("anna", WAV, "One.", {})
+    orphan = voice.wav.parent / "voice-000000000000.wav"
+    orphan.write_bytes(WAV)
+    old = time.time() - voices.ORPHAN_S - 10
+    os.utime(orphan, (old, old))
+    fresh = voice.wav.parent / "voice-111111111111.wav"  # a replacement in progress
+    fresh.write_bytes(WAV)
+    replaced, _ = lib.add("anna", WAV, "Two.", {}, overwrite=True)
+    assert sorted(p.name for p in voice.wav.parent.iterdir()) == sorted(
+        [replaced.wav.name, fresh.name, voices.META])
