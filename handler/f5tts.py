@@ -4,6 +4,8 @@ The serve stage calls :func:`make_handler` with the boot's context (the model is
 ``ctx.state["model"]``) and hands the result to ``runpod.serverless.start``. A job's
 ``action`` picks what it does: ``synthesize`` (the default: audio with the warm model),
 or ``add_voice``, ``list_voices``, ``delete_voice`` (the voice library, handler/voice_jobs).
+A synthesis may add word timings (the aligner the model stage loaded), and its files go
+back inline or, with a bucket configured, as URLs (handler/outputs).
 A job never takes the worker down: a bad input is answered ``{"error": "<field>: <problem>"}``
 and an unexpected failure ``{"error": "<action> failed: ..."}``, with an event in the log.
 Each job works in its own temp directory, removed whatever happens.

@@ -172,3 +172,10 @@ class FlakyProxy:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def download(url: str) -> bytes:
+    """The body at ``url``, as a client of the worker would fetch a presigned URL."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+        return body

@@ -6,34 +6,14 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
-from s3server import FlakyProxy, Server, free_port, moto_server
+from s3server import FlakyProxy, Server, download, free_port
 
 from bootstrap import events, storage
 from bootstrap.storage import Settings, Storage, StorageError
 
 AUDIO = bytes(range(256)) * 4096  # 1 MiB, every byte value, so a lost chunk shows
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Server]:
-    with moto_server(auth=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def s3_auth() -> Iterator[Server]:
-    with moto_server(auth=True) as server:
-        yield server
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body: bytes = response.read()
-        return body
 
 
 def test_not_configured_is_none_and_does_not_import_boto3() -> None:
@@ -100,7 +80,7 @@ def test_an_upload_returns_a_url_that_downloads_the_same_bytes(s3: Server) -> No
     assert store is not None
     url = store.upload("job-1/audio.wav", AUDIO, "audio/wav")
     assert "X-Amz-Expires=600" in url and "X-Amz-Signature=" in url
-    assert get(url) == AUDIO
+    assert download(url) == AUDIO
     head = s3.client().head_object(Bucket=s3.bucket, Key="outputs/job-1/audio.wav")
     assert head["ContentType"] == "audio/wav"
 
@@ -172,7 +152,7 @@ def test_nothing_is_lost_when_the_first_upload_attempt_fails(s3: Server, mode: s
         retries = [e for e in captured if e["event"] == "storage.retry"]
         assert len(retries) == 1 and retries[0]["op"] == "upload"
         assert proxy.puts == [len(AUDIO), len(AUDIO)]  # the first attempt really was sent
-        assert get(url) == AUDIO  # through the proxy, as a client would
+        assert download(url) == AUDIO  # through the proxy, as a client would
 
 
 def test_a_store_that_keeps_failing_is_named_after_its_attempts(s3: Server) -> None:

@@ -4,11 +4,9 @@ real S3-compatible server (moto on 127.0.0.1)."""
 from __future__ import annotations
 
 import base64
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
-from s3server import Server, free_port, moto_server
+from s3server import Server, download, free_port
 
 from bootstrap.storage import Storage, StorageError
 from handler import outputs
@@ -20,23 +18,11 @@ FILES = {"audio.wav": (WAV, "audio/wav"), "timings.srt": (SRT, "application/x-su
 ROOMY = 10 * 2**20
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Server]:
-    with moto_server(auth=False) as server:
-        yield server
-
-
 @pytest.fixture
 def store(s3: Server) -> Storage:
     found = Storage.from_env(s3.env(BOOTSTRAP_STORAGE_URL_TTL_S="900"))
     assert found is not None
     return found
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body: bytes = response.read()
-        return body
 
 
 def test_without_storage_a_small_result_is_inline() -> None:
@@ -63,14 +49,14 @@ def test_with_storage_the_result_is_urls_that_download_the_same_bytes(store: Sto
     out = outputs.fields(FILES, store, ROOMY, "job-2")
     assert set(out) == {"audio_url", "url_expires_s", "file_urls"}
     assert out["url_expires_s"] == 900
-    assert get(out["audio_url"]) == WAV
-    assert get(out["file_urls"]["timings.srt"]) == SRT
+    assert download(out["audio_url"]) == WAV
+    assert download(out["file_urls"]["timings.srt"]) == SRT
 
 
 def test_audio_alone_has_no_file_urls(store: Storage) -> None:
     out = outputs.fields({"speech.mp3": (b"ID3" * 100, "audio/mpeg")}, store, ROOMY)
     assert set(out) == {"audio_url", "url_expires_s"}
-    assert get(out["audio_url"]) == b"ID3" * 100
+    assert download(out["audio_url"]) == b"ID3" * 100
 
 
 def test_inline_when_small_stores_only_what_does_not_fit(store: Storage) -> None:
@@ -78,13 +64,13 @@ def test_inline_when_small_stores_only_what_does_not_fit(store: Storage) -> None
     assert base64.b64decode(small["audio"]) == WAV
     big = outputs.fields(FILES, store, 1000, "job-3", inline_when_small=True)
     assert "audio" not in big
-    assert get(big["audio_url"]) == WAV
+    assert download(big["audio_url"]) == WAV
 
 
 def test_two_jobs_with_the_same_id_do_not_overwrite_each_other(store: Storage) -> None:
     first = outputs.fields({"audio.wav": (b"first", "audio/wav")}, store, ROOMY, "local_test")
     second = outputs.fields({"audio.wav": (b"second", "audio/wav")}, store, ROOMY, "local_test")
-    assert (get(first["audio_url"]), get(second["audio_url"])) == (b"first", b"second")
+    assert (download(first["audio_url"]), download(second["audio_url"])) == (b"first", b"second")
 
 
 def test_a_failed_upload_is_a_named_error_not_an_empty_answer() -> None:

@@ -4,31 +4,18 @@ S3-compatible server; the model stages and serve are skipped (tests/conftest.py)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Boot, boot
-from s3server import Server, free_port, moto_server
+from s3server import Server, free_port
 
 from bootstrap.context import Context
 from bootstrap.stages import storage as stage
 
 # A secret no other part of the environment holds, to look for in everything the boot wrote.
 SECRET = "s3cret-Zq8v-never-printed"
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Server]:
-    with moto_server(auth=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def s3_auth() -> Iterator[Server]:
-    with moto_server(auth=True) as server:
-        yield server
 
 
 def storage_events(result: Boot) -> list[dict[str, Any]]:

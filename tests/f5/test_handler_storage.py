@@ -6,12 +6,10 @@ first upload attempt that fails without losing anything."""
 from __future__ import annotations
 
 import base64
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from s3server import FlakyProxy, Server, free_port, moto_server
+from s3server import FlakyProxy, Server, download, free_port, moto_server
 
 from bootstrap.context import Context
 from bootstrap.storage import Storage
@@ -19,18 +17,6 @@ from handler import f5tts
 from handler.inputs import Limits
 
 JOB = {"text": "Stored, not inlined.", "voice": "default", "nfe_step": 2, "seed": 21}
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Server]:
-    with moto_server(auth=False) as server:
-        yield server
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body: bytes = response.read()
-        return body
 
 
 def handler_for(booted: Context, env: dict[str, str] | None, limits: Limits | None = None,
@@ -54,9 +40,9 @@ def test_a_store_returns_urls_that_download_the_same_bytes(booted: Context, s3: 
     stored = run(handler_for(booted, s3.env(), aligner=tiny_aligner), return_word_timings=True)
     assert "audio" not in stored and "timings" not in stored
     assert stored["url_expires_s"] == 604800 and stored["seed"] == inline["seed"]
-    assert get(stored["audio_url"]) == base64.b64decode(inline["audio"])  # same seed
-    assert get(stored["timings_url"]).decode() == inline["timings"]
-    assert list(srt.parse(get(stored["timings_url"]).decode()))
+    assert download(stored["audio_url"]) == base64.b64decode(inline["audio"])  # same seed
+    assert download(stored["timings_url"]).decode() == inline["timings"]
+    assert list(srt.parse(download(stored["timings_url"]).decode()))
     key = stored["audio_url"].split(f"/{s3.bucket}/", 1)[1].split("?")[0]
     assert key.startswith("outputs/job-s3-") and key.endswith("/audio.wav")
 
@@ -69,7 +55,7 @@ def test_over_the_inline_limit_goes_to_the_store_by_itself(booted: Context, s3: 
     assert "audio" in short and "audio_url" not in short
     big = run(handler_for(booted, s3.env(), small), store=False, text=long_text)
     assert "audio" not in big
-    assert len(get(big["audio_url"])) > 100_000 * 3 // 4
+    assert len(download(big["audio_url"])) > 100_000 * 3 // 4
     # Without a store the same job is refused before any compute, naming the field.
     refused = run(handler_for(booted, None, small), text=long_text)
     assert refused["error"].startswith("text: the audio would be about")
@@ -100,4 +86,4 @@ def test_a_failed_first_upload_loses_nothing(booted: Context, s3: Server, mode: 
     with FlakyProxy(s3.url, failures=1, mode=mode) as proxy:
         stored = run(handler_for(booted, s3.env(BUCKET_ENDPOINT_URL=proxy.url)))
         assert len(proxy.puts) == 2  # the first attempt really went out, and failed
-        assert get(stored["audio_url"]) == base64.b64decode(inline["audio"])
+        assert download(stored["audio_url"]) == base64.b64decode(inline["audio"])
