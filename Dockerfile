@@ -89,6 +89,8 @@ COPY --from=wheel /wheels/ /tmp/wheels/
 RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+# Bundled voices: jobs may use and list them, never delete them (docs/handler.md).
+COPY voices/ /opt/bootstrap/voices/
 COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
 WORKDIR /
 RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
@@ -96,7 +98,8 @@ RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
         --module bootstrap --module handler --module torch --module f5_tts --module runpod \
         --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
-        --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt
+        --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
+        --path /opt/bootstrap/voices
 LABEL org.opencontainers.image.title="bootstrap-worker" \
       org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
       org.opencontainers.image.version="${VERSION}" \
@@ -115,6 +118,8 @@ COPY --from=wheel /wheels/ /tmp/wheels/
 RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+# Bundled voices: jobs may use and list them, never delete them (docs/handler.md).
+COPY voices/ /opt/bootstrap/voices/
 COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
 WORKDIR /
 RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
@@ -122,7 +127,8 @@ RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
         --module bootstrap --module handler \
         --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
-        --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt
+        --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
+        --path /opt/bootstrap/voices
 LABEL org.opencontainers.image.title="bootstrap-worker" \
       org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
       org.opencontainers.image.version="${VERSION}" \

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bootstrap import events  # noqa: E402
-from bootstrap.config import Config  # noqa: E402
+from bootstrap.config import Config, _coerce  # noqa: E402
 from bootstrap.context import Context  # noqa: E402
 from bootstrap.runner import run_stage  # noqa: E402
 from bootstrap.stages import audio, cuda, model, warmup  # noqa: E402
@@ -129,11 +129,10 @@ def main() -> int:
         if args.tiny:
             from handler import tiny_model
 
-            settings: dict[str, Any] = dict(tiny_model.build(volume))
-            settings["min_vram_mb"] = int(settings["min_vram_mb"])
-            settings["warmup_nfe"] = int(settings["warmup_nfe"])
-            for key in ("model_ckpt", "model_vocab", "model_vocoder", "model_voices"):
-                settings[key] = Path(settings[key])
+            # The settings are strings (as in bootstrap.toml): typed as bootstrap types
+            # them, so that "0" is off and paths are paths.
+            settings: dict[str, Any] = {k: _coerce(k, v)
+                                        for k, v in tiny_model.build(volume).items()}
         else:
             settings = build_full(volume)
             result["parameters"] = settings.pop("parameters")

@@ -3,6 +3,9 @@
 # each boot's summary (total and per-stage milliseconds); nothing is asserted.
 #
 #   bench/image_boot.sh slim     # volume mode, echo handler: first boot builds the env, then warm
+#   bench/image_boot.sh slim-f5  # local mode, the F5-TTS handler on the tiny random model (CPU):
+#                                # the first boot installs torch and f5-tts on the volume from
+#                                # the local wheelhouse (tests/container/wheelhouse.sh), offline
 #   bench/image_boot.sh baked    # local mode, the F5-TTS handler on the tiny random model (CPU)
 #
 # Uses the podman set up by tests/container/setup-podman.sh and its stand-in base image. The
@@ -10,7 +13,8 @@
 # first time. The volume is a fresh temporary directory, removed at the end.
 set -Eeuo pipefail
 
-variant="${1:?usage: bench/image_boot.sh slim|baked}"
+bench="${1:?usage: bench/image_boot.sh slim|slim-f5|baked}"
+variant="${bench%-f5}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 eval "$("$repo/tests/container/setup-podman.sh")"
 image="localhost/bootstrap-worker:bench-$variant"
@@ -22,7 +26,23 @@ trap 'rm -rf "$volume"' EXIT
 store=/etc/ssl/certs/ca-certificates.crt  # this host's TLS proxy CA is in the image's store
 args=(run --rm --network=host -v "$volume:/runpod-volume" -e BOOTSTRAP_LOG_FORMAT=json
       -e "PIP_CERT=$store" -e "SSL_CERT_FILE=$store")
-if [[ "$variant" == baked ]]; then
+if [[ "$bench" == slim-f5 ]]; then
+    # The slim image has no torch: the host's .venv (the f5 extra) builds the tiny model.
+    python="$repo/.venv/bin/python"
+    eval "$(PYTHON="$python" "$repo/tests/container/wheelhouse.sh")"
+    (cd "$repo" && "$python" -m handler.tiny_model "$volume" >/dev/null)
+    (cd "$repo" && "$python" -c 'from pathlib import Path; from handler import tiny_model
+for k, v in tiny_model.settings(Path("/runpod-volume")).items(): print(f"{k} = {v!r}")') \
+        | tr "'" '"' >"$volume/bootstrap.toml"
+    requirements="$("$python" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["f5"]))' \
+        "$repo/pyproject.toml")"
+    args=(run --rm --network=none -v "$volume:/runpod-volume" -e BOOTSTRAP_LOG_FORMAT=json
+          -v "$BOOTSTRAP_TEST_WHEELHOUSE:/wheelhouse:ro" -e BOOTSTRAP_FIND_LINKS=/wheelhouse
+          -e BOOTSTRAP_NO_INDEX=true -e "BOOTSTRAP_REQUIREMENTS_TEXT=$requirements"
+          -e BOOTSTRAP_MODE=local -e BOOTSTRAP_CONFIG=/runpod-volume/bootstrap.toml
+          -e 'BOOTSTRAP_TEST_INPUT={"text": "Hello there.", "voice": "default"}')
+elif [[ "$variant" == baked ]]; then
     podman run --rm -v "$volume:/runpod-volume" --entrypoint python3 "$image" \
         -m handler.tiny_model /runpod-volume >"$volume/bootstrap.toml"
     args+=(-e BOOTSTRAP_MODE=local -e BOOTSTRAP_CONFIG=/runpod-volume/bootstrap.toml

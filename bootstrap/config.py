@@ -94,6 +94,14 @@ class Config:
     min_vram_mb: int = 3072
     warmup_voice: str = "default"
     warmup_nfe: int = 16
+    # Word timings (docs/handler.md): off by default, so a boot neither checks nor loads
+    # the aligner. The arch is "MMS_FA" or a .json of torchaudio wav2vec2_model parameters;
+    # the weights are fetched from aligner_url ("" means never download) when missing.
+    timings: bool = False
+    aligner_arch: str = "MMS_FA"
+    aligner_model: Path = Path("models/mms-fa/model.pt")
+    aligner_url: str = (
+        "https://dl.fbaipublicfiles.com/mms/torchaudio/ctc_alignment_mling_uroman/model.pt")
 
     @property
     def reports_dir(self) -> Path:

@@ -1,4 +1,5 @@
-"""Downloading one file from a Hugging Face repo onto the volume, safely for a fleet.
+"""Downloading one file from a Hugging Face repo (or a plain URL) onto the volume, safely
+for a fleet.
 
 Workers that cold-start together would each fetch the same 1.35 GB checkpoint (and earn
 429s doing it): a lease on the volume lets one download while the others wait and then
@@ -20,6 +21,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 from bootstrap import events
 from bootstrap.lease import Lease, Owner
@@ -30,12 +33,35 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 
 @dataclass(frozen=True)
 class Remote:
+    """A file in a Hugging Face repo, at ``HF_ENDPOINT``, sent ``HF_TOKEN``."""
+
     repo: str
     filename: str
     revision: str = "main"
+    sends_token: ClassVar[bool] = True
 
     def url(self, endpoint: str) -> str:
         return f"{endpoint.rstrip('/')}/{self.repo}/resolve/{self.revision}/{self.filename}"
+
+
+@dataclass(frozen=True)
+class Url:
+    """A file at a plain URL (the MMS_FA aligner's weights are not on the hub)."""
+
+    address: str
+    # The hub's token is for the hub: another host must never receive it.
+    sends_token: ClassVar[bool] = False
+
+    @property
+    def repo(self) -> str:
+        return urlsplit(self.address).netloc
+
+    @property
+    def filename(self) -> str:
+        return self.address.rsplit("/", 1)[-1]
+
+    def url(self, endpoint: str) -> str:
+        return self.address
 
 
 class DownloadError(Exception):
@@ -118,9 +144,9 @@ def _attempt(url: str, dest: Path, token: str, policy: Policy) -> int:
         partial.unlink(missing_ok=True)
 
 
-def _fetch(remote: Remote, dest: Path, policy: Policy) -> int:
+def _fetch(remote: Remote | Url, dest: Path, policy: Policy) -> int:
     endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT)
-    token = os.environ.get("HF_TOKEN", "")
+    token = os.environ.get("HF_TOKEN", "") if remote.sends_token else ""
     url = remote.url(endpoint)
     for attempt in range(policy.retries + 1):
         delay = policy.backoff_s * 2**attempt
@@ -155,7 +181,7 @@ def _lease_name(key: str) -> str:
     return f"download-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-def ensure(remote: Remote, dest: Path, locks: Path, worker_id: str,
+def ensure(remote: Remote | Url, dest: Path, locks: Path, worker_id: str,
            policy: Policy | None = None) -> int:
     """``dest`` present, downloaded from ``remote`` unless it is; the bytes fetched (0 if
     the file was already there or another worker fetched it)."""

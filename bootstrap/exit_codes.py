@@ -27,6 +27,8 @@ class ExitCode(enum.IntEnum):
     CUSTOM_STAGE = 19  # a stage added through configuration (`extra_stages`)
     DEADLINE = 20  # a stage ran past its deadline and the worker was stopped
     WORKER_START = 21  # the worker process died before it reached its first stage
+    # A stage's code, though after 20 and 21: the stage block 10-19 was full when it came.
+    STORAGE = 22
     INTERNAL = 70  # a bug in bootstrap itself (EX_SOFTWARE)
     SIGNAL_BASE = 128  # 128+N: the worker was killed by signal N
 

@@ -30,13 +30,14 @@ def supervisor_stages() -> list[Stage]:
 
 
 def worker_stages(config: Config) -> list[Stage]:
-    from bootstrap.stages import audio, cuda, model, serve, warmup
+    from bootstrap.stages import audio, cuda, model, serve, storage, warmup
 
     return [
         cuda.STAGE,
         audio.STAGE,
         model.STAGE,
         warmup.STAGE,
+        storage.STAGE,
         *[load_extra(target) for target in config.extra_stages],
         serve.STAGE,
     ]

@@ -2,7 +2,9 @@
 output of subprocesses and of the worker.
 
 A secret is the value of an environment variable whose name looks like one (TOKEN, KEY,
-SECRET, PASSWORD, ...), and the credentials part of any URL (``https://user:pass@host``).
+SECRET, PASSWORD, ...), the credentials part of any URL (``https://user:pass@host``), and
+the signature and session token of a presigned URL (``X-Amz-Signature=...``): a presigned
+object URL is a credential for that object until it expires.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ SECRET_NAME = re.compile(
 # make paths in the output unreadable.
 NOT_SECRET_NAME = re.compile(r"_(SOCK|PATH|DIR|FILE)$", re.IGNORECASE)
 URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/@\s'\"]+@", re.IGNORECASE)
+# Query parameters of presigned URLs (S3 SigV4 and SigV2) that grant access on their own.
+URL_SIGNATURE = re.compile(r"(?P<name>\b(?:X-Amz-Signature|X-Amz-Security-Token|Signature))="
+                           r"[^&\s'\"]+")
 MASK = "[redacted]"
 # Shorter values would mask ordinary words and digits everywhere; no real token is this short.
 MIN_SECRET_LENGTH = 4
@@ -45,6 +50,8 @@ class Redactor:
                 text = text.replace(secret, MASK)
         if "://" in text:
             text = URL_CREDENTIALS.sub(rf"\g<scheme>{MASK}@", text)
+        if "ignature=" in text or "ecurity-Token=" in text:
+            text = URL_SIGNATURE.sub(rf"\g<name>={MASK}", text)
         return text
 
     def value(self, value: Any) -> Any:

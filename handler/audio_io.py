@@ -16,15 +16,8 @@ from handler.inputs import InputError
 
 def reference_seconds(path: Path) -> float:
     """The length of the reference at ``path``; an :class:`InputError` if it won't decode."""
-    import torchaudio
-
-    try:
-        audio, rate = torchaudio.load(str(path))
-    except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad bytes
-        raise InputError("ref_audio", f"is not decodable audio ({type(exc).__name__})") from None
-    if audio.numel() == 0 or rate <= 0:
-        raise InputError("ref_audio", "holds no audio samples")
-    return float(audio.shape[-1] / rate)
+    samples, rate = load_mono(path)
+    return float(len(samples) / rate)
 
 
 def encode(wave: Any, rate: int, fmt: str) -> bytes:

@@ -4,6 +4,8 @@ The serve stage calls :func:`make_handler` with the boot's context (the model is
 ``ctx.state["model"]``) and hands the result to ``runpod.serverless.start``. A job's
 ``action`` picks what it does: ``synthesize`` (the default: audio with the warm model),
 or ``add_voice``, ``list_voices``, ``delete_voice`` (the voice library, handler/voice_jobs).
+A synthesis may add word timings (the aligner the model stage loaded), and its files go
+back inline or, with a bucket configured, as URLs (handler/outputs).
 A job never takes the worker down: a bad input is answered ``{"error": "<field>: <problem>"}``
 and an unexpected failure ``{"error": "<action> failed: ..."}``, with an event in the log.
 Each job works in its own temp directory, removed whatever happens.
@@ -11,19 +13,21 @@ Each job works in its own temp directory, removed whatever happens.
 
 from __future__ import annotations
 
-import base64
 import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.f5 import F5Model, expected_samples
-from handler import audio_io, refaudio, voice_jobs
+from bootstrap.storage import Storage, StorageError
+from handler import audio_io, outputs, refaudio, voice_jobs
 from handler.inputs import InputError, Limits, Request, action, parse
+from handler.outputs import OutputRefused
 from handler.voices import VoiceLibrary
 
 Job = dict[str, Any]
@@ -74,12 +78,50 @@ def _reference(request: Request, library: VoiceLibrary, tmp: Path, limits: Limit
     return path, request.ref_text, {"ref_audio_s": round(seconds, 3), "trimmed": False}
 
 
-def _synthesize(job: Job, model: F5Model, library: VoiceLibrary, limits: Limits,
-                fetch: Fetch) -> dict[str, Any]:
-    request = parse(job.get("input"), limits)
+@dataclass(frozen=True)
+class Services:
+    """What a job may use: built once by :func:`make_handler` from the boot's context."""
+
+    model: F5Model
+    library: VoiceLibrary
+    limits: Limits
+    fetch: Fetch
+    aligner: Any  # bootstrap.aligner.Aligner when timings are on, else None
+    storage: Storage | None  # set by the storage stage when a bucket is configured
+    keep: Path | None  # local mode: answers are also written here
+
+
+def _timings(aligner: Any, wave: Any, rate: int,
+             request: Request) -> tuple[str, str] | str:
+    """The word timings of the result as (content, mime type), or why there are none: the
+    audio is already made, and a text the aligner cannot read (no Latin letters) is no
+    reason to throw it away."""
+    from bootstrap.aligner import AlignmentError
+    from handler.subtitles import timings_for
+
+    started = time.monotonic()
+    try:
+        timings = timings_for(aligner, wave, rate, request.text, request.timing_format)
+    except AlignmentError as exc:
+        return str(exc)
+    events.emit("info", "job.aligned", seconds=round(time.monotonic() - started, 3))
+    return timings
+
+
+def _synthesize(job: Job, svc: Services) -> dict[str, Any]:
+    request = parse(job.get("input"), svc.limits)
+    model = svc.model
+    if request.return_word_timings and svc.aligner is None:
+        raise InputError("return_word_timings", "word timings are off on this worker; its "
+                         "operator turns them on with BOOTSTRAP_TIMINGS=1")
+    if request.store and svc.storage is None:
+        raise InputError("store", "no storage is configured on this worker (BUCKET_* "
+                         "variables); omit store to get the result inline")
     with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
-        ref_wav, ref_text, reference = _reference(request, library, Path(tmp), limits, fetch)
-        _refuse_oversized(request, ref_wav, ref_text, model.sample_rate, limits)
+        ref_wav, ref_text, reference = _reference(request, svc.library, Path(tmp),
+                                                  svc.limits, svc.fetch)
+        if not svc.storage:  # with a store, a long answer goes there instead
+            _refuse_oversized(request, ref_wav, ref_text, model.sample_rate, svc.limits)
         started = time.monotonic()
         wave, seed = model.synthesize(ref_wav, ref_text, request.text,
                                       nfe_step=request.nfe_step,
@@ -88,15 +130,42 @@ def _synthesize(job: Job, model: F5Model, library: VoiceLibrary, limits: Limits,
         elapsed = time.monotonic() - started
         if request.remove_silence:
             wave = _without_silence(wave, model.sample_rate, Path(tmp))
-    audio = base64.b64encode(audio_io.encode(wave, model.sample_rate, request.format))
-    if len(audio) > limits.max_result_bytes:
-        raise InputError("text", f"the audio is {len(audio) / 2**20:.2f} MB, over the "
-                         f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
-                         "split the text over several jobs")
+    audio = audio_io.encode(wave, model.sample_rate, request.format)
+    audio_name = f"audio.{request.format}"
+    files = {audio_name: (audio, f"audio/{request.format}")}
+    timing_fields: dict[str, Any] = {}
+    if request.return_word_timings:
+        timings = _timings(svc.aligner, wave, model.sample_rate, request)
+        if isinstance(timings, str):
+            timing_fields["timings_error"] = timings
+        else:
+            files[f"timings.{request.timing_format}"] = (timings[0].encode(), timings[1])
+            timing_fields["timing_format"] = request.timing_format
+    if svc.keep is not None:
+        _keep(svc.keep, str(job.get("id")), files)
     seconds = len(wave) / model.sample_rate
-    return {"audio": audio.decode(), "format": request.format,
-            "sample_rate": model.sample_rate, "duration_s": round(seconds, 3), "seed": seed,
-            "reference": reference, "rtf": round(elapsed / seconds, 4) if seconds else None}
+    result = {"format": request.format, "sample_rate": model.sample_rate,
+              "duration_s": round(seconds, 3), "seed": seed, "reference": reference,
+              "rtf": round(elapsed / seconds, 4) if seconds else None}
+    result.update(_delivered(files, audio_name, job, request, svc))
+    result.update(timing_fields)
+    return result
+
+
+def _delivered(files: dict[str, tuple[bytes, str]], audio_name: str, job: Job,
+               request: Request, svc: Services) -> dict[str, Any]:
+    """The audio and timings as response fields: inline (``audio`` base64, ``timings``
+    text) or stored (``audio_url``, ``timings_url``), as handler/outputs decides."""
+    fields = outputs.fields(files, svc.storage, svc.limits.max_result_bytes,
+                            str(job.get("id") or ""), inline_when_small=request.store is False)
+    timing_name = next((name for name in files if name != audio_name), None)
+    if timing_name is not None:
+        if "files" in fields:  # inline: subtitles are text, so they travel as text
+            fields["timings"] = files[timing_name][0].decode()
+            del fields["files"]
+        if "file_urls" in fields:
+            fields["timings_url"] = fields.pop("file_urls")[timing_name]
+    return fields
 
 
 def _refuse_oversized(request: Request, ref_wav: Path, ref_text: str, rate: int,
@@ -126,21 +195,21 @@ def _without_silence(wave: Any, rate: int, tmp: Path) -> Any:
     return trimmed
 
 
-def _keep(folder: Path, job_id: str, result: Job) -> None:
+def _keep(folder: Path, job_id: str, files: dict[str, tuple[bytes, str]]) -> None:
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in job_id)[:80] or "job"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.{result['format']}"
-    path.write_bytes(base64.b64decode(result["audio"]))
-    events.emit("info", "job.written", path=str(path))
+    for file, (data, _) in files.items():
+        path = folder / f"{name}.{file.partition('.')[2]}"
+        path.write_bytes(data)
+        events.emit("info", "job.written", path=str(path))
 
 
-def _voice_action(name: str, library: VoiceLibrary, job_input: Any, limits: Limits,
-                  fetch: Fetch) -> Job:
+def _voice_action(name: str, job_input: Any, svc: Services) -> Job:
     if name == "add_voice":
-        return voice_jobs.add(library, job_input, limits, fetch)
+        return voice_jobs.add(svc.library, job_input, svc.limits, svc.fetch)
     if name == "list_voices":
-        return voice_jobs.list_all(library, job_input)
-    return voice_jobs.delete(library, job_input)
+        return voice_jobs.list_all(svc.library, job_input)
+    return voice_jobs.delete(svc.library, job_input)
 
 
 def make_handler(ctx: Context, limits: Limits | None = None,
@@ -151,15 +220,17 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     if not isinstance(model, F5Model):
         raise RuntimeError("no warm model in ctx.state['model']: the model stage must run "
                            "before serve")
-    limits = limits or Limits()
     # The SDK logs every job's whole output at DEBUG, its default: megabytes of base64 per
     # job on stdout. The serve stage imports it after this factory, so this still applies.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
-    # On a developer machine the answer is also kept as a file: the demo's proof.
-    keep = ctx.config.volume / "outputs" if ctx.config.mode == "local" else None
-
-    library = VoiceLibrary(ctx.config.on_volume(ctx.config.model_voices),
-                           ctx.config.voices_bundled)
+    svc = Services(
+        model=model, limits=limits or Limits(), fetch=fetch,
+        library=VoiceLibrary(ctx.config.on_volume(ctx.config.model_voices),
+                             ctx.config.voices_bundled),
+        aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
+        storage=ctx.state.get("storage"),
+        # On a developer machine the answer is also kept as a file: the demo's proof.
+        keep=ctx.config.volume / "outputs" if ctx.config.mode == "local" else None)
 
     def handler(job: Job) -> Job:
         job_id = job.get("id") if isinstance(job, dict) else None
@@ -169,12 +240,15 @@ def make_handler(ctx: Context, limits: Limits | None = None,
                 raise InputError("input", "the job must be an object")
             name = action(job.get("input"))
             if name != "synthesize":
-                result = _voice_action(name, library, job.get("input"), limits, fetch)
+                result = _voice_action(name, job.get("input"), svc)
                 events.emit("info", "job.done", job_id=job_id, action=name)
                 return result
-            result = _synthesize(job, model, library, limits, fetch)
+            result = _synthesize(job, svc)
         except InputError as exc:
             events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
+            return {"error": str(exc)}
+        except (OutputRefused, StorageError) as exc:  # named, with their ids
+            events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc))
             return {"error": str(exc)}
         except Exception as exc:  # the worker serves the next job whatever this one did
             events.emit("error", "job.failed", job_id=job_id, action=name,
@@ -182,9 +256,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
             what = "synthesis" if name == "synthesize" else name
             return {"error": f"{what} failed: {type(exc).__name__}: {exc}"[:500]}
         events.emit("info", "job.done", job_id=job_id, duration_s=result["duration_s"],
-                    rtf=result["rtf"])
-        if keep is not None:
-            _keep(keep, str(job_id), result)
+                    rtf=result["rtf"], stored="audio_url" in result)
         return result
 
     return handler

@@ -22,7 +22,7 @@ ACTIONS = ("synthesize", "add_voice", "list_voices", "delete_voice")
 FIELDS = {
     "synthesize": ("text", "voice", "ref_audio", "ref_text", "speed", "seed", "nfe_step",
                    "cfg_strength", "remove_silence", "format", "return_word_timings",
-                   "timing_format"),
+                   "timing_format", "store"),
     "add_voice": ("name", "ref_audio", "ref_text", "overwrite"),
     "list_voices": (),
     "delete_voice": ("name",),
@@ -70,6 +70,9 @@ class Request:
     format: str = "wav"
     return_word_timings: bool = False
     timing_format: str = "srt"
+    # None: stored when the worker has a bucket; False: inline unless too large; True:
+    # stored, and refused on a worker without a bucket.
+    store: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,9 @@ def parse(job_input: Any, limits: Limits) -> Request:
         raise InputError("timing_format", f"must be one of {', '.join(TIMING_FORMATS)}")
     if "timing_format" in job_input and not timings:
         raise InputError("timing_format", "needs return_word_timings: true")
+    store = job_input.get("store")
+    if store is not None and not isinstance(store, bool):
+        raise InputError("store", "must be true or false")
     return Request(
         text=text, ref_text=ref_text, voice=voice, ref_audio=audio, ref_url=url,
         speed=_number(job_input, "speed", 1.0, 0.3, 3.0),
@@ -212,7 +218,7 @@ def parse(job_input: Any, limits: Limits) -> Request:
         nfe_step=_integer(job_input, "nfe_step", 32, 1, limits.max_nfe_step) or 32,
         cfg_strength=_number(job_input, "cfg_strength", 2.0, 0.0, 10.0),
         remove_silence=_flag(job_input, "remove_silence"), format=str(fmt),
-        return_word_timings=timings, timing_format=str(timing_format),
+        return_word_timings=timings, timing_format=str(timing_format), store=store,
     )
 
 

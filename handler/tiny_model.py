@@ -1,4 +1,5 @@
-"""Builds a tiny random F5-TTS model on a volume: checkpoint, vocab, arch, vocoder, voice.
+"""Builds a tiny random F5-TTS model on a volume: checkpoint, vocab, arch, vocoder, voice,
+and a tiny random word aligner (MMS_FA's wav2vec2 structure, small).
 
     python -m handler.tiny_model VOLUME
 
@@ -25,6 +26,20 @@ ARCH = {"dim": 64, "depth": 2, "heads": 2, "ff_mult": 2, "text_dim": 32, "conv_l
         "attn_backend": "torch", "attn_mask_enabled": False, "checkpoint_activations": False}
 MEL = {"target_sample_rate": SAMPLE_RATE, "n_mel_channels": 100, "hop_length": 256,
        "win_length": 1024, "n_fft": 1024, "mel_spec_type": "vocos"}
+ALIGNER = ROOT / "aligner"
+# MMS_FA's structure (torchaudio's wav2vec2, the same 320-sample stride and 28 labels),
+# with small widths and two layers: loads through the real loader in milliseconds.
+ALIGNER_PARAMS = {
+    "extractor_mode": "layer_norm",
+    "extractor_conv_layer_config": [[32, 10, 5], [32, 3, 2], [32, 3, 2], [32, 3, 2],
+                                    [32, 3, 2], [32, 2, 2], [32, 2, 2]],
+    "extractor_conv_bias": True, "encoder_embed_dim": 32, "encoder_projection_dropout": 0.0,
+    "encoder_pos_conv_kernel": 16, "encoder_pos_conv_groups": 4, "encoder_num_layers": 2,
+    "encoder_num_heads": 2, "encoder_attention_dropout": 0.0,
+    "encoder_ff_interm_features": 64, "encoder_ff_interm_dropout": 0.0,
+    "encoder_dropout": 0.0, "encoder_layer_norm_first": True, "encoder_layer_drop": 0.0,
+    "aux_num_out": 28,
+}
 VOICE_TEXT = "This is the tiny test voice."
 VOICE_SECONDS = 2.0
 # Line 0 must be a space: F5-TTS maps unknown characters to token 0.
@@ -51,9 +66,14 @@ head:
 VOCODER_YAML = vocoder_yaml(dim=64, intermediate_dim=128, num_layers=2)
 
 
-def settings(volume: Path) -> dict[str, str]:
-    """The bootstrap settings that select the tiny model on ``volume``."""
+def settings(volume: Path, timings: bool = False) -> dict[str, str]:
+    """The bootstrap settings that select the tiny model on ``volume`` (and its aligner,
+    checked and loaded only with ``timings``)."""
     return {
+        "timings": "1" if timings else "0",
+        "aligner_arch": str(volume / ALIGNER / "aligner.json"),
+        "aligner_model": str(volume / ALIGNER / "model.pt"),
+        "aligner_url": "",  # never download: it is here
         "model_arch": str(volume / ROOT / "tiny.yaml"),
         "model_ckpt": str(volume / ROOT / "model.safetensors"),
         "model_vocab": str(volume / ROOT / "vocab.txt"),
@@ -99,6 +119,26 @@ def write_voice(folder: Path, name: str = "default", seconds: float = VOICE_SECO
     return path
 
 
+def build_aligner(volume: Path, seed: int = 0) -> Path:
+    """The tiny aligner's architecture (JSON) and random weights (a torch state dict, the
+    format of the published MMS_FA file); returns the weights' path."""
+    import json
+
+    import torch
+    from torchaudio.models import wav2vec2_model
+
+    root = volume / ALIGNER
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "aligner.json").write_text(json.dumps(ALIGNER_PARAMS, indent=1) + "\n")
+    torch.manual_seed(seed)
+    params = dict(ALIGNER_PARAMS)
+    params["extractor_conv_layer_config"] = [tuple(x) for x in ALIGNER_PARAMS[
+        "extractor_conv_layer_config"]]  # type: ignore[union-attr]
+    model = wav2vec2_model(**params)
+    torch.save(model.state_dict(), root / "model.pt")
+    return root / "model.pt"
+
+
 def build(volume: Path, seed: int = 0) -> dict[str, str]:
     import torch
     from f5_tts.model import CFM, DiT
@@ -126,6 +166,7 @@ def build(volume: Path, seed: int = 0) -> dict[str, str]:
     vocos = Vocos.from_hparams(str(root / "vocoder" / "config.yaml"))
     torch.save(_randomise(vocos.state_dict(), seed + 1), root / "vocoder" / "pytorch_model.bin")
     write_voice(volume / VOICES)
+    build_aligner(volume, seed)
     return settings(volume)
 
 

@@ -183,3 +183,21 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                     "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
                    check=True, capture_output=True)
     return folder / "cert.pem", folder / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """A real S3-compatible server (moto) on 127.0.0.1 with the test bucket, open to any key."""
+    from s3server import moto_server
+
+    with moto_server(auth=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3_auth() -> Iterator[Any]:
+    """The same, with IAM authentication on: unknown keys and wrong secrets are refused."""
+    from s3server import moto_server
+
+    with moto_server(auth=True) as server:
+        yield server

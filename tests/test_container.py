@@ -6,22 +6,32 @@ is a real `podman run` of the slim image: tini is PID 1, entrypoint.sh execs boo
 the exit code the test sees is the one podman hands back, compared with bootstrap's own
 summary line.
 
+One boot is the real F5-TTS worker on the tiny random model: the slim image builds the
+worker's environment (torch, F5-TTS, the RunPod SDK) on the volume with bootstrap's own venv
+and install stages, from a local wheelhouse mounted read-only, with no network at all;
+tests/container/wheelhouse.sh builds that wheelhouse once with pip on the host (~4 GB).
+
 In CI (``CI=true``) these tests run, never skip: a missing podman there is a failure. Outside
 CI they skip when podman is absent or the user is not root (rootful podman is what the setup
-script configures). The first run takes a few minutes (base image, layers); later runs reuse
-the cache under ``.cache/container`` (``BOOTSTRAP_CACHE_DIR`` moves it).
+script configures); the tiny-model boot also skips there without torch (it builds the model on
+the host). The first run takes a few minutes (base image, layers, wheelhouse); later runs
+reuse the cache under ``.cache/container`` (``BOOTSTRAP_CACHE_DIR`` moves it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 import tomllib
 import uuid
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +41,7 @@ import pytest
 
 from bootstrap.events import parse_line
 from bootstrap.exit_codes import ExitCode
+from handler import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -106,6 +117,36 @@ def image(podman_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     return IMAGE
 
 
+def _f5_stack() -> None:
+    """The tiny model is built on the host with torch and F5-TTS (the f5 extra)."""
+    if all(importlib.util.find_spec(m) for m in ("torch", "f5_tts", "vocos")):
+        return
+    if IN_CI:
+        pytest.fail("the tiny-model container test needs the f5 extra in CI (scripts/test.sh)")
+    pytest.skip("needs the f5 extra (pip install -e '.[f5]') to build the tiny model")
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(request: pytest.FixtureRequest) -> Path:
+    """The F5-TTS worker's wheels on the host, built once (tests/container/wheelhouse.sh)."""
+    _f5_stack()
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    # The first build downloads ~4 GB: say so on the terminal, not in captured output.
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print("\ncontainer tests: the F5-TTS wheelhouse (a few minutes the first time) ...",
+              file=sys.stderr, flush=True)
+        result = subprocess.run([str(REPO / "tests/container/wheelhouse.sh")],
+                                env={**os.environ, "PYTHON": sys.executable},
+                                stdout=subprocess.PIPE, text=True, timeout=1500)
+    if result.returncode != 0:
+        pytest.fail(f"tests/container/wheelhouse.sh failed ({result.returncode}); "
+                    "its lines are above")
+    line = result.stdout.strip().splitlines()[-1]
+    path = Path(shlex.split(line.removeprefix("export BOOTSTRAP_TEST_WHEELHOUSE="))[0])
+    assert any(path.glob("torch-*.whl")), f"no torch wheel in {path}"
+    return path
+
+
 @dataclass
 class Boot:
     returncode: int
@@ -137,8 +178,8 @@ def _events(stdout: str) -> list[dict[str, Any]]:
 
 def _run_argv(image: str, name: str, *, env: dict[str, str], volume: Path | None,
               read_only: bool, user: str | None, tini: bool, mounts: list[str],
-              args: list[str]) -> list[str]:
-    argv = ["podman", "run", "--rm", "--name", name, "--network=host"]
+              args: list[str], network: str = "host") -> list[str]:
+    argv = ["podman", "run", "--rm", "--name", name, f"--network={network}"]
     # The installers in the volume's environment (uv, pip) verify TLS with their own bundled
     # roots; point them at the system store, which holds this host's proxy CA
     # (setup-podman.sh copies it into the base). Without a proxy this changes nothing.
@@ -163,10 +204,11 @@ def _run_argv(image: str, name: str, *, env: dict[str, str], volume: Path | None
 def boot(podman_env: dict[str, str], image: str, *, env: dict[str, str] | None = None,
          volume: Path | None = None, read_only: bool = False, user: str | None = None,
          tini: bool = True, mounts: list[str] | None = None, args: list[str] | None = None,
-         timeout: float = 900) -> Boot:
+         network: str = "host", timeout: float = 900) -> Boot:
     name = f"bootstrap-test-{uuid.uuid4().hex[:10]}"
     argv = _run_argv(image, name, env=env or {}, volume=volume, read_only=read_only,
-                     user=user, tini=tini, mounts=mounts or [], args=args or [])
+                     user=user, tini=tini, mounts=mounts or [], args=args or [],
+                     network=network)
     try:
         result = subprocess.run(argv, env=podman_env, capture_output=True, text=True,
                                 timeout=timeout)
@@ -319,6 +361,80 @@ def test_slim_boots_in_local_mode_answers_one_job_and_boots_warm_as_a_non_root_u
     assert (warm.returncode, warm.summary["status"]) == (0, "ok"), warm.describe()
     assert len(list((volume / ".bootstrap" / "reports").glob("*.json"))) == 2
     print(f"warm boot: {warm.summary['total_ms']} ms {warm.summary['stages']}")
+
+
+def _f5_requirements() -> list[str]:
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    return list(extras["f5"])
+
+
+def _wav(path: Path) -> tuple[int, int, bytes]:
+    with wave.open(str(path), "rb") as wav:
+        return wav.getnchannels(), wav.getframerate(), wav.readframes(wav.getnframes())
+
+
+def test_slim_builds_the_f5_environment_offline_serves_the_tiny_model_then_boots_warm(
+    podman_env: dict[str, str], image: str, wheelhouse: Path, volume: Path,
+) -> None:
+    """The seed's design end to end, with no network: the slim image's venv and install
+    stages build torch and F5-TTS into an environment on the volume from a read-only
+    wheelhouse, every worker stage runs (CPU: local mode allows it), and the F5-TTS handler
+    answers one job with the tiny random model. The warm boot, with neither wheelhouse nor
+    network, finds that environment and runs no installer."""
+    subprocess.run([sys.executable, "-m", "handler.tiny_model", str(volume)], cwd=REPO,
+                   check=True, capture_output=True, timeout=300)
+    settings = tiny_model.settings(Path("/runpod-volume"))
+    env = {f"BOOTSTRAP_{key.upper()}": value for key, value in settings.items()}
+    env |= {
+        "BOOTSTRAP_MODE": "local",
+        "BOOTSTRAP_REQUIREMENTS_TEXT": "\n".join(_f5_requirements()),
+        "BOOTSTRAP_FIND_LINKS": "/wheelhouse",
+        "BOOTSTRAP_NO_INDEX": "true",
+        "BOOTSTRAP_TEST_INPUT": json.dumps({"text": "Hello from the slim image.",
+                                            "voice": "default"}),
+    }
+    started = time.monotonic()
+    cold = boot(podman_env, image, env=env, volume=volume, network="none",
+                mounts=[f"{wheelhouse}:/wheelhouse:ro"], timeout=1500)
+    cold_s = time.monotonic() - started
+    assert (cold.returncode, cold.summary["status"]) == (0, "ok"), cold.describe()
+    assert cold.named("boot.ready"), cold.describe()
+    (venv,) = cold.named("stage", stage="venv", status="ok")
+    (install,) = cold.named("stage", stage="install", status="ok")
+    assert venv["facts"]["reused"] is False and install["facts"]["attempts"] == 1, \
+        cold.describe()
+    assert cold.named("install.output"), "the installer's lines are relayed"
+    # torch came from the wheelhouse into the environment on the volume, not from the image.
+    (marker,) = (volume / ".bootstrap" / "envs").glob("*/.bootstrap-env.json")
+    versions = json.loads(marker.read_text())["versions"]
+    assert versions["torch"].startswith("2.9.1"), versions.get("torch")
+    assert versions["f5-tts"] == "1.1.22", versions.get("f5-tts")
+    for stage in ("cuda", "audio", "model", "warmup", "serve"):
+        ran = [e for e in cold.named("stage", stage=stage) if e.get("status") != "start"]
+        assert ran and ran[-1]["status"] in ("ok", "warn"), (stage, ran, cold.describe())
+    (done,) = cold.named("job.done")
+    (written,) = sorted((volume / "outputs").glob("*.wav"))
+    channels, rate, frames = _wav(written)
+    assert (channels, rate) == (1, tiny_model.SAMPLE_RATE)
+    samples = len(frames) // 2
+    assert samples > 0 and any(frames), "the answer is a WAV with sound in it"
+    assert abs(samples / rate - done["duration_s"]) < 0.01
+
+    written.unlink()
+    started = time.monotonic()
+    warm = boot(podman_env, image, env=env, volume=volume, network="none", timeout=600)
+    warm_s = time.monotonic() - started
+    assert (warm.returncode, warm.summary["status"]) == (0, "ok"), warm.describe()
+    assert warm.named("boot.ready"), warm.describe()
+    for stage in ("venv", "install"):
+        (reused,) = warm.named("stage", stage=stage, status="ok")
+        assert reused["facts"]["reused"] is True, (stage, warm.describe())
+    assert not warm.named("install.output"), "a warm boot runs no installer"
+    assert warm.named("job.done") and list((volume / "outputs").glob("*.wav"))
+    for name, result, wall in (("cold", cold, cold_s), ("warm", warm, warm_s)):
+        print(f"{name} boot: ready after {result.named('boot.ready')[0]['ready_ms']} ms, "
+              f"container {wall:.1f} s, stages {result.summary['stages']}")
 
 
 @pytest.mark.parametrize("tini", [True, False], ids=["tini", "no-tini"])

@@ -22,12 +22,13 @@ def test_a_local_boot_reaches_ready_and_answers_a_job(volume: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert result.named("ready"), "the worker announced it was ready"
     ready = result.named("boot.ready")[0]
-    assert set(ready["stages"]) == {*SUPERVISOR, "passes"}
+    # storage runs in every worker: unconfigured, it starts and reports itself skipped
+    assert set(ready["stages"]) == {*SUPERVISOR, "storage", "passes"}
     outputs = [e["line"] for e in result.named("output")]
     assert any("'echo': {'text': 'hello'}" in line for line in outputs), outputs
     last = result.last
     assert last["event"] == "summary" and last["status"] == "ok" and last["exit_code"] == 0
-    assert list(last["stages"]) == [*SUPERVISOR, "passes", "serve"]
+    assert list(last["stages"]) == [*SUPERVISOR, "storage", "passes", "serve"]
     assert all(isinstance(ms, int) for ms in last["stages"].values())
     report = result.report()
     assert report["outcome"] == "ok" and report["ready_ms"] > 0
@@ -43,11 +44,11 @@ def test_every_line_of_a_boot_is_a_json_event_with_the_boot_identity(volume: Pat
     for event in result.events:
         assert {"ts", "level", "event", "worker_id", "process"} <= set(event)
     starts = [e for e in result.events if e["event"] == "stage" and e["status"] == "start"]
-    assert [e["stage"] for e in starts] == [*SUPERVISOR, "passes"]
-    assert [e["process"] for e in starts] == ["supervisor"] * len(SUPERVISOR) + ["worker"]
+    assert [e["stage"] for e in starts] == [*SUPERVISOR, "storage", "passes"]
+    assert [e["process"] for e in starts] == ["supervisor"] * len(SUPERVISOR) + ["worker"] * 2
     skipped = [e for e in result.events if e["event"] == "stage" and e["status"] == "skip"]
     # local mode without requirements: no environment, so nothing to install
-    assert [e["stage"] for e in skipped] == ["install", *MODEL_STAGES, "serve"]
+    assert [e["stage"] for e in skipped] == ["install", *MODEL_STAGES, "storage", "serve"]
 
 
 def test_worker_id_comes_from_runpod(volume: Path) -> None:

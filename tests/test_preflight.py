@@ -75,10 +75,11 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
     assert "RUNPOD_INIT_TIMEOUT: (preflight.W001)" in text.stdout
     assert "\tHINT: set RUNPOD_INIT_TIMEOUT above" in text.stdout
     # preflight.W001 and .I001, and from the volume and venv stages: no volume needed in
-    # local mode (volume.I001), no environment without requirements (venv.I003)
-    for id in ("preflight.I001", "volume.I001", "venv.I003"):
+    # local mode (volume.I001), no environment without requirements (venv.I003), and
+    # from the worker: no bucket, outputs inline only (storage.I001)
+    for id in ("preflight.I001", "volume.I001", "venv.I003", "storage.I001"):
         assert f"({id})" in text.stdout
-    assert text.stdout.rstrip().endswith("System check identified 4 issues (0 silenced).")
+    assert text.stdout.rstrip().endswith("System check identified 5 issues (0 silenced).")
     strict = subprocess.run([sys.executable, "-m", "bootstrap", "check", "--mode", "local",
                              "--fail-level", "warning", "--output", "json"],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
@@ -86,7 +87,7 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
     data = json.loads(strict.stdout)
     assert data["version"] == 1 and data["failed"] is True
     assert {m["id"] for m in data["messages"]} == {
-        "preflight.W001", "preflight.I001", "volume.I001", "venv.I003"}
+        "preflight.W001", "preflight.I001", "volume.I001", "venv.I003", "storage.I001"}
 
 
 def check_cli(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
@@ -102,8 +103,8 @@ def test_silenced_ids_are_counted_not_shown() -> None:
                        RUNPOD_INIT_TIMEOUT="60", BOOTSTRAP_SILENCE="preflight.W001")
     # the flag replaces the environment's list, as every flag does
     assert "preflight.I001" not in result.stdout and "(preflight.W001)" in result.stdout
-    # and volume.I001, venv.I003: local mode without a volume or requirements
-    assert result.stdout.rstrip().endswith("identified 3 issues (1 silenced).")
+    # and volume.I001, venv.I003: local mode without a volume or requirements; storage.I001
+    assert result.stdout.rstrip().endswith("identified 4 issues (1 silenced).")
     result = check_cli("--mode", "local", "--output", "json", RUNPOD_INIT_TIMEOUT="60",
                        BOOTSTRAP_SILENCE="preflight.W001,preflight.I001")
     assert json.loads(result.stdout)["silenced"] == 2

@@ -1,5 +1,6 @@
 """model: proves the F5-TTS assets on the volume, fetches what is missing, then loads the
-model and vocoder onto the device the cuda stage chose.
+model and vocoder onto the device the cuda stage chose. With word timings enabled it does
+the same for the aligner (``ctx.state["aligner"]``); without, it never looks at it.
 
 Order matters: the files are checked (present, complete, shapes and vocab agreeing with
 the architecture) before anything is imported, because a wrong checkpoint fails deep
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap import checkpoint, events, f5
+from bootstrap import aligner, checkpoint, events, f5
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
@@ -53,9 +54,23 @@ E012 = error("model.E012", "f5_tts is not importable: {why}",
              "install the f5 extra into the worker's environment (pip install '.[f5]')")
 E013 = error("model.E013", "no device was chosen; the cuda stage must run before model",
              "keep cuda before model in the pipeline; the model is never placed implicitly")
+E014 = error("model.E014", "aligner {path} is missing (word timings are enabled)",
+             "copy MMS_FA's model.pt there, set BOOTSTRAP_ALIGNER_URL, or BOOTSTRAP_TIMINGS=0")
+E015 = error("model.E015", "aligner {path} is not usable: {why}",
+             "an interrupted copy or download; delete the file and copy it again")
+E016 = error("model.E016", "aligner {path} does not fit arch {arch}: {why}",
+             "use MMS_FA's weights, or set BOOTSTRAP_ALIGNER_ARCH to the weights' own arch")
+E017 = error("model.E017", "aligner architecture {arch} is not usable: {why}",
+             "set BOOTSTRAP_ALIGNER_ARCH to MMS_FA or a .json of wav2vec2_model parameters")
+E018 = error("model.E018", "loading the aligner onto {device} failed",
+             "the cause is torchaudio's own error; out of memory and corrupt files are typical")
+E019 = error("model.E019", "downloading the aligner from {url} failed: {why}",
+             "check the network and BOOTSTRAP_ALIGNER_URL, or copy the file to {path}")
 W001 = warning("model.W001", "no voices in {path}",
                "store NAME.wav with its reference text in NAME.txt there")
 I001 = info("model.I001", "{path} is missing: would download it from {repo}",
+            "to skip the download, copy the file there before the boot")
+I002 = info("model.I002", "aligner {path} is missing: would download it from {url}",
             "to skip the download, copy the file there before the boot")
 
 
@@ -129,7 +144,70 @@ def check(ctx: Context) -> list[Message]:
                   for remote, dest in _wanted(ctx.config, assets) if not dest.is_file()]
     if not f5.read_voices(assets.voices):
         found.append(W001.at(assets.voices, path=assets.voices))
+    if ctx.config.timings:
+        weights, url = ctx.config.on_volume(ctx.config.aligner_model), ctx.config.aligner_url
+        found += inspect_aligner(ctx.config, can_download=bool(url))
+        if url and not weights.is_file():
+            found.append(I002.at(weights, path=weights, url=url))
     return found
+
+
+def _aligner_arch(c: Config) -> str:
+    spec = c.aligner_arch
+    return str(c.on_volume(Path(spec))) if spec.endswith(".json") else spec
+
+
+def inspect_aligner(c: Config, can_download: bool) -> list[Message]:
+    """What is wrong with the aligner's files, read-only (no torchaudio import)."""
+    found: list[Message] = []
+    weights, arch = c.on_volume(c.aligner_model), _aligner_arch(c)
+    try:
+        aligner.read_params(arch)
+    except aligner.AlignerFileError as exc:
+        found.append(E017.at(arch, arch=arch, why=exc))
+    if not weights.is_file():
+        if not can_download:
+            found.append(E014.at(weights, path=weights))
+        return found
+    try:
+        checkpoint.shapes(weights)
+    except checkpoint.CheckpointError as exc:
+        found.append(E015.at(weights, path=weights, why=exc))
+    return found
+
+
+def _fetch_aligner(ctx: Context) -> int:
+    from bootstrap import download
+
+    c = ctx.config
+    weights = c.on_volume(c.aligner_model)
+    try:
+        return download.ensure(download.Url(c.aligner_url), weights,
+                               c.volume / ".bootstrap" / "locks", ctx.worker_id)
+    except download.DownloadError as exc:
+        raise StageFailed(E019.at(c.aligner_url, url=c.aligner_url, path=weights, why=exc),
+                          cause=str(exc),
+                          transient=exc.kind in ("rate_limited", "failed", "incomplete")
+                          ) from exc
+
+
+def _load_aligner(ctx: Context, device: str) -> dict[str, object]:
+    """The aligner, proven against its architecture, into ``ctx.state["aligner"]``."""
+    c = ctx.config
+    weights, arch = c.on_volume(c.aligner_model), _aligner_arch(c)
+    params = aligner.read_params(arch)
+    found = {aligner.canonical_key(k): v for k, v in checkpoint.shapes(weights).items()}
+    why = checkpoint.mismatch(found, aligner.expected_shapes(params))
+    if why:
+        raise StageFailed(E016.at(weights, path=weights, arch=arch, why=why))
+    started = time.monotonic()
+    try:
+        ctx.state["aligner"] = aligner.load(params, weights, device)
+    except Exception as exc:
+        raise StageFailed(E018.at(device, device=device),
+                          cause=f"{type(exc).__name__}: {exc}") from exc
+    return {"path": str(weights), "arch": c.aligner_arch,
+            "load_s": round(time.monotonic() - started, 2)}
 
 
 def _wanted(c: Config, assets: Assets) -> list[tuple[Remote, Path]]:
@@ -208,8 +286,13 @@ def run(ctx: Context) -> Outcome:
     os.environ.setdefault("HF_HOME", str(ctx.config.volume / ".cache" / "huggingface"))
     if ctx.config.model_repo:
         facts["fetched_bytes"] = _fetch(ctx, assets)
+    timings = ctx.config.timings
+    if timings and ctx.config.aligner_url:
+        facts["aligner_fetched_bytes"] = _fetch_aligner(ctx)
     _from_package(ctx, assets)
     problems = inspect(assets, can_download=False, final=True)
+    # The aligner's files are proven before the slow F5 load, so a bad one fails fast.
+    problems += inspect_aligner(ctx.config, can_download=False) if timings else []
     if problems:
         raise StageFailed(problems[0])
     assert assets.arch is not None  # inspect() named it otherwise
@@ -236,6 +319,7 @@ def run(ctx: Context) -> Outcome:
                           cause=f"{type(exc).__name__}: {exc}") from exc
     facts["load_s"] = round(time.monotonic() - started, 2)
     facts["after"] = _memory(device)
+    facts["aligner"] = _load_aligner(ctx, device) if timings else "off (timings disabled)"
     model.voices = f5.read_voices(assets.voices)
     facts["voices"] = sorted(model.voices)
     facts["arch"] = arch.name

@@ -75,6 +75,15 @@ def booted(tiny_volume: Path) -> Iterator[Context]:
     yield ctx
 
 
+@pytest.fixture(scope="session")
+def tiny_aligner(tiny_volume: Path) -> Any:
+    """The tiny random aligner (MMS_FA's structure, small) on the CPU."""
+    from bootstrap import aligner
+
+    params = aligner.read_params(str(tiny_volume / tiny_model.ALIGNER / "aligner.json"))
+    return aligner.load(params, tiny_volume / tiny_model.ALIGNER / "model.pt", "cpu")
+
+
 @pytest.fixture
 def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A stand-in Hugging Face hub on 127.0.0.1 serving ``files`` at resolve URLs

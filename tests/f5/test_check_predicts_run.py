@@ -46,3 +46,10 @@ def test_no_gpu_when_the_cpu_is_not_allowed(volume: Path) -> None:
     ids, summary = predicts(volume, allow_cpu="0")
     assert cuda.E004.id in ids
     assert summary["code"] == cuda.E004.id
+
+
+def test_a_missing_aligner_when_timings_are_enabled(volume: Path) -> None:
+    (volume / tiny_model.ALIGNER / "model.pt").unlink()
+    ids, summary = predicts(volume, timings="1")
+    assert model.E014.id in ids
+    assert summary["code"] == model.E014.id

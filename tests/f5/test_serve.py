@@ -92,6 +92,26 @@ def test_runsync_answers_with_a_decodable_wav_of_the_expected_length(server: int
     assert len(samples) == expected_samples(ref_samples, tiny_model.VOICE_TEXT, text)
 
 
+def test_the_voice_actions_over_http(server: int, tmp_path: Path) -> None:
+    from handler import tiny_model
+
+    wav = tiny_model.write_voice(tmp_path, "served", seconds=2.0)
+    audio = base64.b64encode(wav.read_bytes()).decode()
+    added = post(server, {"input": {"action": "add_voice", "name": "served",
+                                    "ref_audio": audio, "ref_text": "Served over HTTP."}})
+    assert added["status"] == "COMPLETED" and added["output"]["voice"]["name"] == "served"
+    listed = post(server, {"input": {"action": "list_voices"}})["output"]["voices"]
+    assert {"served", "default"} <= {v["name"] for v in listed}
+    spoken = post(server, {"input": {"text": "Hi.", "voice": "served", "nfe_step": 2}})
+    assert spoken["status"] == "COMPLETED" and spoken["output"]["reference"] == {
+        "voice": "served"}
+    assert post(server, {"input": {"action": "delete_voice", "name": "served"}})[
+        "output"] == {"deleted": "served"}
+    refused = post(server, {"input": {"action": "delete_voice", "name": "default"}})
+    assert refused["status"] == "FAILED"
+    assert refused["error"] == "name: 'default' is a provisioned voice and cannot be deleted"
+
+
 def test_bad_input_fails_the_job_naming_the_field(server: int) -> None:
     answer = post(server, {"input": {"text": "hi", "voice": "default", "speed": "fast"}})
     assert answer["status"] == "FAILED" and answer["error"].startswith("speed: ")

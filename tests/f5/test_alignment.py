@@ -1,0 +1,126 @@
+"""Word alignment end to end on the tiny random aligner (MMS_FA's structure, small): its
+timings mean nothing, but their structure must hold for any weights: one entry per word,
+in order, monotonic, within the audio."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import srt
+import torch
+
+from bootstrap import aligner
+from bootstrap.aligner import AlignmentError, Word
+from bootstrap.context import Context
+from handler import subtitles, tiny_model
+
+TEXT = "Hello, world! It's 42 degrees — café time... ok?"
+
+
+def voice(tmp_path: Path, seconds: float) -> tuple[np.ndarray, int]:
+    """The tiny model's voice-like reference (harmonics under a syllable envelope)."""
+    path = tiny_model.write_voice(tmp_path, seconds=seconds)
+    with wave.open(str(path)) as source:
+        pcm = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
+        return pcm.astype(np.float32) / 32768, source.getframerate()
+
+
+def assert_structure(words: list[Word], text: str, duration: float) -> None:
+    assert [w.text for w in words] == text.split()
+    ends = [t for w in words for t in (w.start_s, w.end_s)]
+    assert ends == sorted(ends), "not monotonic"
+    assert ends[0] >= 0 and ends[-1] <= duration
+
+
+def test_every_word_gets_one_entry_in_order_within_the_audio(
+        tiny_aligner: aligner.Aligner, tmp_path: Path) -> None:
+    samples, rate = voice(tmp_path, seconds=3.0)
+    words = tiny_aligner.align(samples, rate, TEXT)
+    assert_structure(words, TEXT, 3.0)
+    assert any(w.end_s > w.start_s for w in words)
+
+
+def test_words_the_aligner_cannot_read_sit_between_their_neighbours(
+        tiny_aligner: aligner.Aligner, tmp_path: Path) -> None:
+    samples, rate = voice(tmp_path, seconds=3.0)
+    words = tiny_aligner.align(samples, rate, "one 42 — two")
+    assert words[0].end_s <= words[1].start_s <= words[2].end_s <= words[3].start_s
+
+
+def test_audio_longer_than_a_window_is_aligned_in_chunks(
+        tiny_aligner: aligner.Aligner, tmp_path: Path) -> None:
+    seconds = aligner.CHUNK_S * 2 + 5
+    samples, rate = voice(tmp_path, seconds=seconds)
+    at_16k = torch.nn.functional.interpolate(  # any 16 kHz wave: only the frame count matters
+        torch.from_numpy(samples)[None, None], scale_factor=16000 / rate)[0, 0]
+    frames = tiny_aligner.emissions(at_16k).shape[0]
+    assert abs(frames - seconds * 50) <= 3  # one frame per 20 ms, windows joined seamlessly
+    text = " ".join(["speech"] * 120)
+    assert_structure(tiny_aligner.align(samples, rate, text), text, seconds)
+
+
+def test_normalization_keeps_only_the_aligners_characters() -> None:
+    assert aligner.normalize("Café’s") == "cafe's"
+    assert aligner.normalize("HELLO,") == "hello"
+    assert aligner.normalize("42") == aligner.normalize("—") == aligner.normalize("北京") == ""
+
+
+def test_a_text_with_nothing_to_align_is_a_named_error(
+        tiny_aligner: aligner.Aligner, tmp_path: Path) -> None:
+    samples, rate = voice(tmp_path, seconds=1.0)
+    with pytest.raises(AlignmentError, match="no character the aligner knows"):
+        tiny_aligner.align(samples, rate, "42 — 北京")
+    assert tiny_aligner.align(samples, rate, "   ") == []
+
+
+def test_audio_too_short_for_the_text_is_a_named_error(
+        tiny_aligner: aligner.Aligner, tmp_path: Path) -> None:
+    samples, rate = voice(tmp_path, seconds=0.2)  # 10 frames
+    with pytest.raises(AlignmentError, match="too short for 30 characters"):
+        tiny_aligner.align(samples, rate, "abcde " * 6)
+
+
+def test_the_labels_and_architecture_are_the_mms_fa_bundles() -> None:
+    from torchaudio.pipelines import MMS_FA
+
+    assert MMS_FA.get_labels(star=None) == aligner.LABELS
+    assert MMS_FA._params == aligner.MMS_FA_PARAMS
+    assert MMS_FA._path == aligner.MMS_FA_URL
+    assert MMS_FA.sample_rate == aligner.SAMPLE_RATE
+
+
+def test_speech_from_the_tiny_f5_model_gets_subtitles_a_parser_reads(
+        booted: Context, tiny_aligner: aligner.Aligner) -> None:
+    f5 = booted.state["model"]
+    voice_ = f5.voices["default"]
+    text = "The quick brown fox jumps over the lazy dog."
+    samples, _ = f5.synthesize(voice_.wav, voice_.text, text, nfe_step=4, seed=1)
+    content, mime = subtitles.timings_for(tiny_aligner, samples, f5.sample_rate, text, "srt",
+                                          max_words=1)
+    assert mime == "application/x-subrip"
+    cues = list(srt.parse(content))
+    assert [c.content for c in cues] == text.split()
+    assert cues[-1].end.total_seconds() <= len(samples) / f5.sample_rate + 0.001
+
+
+def test_an_unknown_format_fails_before_aligning(tiny_aligner: aligner.Aligner) -> None:
+    with pytest.raises(ValueError, match="timing_format 'txt'"):
+        subtitles.timings_for(tiny_aligner, np.zeros(10), 24000, "a", "txt")
+
+
+def test_an_aligner_saved_with_old_weight_norm_names_loads(
+        tiny_volume: Path, tmp_path: Path) -> None:
+    """The published MMS_FA file predates torch's parametrized weight norm."""
+    state = torch.load(tiny_volume / tiny_model.ALIGNER / "model.pt", weights_only=True)
+    old = {k.replace("parametrizations.weight.original0", "weight_g")
+            .replace("parametrizations.weight.original1", "weight_v"): v
+           for k, v in state.items()}
+    assert old.keys() != state.keys()
+    torch.save(old, tmp_path / "old.pt")
+    params = aligner.read_params(str(tiny_volume / tiny_model.ALIGNER / "aligner.json"))
+    loaded = aligner.load(params, tmp_path / "old.pt", "cpu")
+    got = loaded.model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in state.items())

@@ -1,0 +1,83 @@
+"""Word timings through the F5-TTS handler: the warm tiny model speaks, the tiny random
+aligner places each word, and the answer carries SRT, WebVTT or JSON that real parsers read.
+A random aligner's times are meaningless; their structure is what is checked."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from typing import Any
+
+import pytest
+
+from bootstrap.context import Context
+from handler import f5tts
+
+TEXT = "Subtitles for every word, please."
+
+
+@pytest.fixture(scope="module")
+def handler(booted: Context, tiny_aligner: Any) -> Any:
+    ctx = Context(booted.config, booted.run_id, booted.worker_id,
+                  state={**booted.state, "aligner": tiny_aligner})
+    return f5tts.make_handler(ctx)
+
+
+def synthesize(handler: Any, **fields: Any) -> dict[str, Any]:
+    result: dict[str, Any] = handler({"id": "t", "input": {
+        "text": TEXT, "voice": "default", "nfe_step": 2, "seed": 5,
+        "return_word_timings": True, **fields}})
+    return result
+
+
+def duration(result: dict[str, Any]) -> float:
+    import soundfile
+
+    samples, rate = soundfile.read(io.BytesIO(base64.b64decode(result["audio"])))
+    return len(samples) / rate
+
+
+def test_srt_by_default_parsed_by_a_real_parser(handler: Any) -> None:
+    import srt
+
+    result = synthesize(handler)
+    assert result["timing_format"] == "srt"
+    cues = list(srt.parse(result["timings"]))
+    assert " ".join(c.content for c in cues).split() == TEXT.split()
+    assert [c.index for c in cues] == list(range(1, len(cues) + 1))
+    ends = [c.end.total_seconds() for c in cues]
+    assert ends == sorted(ends) and ends[-1] <= duration(result) + 1e-3
+
+
+def test_vtt_parsed_by_a_real_parser(handler: Any) -> None:
+    import webvtt
+
+    result = synthesize(handler, timing_format="vtt")
+    assert result["timings"].startswith("WEBVTT")
+    captions = webvtt.from_string(result["timings"])
+    assert " ".join(c.text for c in captions).split() == TEXT.split()
+
+
+def test_json_has_one_monotonic_entry_per_word_within_the_audio(handler: Any) -> None:
+    result = synthesize(handler, timing_format="json")
+    words = json.loads(result["timings"])
+    assert [w["word"] for w in words] == TEXT.split()
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts)
+    assert all(0 <= w["start"] <= w["end"] <= duration(result) + 1e-3 for w in words)
+
+
+def test_a_text_the_aligner_cannot_read_keeps_its_audio(handler: Any) -> None:
+    result = handler({"id": "t", "input": {"text": "北京欢迎你", "voice": "default",
+                                           "nfe_step": 2, "return_word_timings": True}})
+    assert result["audio"] and "timings" not in result
+    assert result["timings_error"]
+
+
+def test_timings_on_a_worker_without_them_are_refused_before_compute(booted: Context) -> None:
+    plain = f5tts.make_handler(booted)  # booted with timings off: no aligner
+    result = plain({"id": "t", "input": {"text": TEXT, "voice": "default",
+                                         "return_word_timings": True}})
+    assert result == {"error": "return_word_timings: word timings are off on this worker; "
+                               "its operator turns them on with BOOTSTRAP_TIMINGS=1"}
