@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import download
-from bootstrap.download import DownloadError, Policy, Remote
+from bootstrap.download import DownloadError, Policy, Remote, Url
 from bootstrap.lease import Owner
 
 BODY = bytes(range(256)) * 4096  # 1 MiB, more than one chunk
@@ -131,6 +131,15 @@ def test_token_is_sent_to_the_hub(hub: Hub, tmp_path: Path,
     monkeypatch.setenv("HF_TOKEN", "hf_testtoken123")
     fetch(tmp_path)
     assert hub.requests[0][1] == "Bearer hf_testtoken123"
+
+
+def test_the_hub_token_never_goes_to_a_plain_url(hub: Hub, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_testtoken123")
+    dest = tmp_path / "aligner" / "model.pt"
+    download.ensure(Url(f"{hub.url}/mms/model.pt"), dest, tmp_path / "locks", "w1", FAST)
+    assert dest.read_bytes() == BODY
+    assert hub.requests == [("/mms/model.pt", "")]
 
 
 def test_workers_starting_together_download_once(hub: Hub, tmp_path: Path) -> None:
