@@ -53,6 +53,8 @@ class Limits:
     # A stored voice quieter than this (RMS) is refused: silence, or a recording so faint
     # the model would clone the noise floor.
     min_voice_dbfs: float = -50.0
+    # Added voices on the volume: any client may add one, and the volume is shared and finite.
+    max_voices: int = 1000
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ Result = dict[str, Any]
 def add(library: VoiceLibrary, job_input: Any, limits: Limits,
         fetch: Callable[[str, int, float], bytes] = refaudio.fetch) -> Result:
     request = parse_new_voice(job_input, limits)
+    added = [v for v in library.all().values() if v.source == "added"]
+    if len(added) >= limits.max_voices and request.name not in {v.name for v in added}:
+        raise InputError("name", f"the library holds {len(added)} added voices, the most "
+                         "this worker keeps; delete one first")
     data = request.ref_audio
     if data is None:
         assert request.ref_url

@@ -174,3 +174,16 @@ def test_unknown_actions_and_fields_are_named(handler: Any) -> None:
         "text: is not a field of list_voices")
     assert handler(job(action="delete_voice", name="nobody"))["error"] == (
         "name: no voice 'nobody'")
+
+
+def test_the_library_is_bounded_but_a_voice_can_still_be_replaced(library_ctx: Context,
+                                                                  tmp_path: Path) -> None:
+    two = f5tts.make_handler(library_ctx, Limits(max_voices=2))
+    wav = b64(tiny_model.write_voice(tmp_path / "in", "v", seconds=1.0))
+    for name in ("one", "two"):
+        assert "voice" in two(job(action="add_voice", name=name, ref_audio=wav, ref_text="Hi."))
+    full = two(job(action="add_voice", name="three", ref_audio=wav, ref_text="Hi."))
+    assert full["error"].startswith("name: the library holds 2 added voices")
+    again = two(job(action="add_voice", name="two", ref_audio=wav, ref_text="Hi again.",
+                    overwrite=True))
+    assert again["replaced"] is True
