@@ -114,3 +114,14 @@ def test_a_failed_aligner_download_is_named(
     failed = run_fails(ctx_for(volume, timings=True, aligner_url=url))
     assert failed.message == model.E019.at(url)
     assert "404" in failed.message.msg and not weights(volume).exists()
+
+
+def test_an_aligner_that_cannot_go_onto_its_device_is_named(
+        volume: Path, ctx_for: Callable[..., Context]) -> None:
+    # No machine this runs on has a 100th GPU: torch's own refusal, for real.
+    ctx = ctx_for(volume, timings=True)
+    with pytest.raises(StageFailed) as failed:
+        model._load_aligner(ctx, "cuda:99")
+    assert failed.value.message.id == "model.E018"
+    assert "cuda:99" in failed.value.message.msg and failed.value.cause
+    assert "aligner" not in ctx.state
