@@ -54,8 +54,11 @@ def _reference(request: Request, library: VoiceLibrary, tmp: Path, limits: Limit
         # Read with its audio in one go: another job may replace or delete it meanwhile.
         found = library.read(request.voice)
         if found is None:
-            known = ", ".join(library.all()) or "none"
-            raise InputError("voice", f"unknown voice {request.voice!r} (available: {known})")
+            names = list(library.all())
+            known = ", ".join(names[:20]) + (f", ... ({len(names)} in all; list_voices "
+                                             "lists them)" if len(names) > 20 else "")
+            raise InputError("voice", f"unknown voice {request.voice!r} "
+                             f"(available: {known or 'none'})")
         voice, audio = found
         copy = tmp / "voice.wav"
         copy.write_bytes(audio)

@@ -174,7 +174,7 @@ def _flag(data: dict[str, Any], name: str) -> bool:
 
 def voice_name(job_input: Any, field: str = "name") -> str:
     value = _object(job_input).get(field)
-    if not isinstance(value, str) or not VOICE_NAME.match(value):
+    if not isinstance(value, str) or not VOICE_NAME.fullmatch(value):
         raise InputError(field, "must be a voice name: 1-64 letters, digits, _ or -, "
                          "starting with a letter or digit")
     return value

@@ -14,10 +14,12 @@ have added one since this worker booted):
 An added voice is built in ``<voices>/.staging/`` and published by renaming its directory
 into place: a directory rename is atomic on one filesystem, so a reader sees the whole
 voice or none of it, and two workers adding the same name cannot both win (renaming onto a
-non-empty directory fails). Replacing moves the old directory aside first; a reader in
-between sees no voice of that name, never half of one. Because each publication's audio
-has its own file name, a reader that read the text of one publication can never open the
-audio of the next: :meth:`VoiceLibrary.read` gets a matching pair or tries again.
+non-empty directory fails). Replacing puts the new audio into the voice's directory under
+its own file name, then swaps ``voice.json`` with a file rename (atomic too); the staged
+copy is kept until that rename, so a replacement racing a delete can still publish anew.
+Because each publication's audio has its own file name, a reader that read the text of one
+publication can never open the audio of the next: :meth:`VoiceLibrary.read` gets a
+matching pair or tries again. Deleting moves the directory aside (``.trash``) in one rename.
 """
 
 from __future__ import annotations
@@ -76,23 +78,47 @@ def _flat(folder: Path, source: str) -> dict[str, Voice]:
     return voices
 
 
-def _added(folder: Path) -> dict[str, Voice]:
-    voices = {}
-    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
-        if entry.name.startswith(".") or not entry.is_dir():
-            continue
+def _flat_one(folder: Path, name: str, source: str) -> Voice | None:
+    wav = folder / f"{name}.wav"
+    try:
+        text = (folder / f"{name}.txt").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeError):
+        return None  # no text, no voice: F5-TTS needs to know what the reference says
+    return Voice(name, wav, text, source) if text and wav.is_file() else None
+
+
+def _added_one(entry: Path) -> Voice | None:
+    # A voice.json naming audio that is gone was replaced between the two reads: the
+    # newer voice.json names audio that exists, so read it again.
+    for _ in range(5):
         try:
             meta = json.loads((entry / META).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            continue  # not a published voice (published directories always hold both)
-        audio = meta.get("audio")
+            return None  # not a published voice (published directories always hold both)
+        audio = meta.get("audio") if isinstance(meta, dict) else None
         if not isinstance(audio, str) or "/" in audio or not isinstance(meta.get("text"), str):
-            continue
+            return None
         wav = entry / audio
         if wav.is_file():
-            voices[entry.name] = Voice(entry.name, wav, meta["text"], "added",
-                                       meta.get("duration_s"))
+            return Voice(entry.name, wav, meta["text"], "added", meta.get("duration_s"))
+    return None
+
+
+def _added(folder: Path) -> dict[str, Voice]:
+    voices = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if not entry.name.startswith(".") and entry.is_dir():
+            voice = _added_one(entry)
+            if voice is not None:
+                voices[entry.name] = voice
     return voices
+
+
+def _copy_synced(source: Path, dest: Path) -> None:
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 class VoiceLibrary:
@@ -110,7 +136,14 @@ class VoiceLibrary:
         return dict(sorted(voices.items()))
 
     def get(self, name: str) -> Voice | None:
-        return self.all().get(name)
+        """One voice, looked up by its own files (not a scan: the library may hold a
+        thousand voices on a network volume), with the precedence of :meth:`all`."""
+        if self.bundled_dir is not None:
+            voice = _flat_one(self.bundled_dir, name, "bundled")
+            if voice is not None:
+                return voice
+        return (_flat_one(self.volume_dir, name, "provisioned")
+                or _added_one(self.volume_dir / name))
 
     def read(self, name: str) -> tuple[Voice, bytes] | None:
         """The voice and its audio, from one publication; None when there is no such
@@ -171,7 +204,9 @@ class VoiceLibrary:
         except (OSError, ValueError):
             previous = None
         try:
-            os.rename(staged / audio, target / audio)
+            # A copy, not a move: if a delete takes the directory away before voice.json
+            # lands, the staged voice must still be whole to be published anew.
+            _copy_synced(staged / audio, target / audio)
             os.replace(staged / META, target / META)
         except FileNotFoundError:
             return False
@@ -231,11 +266,11 @@ class VoiceLibrary:
         shutil.rmtree(aside, ignore_errors=True)
         return True
 
-    @staticmethod
-    def _sweep(staging: Path) -> None:
-        """Removes what workers killed mid-add left behind."""
+    def _sweep(self, staging: Path) -> None:
+        """Removes what workers killed mid-add or mid-delete left behind."""
         cutoff = time.time() - STALE_S
-        for leftover in staging.iterdir():
+        trash = self.volume_dir / TRASH
+        for leftover in [*staging.iterdir(), *(trash.iterdir() if trash.is_dir() else ())]:
             try:
                 if leftover.stat().st_mtime < cutoff:
                     shutil.rmtree(leftover, ignore_errors=True)

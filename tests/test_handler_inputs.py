@@ -111,7 +111,7 @@ def test_a_field_of_another_action_is_named(data: dict[str, Any], field: str) ->
 
 
 @pytest.mark.parametrize("name", ["../etc", "..", ".hidden", "a/b", "a\\b", "", "x" * 65,
-                                  "naïve", "a b", "a.b", "a\x00"])
+                                  "naïve", "a b", "a.b", "a\x00", "anna\n", "anna\r"])
 def test_voice_names_that_could_escape_the_library_are_refused(name: str) -> None:
     for data in ({"action": "delete_voice", "name": name},
                  {"action": "add_voice", "name": name, "ref_audio": "AAAA", "ref_text": "t"},

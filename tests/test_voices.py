@@ -3,10 +3,12 @@ and which voices jobs may replace or delete."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,12 +126,73 @@ def test_concurrent_adds_never_show_half_a_voice(tmp_path: Path) -> None:
     assert listings > 1
 
 
-def test_two_adds_of_one_new_name_one_wins(tmp_path: Path) -> None:
+def test_two_adds_of_one_new_name_one_wins(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     lib = library(tmp_path)
-    staged, _ = lib._stage("anna", WAV, "Other worker.", {})
-    os.rename(staged, lib.volume_dir / "anna")  # another worker published it first
-    with pytest.raises(VoiceError, match="exists"):
+    stage = lib._stage
+
+    def stage_then_lose_the_race(*args: Any) -> tuple[Path, str]:
+        staged = stage(*args)
+        other, _ = stage("anna", WAV, "Other worker.", {})
+        os.rename(other, lib.volume_dir / "anna")  # another worker publishes first
+        return staged
+
+    monkeypatch.setattr(lib, "_stage", stage_then_lose_the_race)
+    with pytest.raises(VoiceError, match="added by another job at the same time"):
         lib.add("anna", WAV, "Me.", {})
+    assert lib.all()["anna"].text == "Other worker."
+    assert not list((lib.volume_dir / voices.STAGING).iterdir())
+
+
+def test_a_replacement_racing_a_delete_still_publishes_a_whole_voice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = library(tmp_path)
+    lib.add("anna", WAV, "First.", {})
+    copy = voices._copy_synced
+
+    def copy_then_get_deleted(source: Path, dest: Path) -> None:
+        copy(source, dest)
+        lib.delete("anna")  # another job deletes the voice between audio and voice.json
+
+    monkeypatch.setattr(voices, "_copy_synced", copy_then_get_deleted)
+    _, replaced = lib.add("anna", b"RIFF-second", "Second.", {}, overwrite=True)
+    monkeypatch.undo()
+    assert not replaced  # what it replaced was deleted first: it was published anew
+    found = lib.read("anna")
+    assert found is not None and found[0].text == "Second." and found[1] == b"RIFF-second"
+
+
+def _churn(folder: str, worker: int, rounds: int) -> None:
+    lib = VoiceLibrary(Path(folder))
+    for i in range(rounds):
+        if worker == 0:
+            # Not there at times: a replacement may be in flight.
+            with contextlib.suppress(VoiceError):
+                lib.delete("shared")
+        else:
+            name = f"w{worker}-{i}"
+            lib.add("shared", WAV + name.encode(), f"text of {name}", {}, overwrite=True)
+
+
+def test_replacements_and_deletes_together_leave_only_whole_voices(tmp_path: Path) -> None:
+    folder = tmp_path / "voices"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_churn, args=(str(folder), w, 30)) for w in range(3)]
+    for process in workers:
+        process.start()
+    lib = VoiceLibrary(folder)
+    while any(p.is_alive() for p in workers):
+        found = lib.read("shared")
+        if found is not None:
+            assert found[1] == WAV + found[0].text.removeprefix("text of ").encode()
+    for process in workers:
+        process.join()
+        assert process.exitcode == 0
+    shared = folder / "shared"
+    # Whatever the last word was, the name is usable: whole, or absent.
+    assert not shared.exists() or lib.read("shared") is not None
+    lib.add("shared", WAV, "After the storm.", {}, overwrite=True)
+    assert lib.read("shared") == (lib.get("shared"), WAV)
 
 
 def test_audio_left_by_racing_replacements_is_removed_once_old(tmp_path: Path) -> None:
