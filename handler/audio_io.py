@@ -1,7 +1,9 @@
 """Audio in and out of a job: measuring a reference, encoding the result.
 
-A reference is decoded with ``torchaudio.load``, the call F5-TTS itself makes on it, so a
-file that passes here is one the model can read.
+A reference is decoded with torchcodec, the decoder ``torchaudio.load`` (which F5-TTS calls
+on it) uses in torchaudio 2.9, so a file that passes here is one the model can read. It is
+decoded only up to the length the model uses: a few kilobytes of compressed silence can
+declare hours of audio, and decoding all of it as float32 would take gigabytes.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 from handler.inputs import InputError
 
 
-def reference_seconds(path: Path) -> float:
-    """The length of the reference at ``path``; an :class:`InputError` if it won't decode."""
-    samples, rate = load_mono(path)
+def reference_seconds(path: Path, max_seconds: float) -> float:
+    """The length of the reference at ``path``; an :class:`InputError` if it won't decode
+    or is longer than ``max_seconds``."""
+    samples, rate = load_mono(path, max_seconds)
     return float(len(samples) / rate)
 
 
@@ -31,18 +34,38 @@ def encode(wave: Any, rate: int, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def load_mono(path: Path) -> tuple[Any, int]:
+def load_mono(path: Path, max_seconds: float) -> tuple[Any, int]:
     """The audio at ``path`` as mono float32 samples and its rate; an :class:`InputError`
-    naming ``ref_audio`` when it does not decode or holds nothing."""
-    import torchaudio
+    naming ``ref_audio`` when it does not decode, holds nothing, or lasts longer than
+    ``max_seconds`` (refused from the header when it says so, else after decoding at most
+    half a second more)."""
+    from torchcodec.decoders import AudioDecoder
 
     try:
-        audio, rate = torchaudio.load(str(path))
+        decoder = AudioDecoder(str(path), num_channels=1)
+        declared = decoder.metadata.duration_seconds
+        if declared is not None and declared > max_seconds + 0.05:
+            raise _too_long(declared, max_seconds)
+        audio = decoder.get_samples_played_in_range(0.0, max_seconds + 0.5)
+    except InputError:
+        raise
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad bytes
         raise InputError("ref_audio", f"is not decodable audio ({type(exc).__name__})") from None
-    if audio.numel() == 0 or rate <= 0:
+    rate = int(audio.sample_rate)
+    samples = audio.data.reshape(-1).numpy().astype("float32")
+    if samples.size == 0 or rate <= 0:
         raise InputError("ref_audio", "holds no audio samples")
-    return audio.mean(dim=0).numpy().astype("float32"), int(rate)
+    if samples.size / rate > max_seconds + 0.05:
+        raise _too_long(None, max_seconds)
+    return samples, rate
+
+
+def _too_long(seconds: float | None, max_seconds: float) -> InputError:
+    # Clipping the audio but not its text garbles the output; refusing is honest.
+    length = f"{seconds:.1f} s" if seconds is not None else f"over {max_seconds:g} s"
+    return InputError("ref_audio", f"is {length}; the model uses at most {max_seconds:g} s; "
+                      "it was rejected, not trimmed: send a shorter clip with the text "
+                      "spoken in it")
 
 
 def loudness_dbfs(samples: Any) -> float:

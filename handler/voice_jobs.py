@@ -34,11 +34,8 @@ def add(library: VoiceLibrary, job_input: Any, limits: Limits,
     with tempfile.TemporaryDirectory(prefix="f5tts-voice-") as tmp:
         path = Path(tmp) / "upload"
         path.write_bytes(data)
-        samples, rate = audio_io.load_mono(path)
+        samples, rate = audio_io.load_mono(path, limits.max_ref_seconds)
     seconds = len(samples) / rate
-    if seconds > limits.max_ref_seconds:
-        raise InputError("ref_audio", f"is {seconds:.1f} s; a voice is at most "
-                         f"{limits.max_ref_seconds:g} s (the model uses no more)")
     if seconds < limits.min_ref_seconds:
         raise InputError("ref_audio", f"is {seconds:.2f} s; at least "
                          f"{limits.min_ref_seconds:g} s is needed")

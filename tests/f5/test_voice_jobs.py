@@ -144,7 +144,7 @@ def test_bad_voices_are_refused_and_nothing_is_stored(handler: Any, library_ctx:
     long_wav = tiny_model.write_voice(tmp_path / "in", "long", seconds=13.0)
     short_wav = tiny_model.write_voice(tmp_path / "in", "short", seconds=0.2)
     cases = {
-        "ref_audio: is 13.0 s; a voice is at most 12 s": b64(long_wav),
+        "ref_audio: is 13.0 s; the model uses at most 12 s": b64(long_wav),
         "ref_audio: is 0.20 s; at least 0.5 s is needed": b64(short_wav),
         "ref_audio: is silent or nearly so": b64(silent_wav(tmp_path / "in", 3.0)),
         "ref_audio: is not decodable audio": base64.b64encode(b"RIFF" + bytes(900)).decode(),
@@ -187,3 +187,26 @@ def test_the_library_is_bounded_but_a_voice_can_still_be_replaced(library_ctx: C
     again = two(job(action="add_voice", name="two", ref_audio=wav, ref_text="Hi again.",
                     overwrite=True))
     assert again["replaced"] is True
+
+
+def test_an_hour_of_compressed_silence_is_refused_without_decoding_it(
+        handler: Any, tmp_path: Path) -> None:
+    """600 kB of FLAC that declares an hour of 48 kHz stereo: 1.4 GB as float32."""
+    import resource
+    import shutil
+    import subprocess
+
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg is part of the audio stack (scripts/system-packages.sh)"
+    bomb = tmp_path / "hour.flac"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i",
+                    "anullsrc=r=48000:cl=stereo", "-t", "3600", "-c:a", "flac", str(bomb)],
+                   check=True)
+    assert bomb.stat().st_size < 2 << 20
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB
+    for fields in ({"action": "add_voice", "name": "bomb", "ref_text": "Nothing."},
+                   {"text": "Hi.", "ref_text": "Nothing."}):
+        result = handler(job(ref_audio=b64(bomb), **fields))
+        assert result["error"].startswith("ref_audio: is 3600.0 s; the model uses at most")
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mb < 300, f"the peak memory grew by {grown_mb:.0f} MB"
