@@ -39,6 +39,7 @@ ATTEMPTS = "BOOTSTRAP_STORAGE_ATTEMPTS"
 BACKOFF = "BOOTSTRAP_STORAGE_BACKOFF_S"
 # SigV4 presigned URLs live at most 7 days; rp_upload uses exactly that.
 MAX_URL_TTL_S = 7 * 24 * 3600
+MAX_WAIT_S = 30.0  # the longest single wait between attempts
 
 E001 = error("storage.E001", "storage is half-configured: {missing} not set",
              "set BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY "
@@ -178,12 +179,20 @@ def _bucket_of(endpoint_url: str, explicit: str) -> tuple[str, str, str]:
     return base, time.strftime("%m-%y"), "month default"
 
 
+# s3.REGION.amazonaws.com, s3-REGION.amazonaws.com, s3.dualstack.REGION.amazonaws.com,
+# each possibly after "BUCKET."; plain s3.amazonaws.com names no region.
+_AWS_HOST = re.compile(r"(?:^|\.)s3[.-](?:dualstack\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
+                       r"\.amazonaws\.com$")
+
+
 def _region_of(endpoint: str, env: Mapping[str, str]) -> str:
-    """rp_upload's rule (the label after ``.s3.``, or a DigitalOcean Spaces region), then
-    the usual AWS variables; SigV4 signs with a region even where the store ignores it."""
-    host = urllib.parse.urlsplit(endpoint).netloc
-    if ".s3." in host:
-        return host.split(".s3.")[1].split(".")[0]
+    """The region in an AWS endpoint's host name (virtual-host or path style, dual-stack
+    or not) or a DigitalOcean Spaces one, then the usual AWS variables; SigV4 signs with a
+    region even where the store ignores it, and a wrong one is refused like a wrong key."""
+    host = (urllib.parse.urlsplit(endpoint).hostname or "").lower()
+    aws = _AWS_HOST.search(host)
+    if aws:
+        return aws.group("region")
     if host.endswith(".digitaloceanspaces.com"):  # [bucket.]REGION.digitaloceanspaces.com
         return host.split(".")[-3]
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -279,7 +288,8 @@ class Storage:
                            if unreachable else
                            E006.at(obj, op=op, attempts=attempt, code=reason))
                 raise StorageError(message, cause=self._clean(reason))
-            wait = s.backoff_s * 2 ** (attempt - 1)
+            # Doubling, but never one wait over MAX_WAIT_S: a job waits for its upload.
+            wait = min(s.backoff_s * 2 ** (attempt - 1), MAX_WAIT_S)
             events.emit("warn", "storage.retry", op=op, key=obj, attempt=attempt,
                         of=s.attempts, reason=self._clean(reason), wait_s=wait)
             time.sleep(wait)

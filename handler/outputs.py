@@ -82,7 +82,10 @@ def fields(files: Files, storage: Storage | None, inline_limit: int, job_id: str
         return out
     # A job id is unique per endpoint; the random part keeps keys of local test jobs (all
     # "local_test") and of retried jobs apart, and unguessable.
-    folder = f"{job_id or 'job'}-{uuid.uuid4().hex[:12]}"
+    # The id comes from the client: only characters that keep the key one path segment.
+    safe_id = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_"
+                      for c in job_id)[:80]
+    folder = f"{safe_id or 'job'}-{uuid.uuid4().hex[:12]}"
     urls = {name: storage.upload(f"{folder}/{name}", data, content_type)
             for name, (data, content_type) in files.items()}
     out = {"audio_url": urls.pop(audio), "url_expires_s": storage.settings.url_ttl_s}

@@ -66,13 +66,19 @@ def test_the_bucket_name_follows_runpod_conventions(endpoint: str, bucket: str,
     assert (settings.endpoint, settings.bucket, settings.bucket_source) == want
 
 
-def test_region_comes_from_the_endpoint_like_rp_upload() -> None:
-    base = {"BUCKET_ACCESS_KEY_ID": "a", "BUCKET_SECRET_ACCESS_KEY": "b"}
-    aws = Settings.from_env({**base, "BUCKET_ENDPOINT_URL": "https://b.s3.eu-west-1.amazonaws.com"})
-    do = Settings.from_env({**base, "BUCKET_ENDPOINT_URL": "https://b.nyc3.digitaloceanspaces.com"})
-    other = Settings.from_env({**base, "BUCKET_ENDPOINT_URL": "http://127.0.0.1:9"})
-    assert aws and do and other
-    assert (aws.region, do.region, other.region) == ("eu-west-1", "nyc3", "us-east-1")
+@pytest.mark.parametrize("endpoint, region", [
+    ("https://b.s3.eu-west-1.amazonaws.com", "eu-west-1"),
+    ("https://s3.eu-west-1.amazonaws.com/media", "eu-west-1"),  # path style
+    ("https://b.s3-ap-southeast-2.amazonaws.com", "ap-southeast-2"),  # legacy dash form
+    ("https://b.s3.dualstack.us-west-2.amazonaws.com", "us-west-2"),
+    ("https://b.s3.amazonaws.com", "us-east-1"),  # global: no region in the name
+    ("https://b.nyc3.digitaloceanspaces.com", "nyc3"),
+    ("http://127.0.0.1:9", "us-east-1"),
+])
+def test_the_signing_region_comes_from_the_endpoint(endpoint: str, region: str) -> None:
+    settings = Settings.from_env({"BUCKET_ACCESS_KEY_ID": "a", "BUCKET_SECRET_ACCESS_KEY": "b",
+                                  "BUCKET_ENDPOINT_URL": endpoint})
+    assert settings is not None and settings.region == region
 
 
 def test_an_upload_returns_a_url_that_downloads_the_same_bytes(s3: Server) -> None:

@@ -4,6 +4,7 @@ real S3-compatible server (moto on 127.0.0.1)."""
 from __future__ import annotations
 
 import base64
+import urllib.parse
 
 import pytest
 from s3server import Server, download, free_port
@@ -71,6 +72,17 @@ def test_two_jobs_with_the_same_id_do_not_overwrite_each_other(store: Storage) -
     first = outputs.fields({"audio.wav": (b"first", "audio/wav")}, store, ROOMY, "local_test")
     second = outputs.fields({"audio.wav": (b"second", "audio/wav")}, store, ROOMY, "local_test")
     assert (download(first["audio_url"]), download(second["audio_url"])) == (b"first", b"second")
+
+
+@pytest.mark.parametrize("job_id", ["../../etc/passwd", "a/b?c#d", "x" * 5000, "naïve id"])
+def test_a_client_job_id_stays_one_path_segment_of_the_key(store: Storage, job_id: str) -> None:
+    out = outputs.fields({"audio.wav": (b"mine", "audio/wav")}, store, ROOMY, job_id)
+    path = urllib.parse.urlsplit(out["audio_url"]).path
+    key = path.split(f"/{store.settings.bucket}/", 1)[1]
+    prefix, folder, name = key.split("/")
+    assert (prefix, name) == (store.settings.prefix, "audio.wav")
+    assert len(folder) <= 80 + 13 and folder.replace("-", "").replace("_", "").isalnum()
+    assert download(out["audio_url"]) == b"mine"
 
 
 def test_a_failed_upload_is_a_named_error_not_an_empty_answer() -> None:

@@ -10,6 +10,7 @@ note, and outputs are inline only. The verified store is handed to the handler i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import urllib.error
@@ -75,10 +76,13 @@ def run(ctx: Context) -> Outcome:
         # No HEAD of the bucket first: a PUT's refusal names its reason (NoSuchBucket,
         # SignatureDoesNotMatch) where a HEAD's has only a status.
         url = storage.upload(key, PROBE, "application/octet-stream")
-        got = _fetch(url, storage)
-        storage.delete(key)
     except StorageError as exc:
         raise StageFailed(exc.message, exc.cause) from None
+    try:
+        got = _fetch(url, storage)
+    finally:  # a boot that fails on its URL must not leave its probe in the bucket
+        with contextlib.suppress(StorageError):
+            storage.delete(key)
     if got != PROBE:
         raise StageFailed(E008.at(storage.key(key), got=len(got), sent=len(PROBE)),
                           cause=f"first bytes read back: {got[:40]!r}")

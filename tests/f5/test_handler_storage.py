@@ -6,11 +6,13 @@ first upload attempt that fails without losing anything."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
 from s3server import FlakyProxy, Server, download, free_port, moto_server
 
+from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.storage import Storage
 from handler import f5tts
@@ -66,11 +68,14 @@ def test_store_true_on_a_worker_without_a_bucket_is_refused(booted: Context) -> 
     assert result["error"].startswith("store: no storage is configured on this worker")
 
 
-def test_wrong_credentials_are_named(booted: Context) -> None:
-    with moto_server(auth=True) as locked:
-        result = run(handler_for(booted, locked.env(BUCKET_SECRET_ACCESS_KEY="wrong-secret")))
+def test_wrong_credentials_are_named_and_the_secret_goes_nowhere(booted: Context) -> None:
+    secret = "wrong-secret-Kq93xz"
+    with moto_server(auth=True) as locked, events.capture() as logged:
+        result = run(handler_for(booted, locked.env(BUCKET_SECRET_ACCESS_KEY=secret)))
     assert result["error"].startswith("storage.E003: ")
-    assert "wrong-secret" not in result["error"]
+    failed = [e for e in logged if e["event"] == "job.failed"]
+    assert failed and "storage.E003" in failed[0]["error"]
+    assert secret not in json.dumps(result) + json.dumps(logged, default=str)
 
 
 def test_a_dead_endpoint_is_named_after_its_retries(booted: Context, s3: Server) -> None:
