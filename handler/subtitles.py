@@ -24,26 +24,34 @@ SENTENCE_END = (".", "!", "?", ";", ":", "…", "。", "！", "？")
 
 def cues(words: Sequence[Word], max_words: int = MAX_WORDS,
          max_cue_s: float = MAX_CUE_S) -> list[tuple[int, int, str]]:
-    """``(start_ms, end_ms, text)`` per cue, in order."""
-    out: list[tuple[int, int, str]] = []
+    """``(start_ms, end_ms, text)`` per cue, in order; a cue never starts before the one
+    before it ends, and lasts at least 1 ms (WebVTT wants end > start)."""
+    groups: list[list[Word]] = []
     group: list[Word] = []
     for word in words:
         if group and (len(group) >= max_words or word.end_s - group[0].start_s > max_cue_s):
-            out.append(_cue(group))
+            groups.append(group)
             group = []
         group.append(word)
         if word.text.endswith(SENTENCE_END):
-            out.append(_cue(group))
+            groups.append(group)
             group = []
     if group:
-        out.append(_cue(group))
+        groups.append(group)
+    out: list[tuple[int, int, str]] = []
+    for group in groups:
+        start, end = round(group[0].start_s * 1000), round(group[-1].end_s * 1000)
+        text = " ".join(word.text for word in group)
+        if out:
+            start = max(start, out[-1][1])
+            if end <= start:
+                # Nothing of it is left after the cue before (words the aligner could not
+                # place sit at one instant): its words join that cue.
+                previous = out[-1]
+                out[-1] = (previous[0], previous[1], f"{previous[2]} {text}")
+                continue
+        out.append((start, max(end, start + 1), text))
     return out
-
-
-def _cue(group: list[Word]) -> tuple[int, int, str]:
-    start = round(group[0].start_s * 1000)
-    end = max(round(group[-1].end_s * 1000), start + 1)
-    return start, end, " ".join(word.text for word in group)
 
 
 def _clock(ms: int, separator: str) -> str:

@@ -4,6 +4,7 @@ webvtt-py): the same words and the same times come back."""
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from datetime import timedelta
 
@@ -82,6 +83,22 @@ def test_cues_break_after_sentence_punctuation_and_at_the_limits() -> None:
     long = [Word(f"w{i}", i * 1.0, i * 1.0 + 0.9) for i in range(10)]
     assert [t for _, _, t in subtitles.cues(long, max_words=99, max_cue_s=3.0)] == [
         "w0 w1 w2", "w3 w4 w5", "w6 w7 w8", "w9"]
+
+
+@given(word_lists(), st.sampled_from([1, 3, 7]))
+@settings(max_examples=200, deadline=None)
+def test_cues_never_overlap_and_keep_every_word(words: list[Word], per_cue: int) -> None:
+    found = subtitles.cues(words, max_words=per_cue)
+    assert all(start < end for start, end, _ in found)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(found))
+    assert " ".join(text for _, _, text in found).split() == [w.text for w in words]
+
+
+def test_unplaced_words_at_one_instant_join_the_cue_before() -> None:
+    # What the aligner gives "Hi. 42. 7. there": the numbers have no letters to align.
+    words = [Word("Hi.", 0.1, 0.5), Word("42.", 0.5, 0.5), Word("7.", 0.5, 0.5),
+             Word("there", 0.5, 0.9)]
+    assert subtitles.cues(words) == [(100, 500, "Hi. 42. 7."), (500, 900, "there")]
 
 
 def test_zero_length_words_get_a_cue_one_millisecond_long() -> None:
