@@ -29,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bootstrap import events  # noqa: E402
+from bootstrap import events, voices  # noqa: E402
 from bootstrap.config import Config, _coerce  # noqa: E402
 from bootstrap.context import Context  # noqa: E402
 from bootstrap.runner import run_stage  # noqa: E402
@@ -84,7 +84,8 @@ def timed(ctx: Context, text: str, nfe: int, repeats: int) -> dict[str, Any]:
     import torch
 
     f5model = ctx.state["model"]
-    voice = f5model.voices[ctx.config.warmup_voice]
+    voice = voices.library(ctx.config).get(ctx.config.warmup_voice)
+    assert voice is not None, "the warm-up stage has proven this voice exists"
     runs = []
     for i in range(repeats):
         if f5model.device.startswith("cuda"):

@@ -1,4 +1,4 @@
-"""The warm F5-TTS model: its architecture, its voices, loading it, and one synthesis.
+"""The warm F5-TTS model: its architecture, loading it, and one synthesis.
 
 The model stage loads it into ``ctx.state["model"]``; the warm-up and the handler call
 :meth:`F5Model.synthesize`. F5-TTS is driven through its own ``utils_infer`` functions
@@ -63,23 +63,6 @@ def read_arch(path: Path) -> Arch:
                 dict(model["arch"]), dict(model["mel_spec"]))
 
 
-@dataclass(frozen=True)
-class Voice:
-    name: str
-    wav: Path
-    text: str
-
-
-def read_voices(folder: Path) -> dict[str, Voice]:
-    """Voices stored as ``NAME.wav`` with their reference text in ``NAME.txt``."""
-    voices = {}
-    for wav in sorted(folder.glob("*.wav")) if folder.is_dir() else ():
-        text_file = wav.with_suffix(".txt")
-        if text_file.is_file() and text_file.read_text().strip():
-            voices[wav.stem] = Voice(wav.stem, wav, text_file.read_text().strip())
-    return voices
-
-
 def read_vocab(path: Path) -> list[str]:
     """Tokens, one per line, as F5-TTS reads them (every line ends in a newline)."""
     return [line[:-1] for line in path.read_text(encoding="utf-8").splitlines(keepends=True)]
@@ -127,7 +110,6 @@ class F5Model:
     vocoder: Any
     device: str
     arch: Arch
-    voices: dict[str, Voice] = field(default_factory=dict)
     # One synthesis at a time: seeding is process-wide, and so is the stdout redirect.
     lock: threading.Lock = field(default_factory=threading.Lock)
 

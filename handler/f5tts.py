@@ -25,10 +25,10 @@ from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.f5 import F5Model, expected_samples
 from bootstrap.storage import Storage, StorageError
+from bootstrap.voices import VoiceLibrary, library
 from handler import audio_io, outputs, refaudio, voice_jobs
 from handler.inputs import InputError, Limits, Request, action, parse
 from handler.outputs import OutputRefused
-from handler.voices import VoiceLibrary
 
 Job = dict[str, Any]
 Fetch = Callable[[str, int, float], bytes]  # (url, max bytes, timeout s) -> body
@@ -223,8 +223,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     svc = Services(
         model=model, limits=limits or Limits(), fetch=fetch,
-        library=VoiceLibrary(ctx.config.on_volume(ctx.config.model_voices),
-                             ctx.config.voices_bundled),
+        library=library(ctx.config),
         aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
         storage=ctx.state.get("storage"),
         # On a developer machine the answer is also kept as a file: the demo's proof.

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from handler import voices
-from handler.voices import VoiceError, VoiceLibrary
+from bootstrap import voices
+from bootstrap.voices import VoiceError, VoiceLibrary
 
 WAV = b"RIFF" + bytes(4000)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap import aligner, checkpoint, events, f5
+from bootstrap import aligner, checkpoint, events, f5, voices
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
@@ -142,7 +142,7 @@ def check(ctx: Context) -> list[Message]:
     if ctx.config.model_repo:  # say what `run` would fetch (the same list `_fetch` uses)
         found += [I001.at(dest, path=dest, repo=remote.repo)
                   for remote, dest in _wanted(ctx.config, assets) if not dest.is_file()]
-    if not f5.read_voices(assets.voices):
+    if not voices.library(ctx.config).all():
         found.append(W001.at(assets.voices, path=assets.voices))
     if ctx.config.timings:
         weights, url = ctx.config.on_volume(ctx.config.aligner_model), ctx.config.aligner_url
@@ -255,7 +255,7 @@ def _from_package(ctx: Context, assets: Assets) -> None:
         assets.vocab.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package / "infer" / "examples" / "vocab.txt", assets.vocab)
     voice = ctx.config.warmup_voice
-    if voice == "default" and voice not in f5.read_voices(assets.voices):
+    if voice == "default" and voices.library(ctx.config).get(voice) is None:
         assets.voices.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package / "infer" / "examples" / "basic" / "basic_ref_en.wav",
                         assets.voices / f"{voice}.wav")
@@ -320,12 +320,12 @@ def run(ctx: Context) -> Outcome:
     facts["load_s"] = round(time.monotonic() - started, 2)
     facts["after"] = _memory(device)
     facts["aligner"] = _load_aligner(ctx, device) if timings else "off (timings disabled)"
-    model.voices = f5.read_voices(assets.voices)
-    facts["voices"] = sorted(model.voices)
+    names = sorted(voices.library(ctx.config).all())
+    facts["voices"] = names
     facts["arch"] = arch.name
     ctx.state["model"] = model
     events.emit("info", "model.loaded", **facts)
-    messages = [] if model.voices else [W001.at(assets.voices, path=assets.voices)]
+    messages = [] if names else [W001.at(assets.voices, path=assets.voices)]
     return Outcome(facts=facts, messages=messages)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bootstrap import events
+from bootstrap import events, voices
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error
@@ -55,10 +55,11 @@ def run(ctx: Context) -> Outcome:
     # torch names the first GPU "cuda:0" when asked for "cuda"; compare the type and index.
     if found.split(":")[0] != device.split(":")[0] or (":" in device and found != device):
         raise StageFailed(E005.at(found, found=found, device=device))
-    voice = model.voices.get(ctx.config.warmup_voice)
+    library = voices.library(ctx.config)
+    voice = library.get(ctx.config.warmup_voice)
     if voice is None:
         name = ctx.config.warmup_voice
-        raise StageFailed(E001.at(name, voice=name), cause=f"voices: {sorted(model.voices)}")
+        raise StageFailed(E001.at(name, voice=name), cause=f"voices: {sorted(library.all())}")
     started = time.monotonic()
     try:
         wave, _ = model.synthesize(voice.wav, voice.text, TEXT,

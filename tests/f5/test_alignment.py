@@ -12,7 +12,7 @@ import pytest
 import srt
 import torch
 
-from bootstrap import aligner
+from bootstrap import aligner, voices
 from bootstrap.aligner import AlignmentError, Word
 from bootstrap.context import Context
 from handler import subtitles, tiny_model
@@ -95,7 +95,8 @@ def test_the_labels_and_architecture_are_the_mms_fa_bundles() -> None:
 def test_speech_from_the_tiny_f5_model_gets_subtitles_a_parser_reads(
         booted: Context, tiny_aligner: aligner.Aligner) -> None:
     f5 = booted.state["model"]
-    voice_ = f5.voices["default"]
+    voice_ = voices.library(booted.config).get("default")
+    assert voice_ is not None
     text = "The quick brown fox jumps over the lazy dog."
     samples, _ = f5.synthesize(voice_.wav, voice_.text, text, nfe_step=4, seed=1)
     content, mime = subtitles.timings_for(tiny_aligner, samples, f5.sample_rate, text, "srt",

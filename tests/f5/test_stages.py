@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bootstrap import voices
 from bootstrap.context import Context
 from bootstrap.message import Message
 from bootstrap.stage import StageFailed
@@ -38,7 +39,7 @@ def test_boot_on_cpu_passes_every_stage_and_warns_about_the_cpu(booted: Context)
     assert booted.state["device"] == "cpu"
     assert cuda.check(booted) == [about(cuda.W001, "cpu")]
     assert booted.state["model"].device == "cpu"
-    assert "default" in booted.state["model"].voices
+    assert "default" in voices.library(booted.config).all()
 
 
 def test_no_gpu_without_allow_cpu_is_a_named_failure(
@@ -168,6 +169,16 @@ def test_warmup_output_that_is_silent_or_not_finite_is_named(
     ctx.state["device"] = "cpu"
     model.run(ctx)
     assert fail(warmup.run, ctx).message == about(expected, "cpu")
+
+
+def test_warmup_speaks_with_an_added_voice(booted: Context, tmp_path: Path) -> None:
+    from handler import tiny_model
+
+    wav = tiny_model.write_voice(tmp_path / "in", "added", seconds=2.0)
+    config = replace(booted.config, model_voices=tmp_path / "voices", warmup_voice="added")
+    voices.library(config).add("added", wav.read_bytes(), "An added voice.", {})
+    outcome = warmup.run(Context(config, "r", "w", state=dict(booted.state)))
+    assert outcome.facts["voice"] == "added"
 
 
 def test_warmup_without_its_voice_is_named(booted: Context) -> None:

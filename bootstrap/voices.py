@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bootstrap.config import Config
+
 META = "voice.json"
 STAGING = ".staging"
 TRASH = ".trash"
@@ -119,6 +121,11 @@ def _copy_synced(source: Path, dest: Path) -> None:
         shutil.copyfileobj(src, out)
         out.flush()
         os.fsync(out.fileno())
+
+
+def library(config: Config) -> VoiceLibrary:
+    """The library a worker with ``config`` reads: the volume's voices and the image's."""
+    return VoiceLibrary(config.on_volume(config.model_voices), config.voices_bundled)
 
 
 class VoiceLibrary:
