@@ -48,6 +48,18 @@ def test_a_working_store_passes_and_leaves_no_probe(s3: Server, volume: Path) ->
     assert listed.get("KeyCount", 0) == 0
 
 
+def test_a_probe_whose_url_fails_is_still_deleted(s3_auth: Server, volume: Path) -> None:
+    # moto with authentication on takes the signed PUT but answers presigned GETs with a
+    # 500: the boot fails on its URL (E009), after the probe was written.
+    result = boot(volume, env=s3_auth.env())
+    assert result.returncode == 22, result.stdout
+    end = end_of(result)
+    assert (end["status"], end["code"]) == ("fail", "storage.E009")
+    listed = s3_auth.client().list_objects_v2(Bucket=s3_auth.bucket,
+                                              Prefix="outputs/.bootstrap-probe")
+    assert listed.get("KeyCount", 0) == 0
+
+
 @pytest.mark.parametrize("case, code", [("bucket", "storage.E004"), ("key", "storage.E003"),
                                         ("secret", "storage.E003"), ("dead", "storage.E005"),
                                         ("half", "storage.E001")])

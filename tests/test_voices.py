@@ -87,8 +87,12 @@ def test_a_stale_staging_leftover_is_swept_and_a_fresh_one_kept(tmp_path: Path) 
     old = time.time() - voices.STALE_S - 10
     os.utime(staging / "dead.1", (old, old))
     (staging / "busy.2").mkdir()  # another worker adding right now
+    trash = lib.volume_dir / voices.TRASH
+    (trash / "gone.3").mkdir(parents=True)  # a worker killed while deleting, long ago
+    os.utime(trash / "gone.3", (old, old))
     lib.add("anna", WAV, "Hi.", {})
     assert sorted(p.name for p in staging.iterdir()) == ["busy.2"]
+    assert not list(trash.iterdir())
 
 
 def _adder(folder: str, worker: int, rounds: int) -> None:
