@@ -68,16 +68,9 @@ class Voice:
 
 def _flat(folder: Path, source: str) -> dict[str, Voice]:
     """Voices stored as ``NAME.wav`` with their reference text in ``NAME.txt``."""
-    voices = {}
-    for wav in sorted(folder.glob("*.wav")) if folder.is_dir() else ():
-        text_file = wav.with_suffix(".txt")
-        try:
-            text = text_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeError):
-            continue  # no text, no voice: F5-TTS needs to know what the reference says
-        if text:
-            voices[wav.stem] = Voice(wav.stem, wav, text, source)
-    return voices
+    found = (_flat_one(folder, wav.stem, source)
+             for wav in (sorted(folder.glob("*.wav")) if folder.is_dir() else ()))
+    return {voice.name: voice for voice in found if voice is not None}
 
 
 def _flat_one(folder: Path, name: str, source: str) -> Voice | None:

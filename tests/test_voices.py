@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,25 +104,39 @@ def _adder(folder: str, worker: int, rounds: int) -> None:
         lib.add("shared", WAV + name.encode(), f"text of {name}", {}, overwrite=True)
 
 
+def start(target: Callable[[str, int, int], None], folder: Path,
+          rounds: int) -> list[multiprocessing.process.BaseProcess]:
+    """Three real processes running ``target(folder, worker, rounds)`` at once."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=target, args=(str(folder), w, rounds)) for w in range(3)]
+    for process in workers:
+        process.start()
+    return workers
+
+
+def finish(workers: list[multiprocessing.process.BaseProcess]) -> None:
+    for process in workers:
+        process.join()
+        assert process.exitcode == 0
+
+
+def assert_one_publication(voice: voices.Voice, data: bytes) -> None:
+    """The audio and the text of a voice come from the same add."""
+    assert data == WAV + voice.text.removeprefix("text of ").encode()
+
+
 def test_concurrent_adds_never_show_half_a_voice(tmp_path: Path) -> None:
     folder = tmp_path / "voices"
-    context = multiprocessing.get_context("spawn")
-    adders = [context.Process(target=_adder, args=(str(folder), w, 25)) for w in range(3)]
-    for process in adders:
-        process.start()
+    adders = start(_adder, folder, 25)
     lib = VoiceLibrary(folder)
     listings = 0
     while any(p.is_alive() for p in adders) or listings == 0:
         for name in lib.all():
             found = lib.read(name)
             assert found is not None  # nothing deletes here: a listed voice stays readable
-            voice, data = found
-            # audio and text always belong to the same add, even for "shared"
-            assert data == WAV + voice.text.removeprefix("text of ").encode()
+            assert_one_publication(*found)  # even for "shared", replaced all along
         listings += 1
-    for process in adders:
-        process.join()
-        assert process.exitcode == 0
+    finish(adders)
     assert len(lib.all()) == 3 * 25 + 1
     assert not list((folder / voices.STAGING).iterdir())
     assert not (folder / voices.TRASH).exists()
@@ -180,18 +195,13 @@ def _churn(folder: str, worker: int, rounds: int) -> None:
 
 def test_replacements_and_deletes_together_leave_only_whole_voices(tmp_path: Path) -> None:
     folder = tmp_path / "voices"
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_churn, args=(str(folder), w, 30)) for w in range(3)]
-    for process in workers:
-        process.start()
+    workers = start(_churn, folder, 30)
     lib = VoiceLibrary(folder)
     while any(p.is_alive() for p in workers):
         found = lib.read("shared")
         if found is not None:
-            assert found[1] == WAV + found[0].text.removeprefix("text of ").encode()
-    for process in workers:
-        process.join()
-        assert process.exitcode == 0
+            assert_one_publication(*found)
+    finish(workers)
     shared = folder / "shared"
     # Whatever the last word was, the name is usable: whole, or absent.
     assert not shared.exists() or lib.read("shared") is not None
