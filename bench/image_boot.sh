@@ -8,6 +8,9 @@
 #                                # the local wheelhouse (tests/container/wheelhouse.sh), offline
 #   bench/image_boot.sh baked    # local mode, the F5-TTS handler on the tiny random model (CPU)
 #
+# BENCH_UV_CACHE_DIR=/tmp/uv-cache puts uv's cache there inside the container (the container
+# disk): the layout before uv's cache moved into the environment being built, for comparison.
+#
 # Uses the podman set up by tests/container/setup-podman.sh and its stand-in base image. The
 # baked build downloads torch 2.9 with its CUDA libraries: about 13 minutes and 9.6 GB the
 # first time. The volume is a fresh temporary directory, removed at the end.
@@ -55,6 +58,10 @@ elif [[ "$variant" == baked ]]; then
 else
     args+=(-e BOOTSTRAP_HANDLER=handler.echo:make_handler -e "BOOTSTRAP_SKIP=cuda,audio,model,warmup"
            -e 'BOOTSTRAP_REQUIREMENTS_TEXT=runpod>=1.10,<1.13' -e 'BOOTSTRAP_TEST_INPUT={"text": "hi"}')
+fi
+
+if [[ -n "${BENCH_UV_CACHE_DIR:-}" ]]; then
+    args+=(-e "UV_CACHE_DIR=$BENCH_UV_CACHE_DIR")
 fi
 
 for boot in first warm; do

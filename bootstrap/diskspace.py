@@ -27,6 +27,12 @@ def free_mb(path: Path) -> int:
     return shutil.disk_usage(path).free >> 20
 
 
+def fullest(paths: list[Path]) -> Path:
+    """Of the disks an install writes to, the one with the least free space: the one that
+    filled up, since an installer's message seldom says which."""
+    return min(paths, key=free_mb)
+
+
 def is_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in FULL_ERRNOS
 

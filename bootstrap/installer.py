@@ -1,8 +1,11 @@
 """The package installer: uv (fast) or pip (fallback), behind one small interface.
 
-uv's cache lives on the local disk; ``UV_LINK_MODE`` is ``copy`` when the environment is on
-another filesystem (a network volume: hard links cannot cross, and uv's fallback warning
-would be noise on every build), ``hardlink`` when it is on the same one.
+uv's cache for an install lives inside the environment being built (``BUILD_CACHE``), so
+every file is unpacked once, on the volume, and hard-linked into place: the container disk,
+often a few GB, never holds torch's unpacked wheels, and the volume never holds two copies.
+The install stage removes it before publishing. An operator's own ``UV_CACHE_DIR`` wins;
+then ``UV_LINK_MODE`` is ``copy`` when the environment is on another filesystem (hard links
+cannot cross, and uv's fallback warning would be noise on every build).
 Both installers byte-compile at install time, so workers never write ``.pyc`` files to the
 shared volume at import. Retries are ours (``install`` stage), so the installers' own are
 turned off (pip keeps one: it names a connection error only when it retries, and without
@@ -23,7 +26,8 @@ from bootstrap import command
 from bootstrap.command import CommandFailed, OnLine
 from bootstrap.config import Config
 
-UV_CACHE = Path(tempfile.gettempdir()) / "bootstrap" / "uv-cache"
+UV_CACHE = Path(tempfile.gettempdir()) / "bootstrap" / "uv-cache"  # commands with no target
+BUILD_CACHE = ".bootstrap-uv-cache"  # inside the environment an install writes to
 
 # Lines of installer output that mean the index could not be reached or answered badly:
 # worth another attempt. Checked before the permanent ones, because pip ends an
@@ -55,12 +59,21 @@ class Installer:
     def env(self, target: Path | None = None) -> dict[str, str]:
         env = dict(os.environ)
         if self.name == "uv":
-            env.setdefault("UV_CACHE_DIR", str(UV_CACHE))
+            if not env.get("UV_CACHE_DIR"):
+                env["UV_CACHE_DIR"] = str(self.build_cache(target) or UV_CACHE)
             env.setdefault("UV_LINK_MODE", link_mode(Path(env["UV_CACHE_DIR"]), target))
             env.update(UV_HTTP_RETRIES="0", UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1")
         else:
             env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
         return env
+
+    def build_cache(self, target: Path | None) -> Path | None:
+        """The cache an install into ``target`` uses and leaves behind, to be removed before
+        the environment is published; None when there is none (pip, no target, or the
+        operator's own ``UV_CACHE_DIR``)."""
+        if self.name != "uv" or target is None or os.environ.get("UV_CACHE_DIR"):
+            return None
+        return target / BUILD_CACHE
 
     def create_argv(self, path: Path, system_site_packages: bool) -> list[str]:
         site = ["--system-site-packages"] if system_site_packages else []

@@ -39,6 +39,7 @@ from typing import Any
 
 import pytest
 
+from bootstrap import installer
 from bootstrap.events import parse_line
 from bootstrap.exit_codes import ExitCode
 from handler import tiny_model
@@ -369,6 +370,12 @@ def _f5_requirements() -> list[str]:
     return list(extras["f5"])
 
 
+def _size_mb(path: Path) -> int:
+    """Disk blocks under ``path``, hard links counted once (what ``du`` says)."""
+    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
 def _wav(path: Path) -> tuple[int, int, bytes]:
     with wave.open(str(path), "rb") as wav:
         return wav.getnchannels(), wav.getframerate(), wav.readframes(wav.getnframes())
@@ -407,6 +414,8 @@ def test_slim_builds_the_f5_environment_offline_serves_the_tiny_model_then_boots
     assert cold.named("install.output"), "the installer's lines are relayed"
     # torch came from the wheelhouse into the environment on the volume, not from the image.
     (marker,) = (volume / ".bootstrap" / "envs").glob("*/.bootstrap-env.json")
+    assert not (marker.parent / installer.BUILD_CACHE).exists(), "uv's cache is not published"
+    print(f"environment on the volume: {_size_mb(marker.parent)} MB")
     versions = json.loads(marker.read_text())["versions"]
     assert versions["torch"].startswith("2.9.1"), versions.get("torch")
     assert versions["f5-tts"] == "1.1.22", versions.get("f5-tts")

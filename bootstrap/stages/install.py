@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,11 +70,17 @@ def _index(ctx: Context) -> str:
 
 
 def _disk_full(build: Build, text: str) -> StageFailed:
-    disk = diskspace.describe_disk(build.staging.parent)
+    """E003 naming the disk that filled: the volume, or the temp dir or an operator's
+    ``UV_CACHE_DIR`` on the container disk."""
+    written = [build.staging.parent, Path(tempfile.gettempdir())]
+    if os.environ.get("UV_CACHE_DIR"):
+        written.append(Path(os.environ["UV_CACHE_DIR"]))
+    full = diskspace.fullest(written)
+    disk = diskspace.describe_disk(full)
     what = "disk quota exceeded" if diskspace.quota_in(text) else "no space left"
     used = diskspace.used_mb(build.staging) if build.staging.exists() else 0
-    return StageFailed(E003.at(build.staging.parent, what=what, disk=disk, used_mb=used,
-                               free_mb=diskspace.free_mb(build.staging.parent)), text)
+    return StageFailed(E003.at(full, what=what, disk=disk, used_mb=used,
+                               free_mb=diskspace.free_mb(full)), text)
 
 
 def _install(ctx: Context, build: Build) -> int:
@@ -162,6 +170,9 @@ def _build(ctx: Context, build: Build) -> Outcome:
     try:
         started = time.monotonic()
         attempts = _install(ctx, build)
+        cache = build.installer.build_cache(build.staging)
+        if cache is not None and cache.exists():  # the environment keeps its files: hard links
+            shutil.rmtree(cache)
         install_s = round(time.monotonic() - started, 2)
         probe = _probe(build.python, [*WORKER_MODULES, *ctx.config.import_check], [])
         failures = _import_failures(probe)

@@ -95,6 +95,52 @@ def test_volume_that_fills_up_during_install_names_the_disk_and_publishes_nothin
     assert listed(result) == []  # no environment, no staging directory
 
 
+def test_install_unpacks_once_on_the_volume_and_nothing_on_a_small_container_disk(
+        boot: BootFn, tmp_path: Path) -> None:
+    """uv's cache lives inside the environment being built and is hard-linked into it: a
+    24 MB package installs onto a 40 MB volume, which has room for one copy and not two,
+    while the temp dir (the container disk, where uv's cache used to be) has 2 MB. The
+    published environment holds no cache, and the package's file has one link left."""
+    vol, small_disk = tmp_path / "vol", tmp_path / "small-disk"
+    vol.mkdir()
+    small_disk.mkdir()
+    envs = f"{vol}/.bootstrap/envs"
+    script = (f'mount -t tmpfs -o size=40m bootstrap-test {vol} || exit 99; '
+              f'mount -t tmpfs -o size=2m bootstrap-test {small_disk} || exit 99; '
+              'env -u UV_CACHE_DIR "$@"; rc=$?; '
+              f'find {envs} -name blob.bin -printf "BLOB:%n\\n"; '
+              f'find {envs} -name .bootstrap-uv-cache -printf "CACHE:%p\\n"; '
+              f'echo "TMP_USED:$(du -sk {small_disk} | cut -f1)"; exit $rc')
+    result = boot(vol, prefix=["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                               "boot"],
+                  BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_big", BOOTSTRAP_INSTALLER="uv",
+                  TMPDIR=str(small_disk), BOOTSTRAP_MIN_FREE_DISK_MB="1")
+    assert result.returncode == 0, result.output + result.stderr
+    lines = result.output.splitlines()
+    assert [line for line in lines if line.startswith("BLOB:")] == ["BLOB:1"], result.output
+    assert not [line for line in lines if line.startswith("CACHE:")], result.output
+    used_kb = int(next(line for line in lines if line.startswith("TMP_USED:")).split(":")[1])
+    assert used_kb < 1024, f"{used_kb} kB written to the temp dir"
+
+
+def test_a_full_uv_cache_on_the_container_disk_is_named_not_the_volume(
+        boot: BootFn, tmp_path: Path) -> None:
+    """An operator's UV_CACHE_DIR on a small disk fills up while the volume has room: the
+    failure names that disk, not the volume."""
+    vol, small_disk = tmp_path / "vol", tmp_path / "small-disk"
+    vol.mkdir()
+    small_disk.mkdir()
+    script = (f'mount -t tmpfs -o size=8m bootstrap-test {small_disk} || exit 99; "$@"')
+    result = boot(vol, prefix=["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                               "boot"],
+                  BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_big", BOOTSTRAP_INSTALLER="uv",
+                  UV_CACHE_DIR=str(small_disk / "uv"))
+    assert result.returncode == 13, result.output
+    summary = result.summary
+    assert (summary["stage"], summary["code"]) == ("install", install.E003.id)
+    assert f"no space left on {small_disk} (tmpfs)" in summary["msg"], summary["msg"]
+
+
 def _as_nobody() -> list[str]:
     # The interpreter may live under a directory only root can enter (/root/.pyenv): the
     # user may read and search everything, as in an image where Python is world-readable,
