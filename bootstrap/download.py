@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from bootstrap import events
+from bootstrap import backoff, events
 from bootstrap.lease import Lease, Owner
 
 CHUNK = 1 << 20
 DEFAULT_ENDPOINT = "https://huggingface.co"
+MAX_WAIT_S = 60.0  # the longest wait between attempts, a server's Retry-After included
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _classify(exc: urllib.error.HTTPError) -> DownloadError:
 
 def _retry_after(exc: urllib.error.HTTPError, default: float) -> float:
     value = exc.headers.get("Retry-After", "") if exc.headers else ""
-    return min(float(value), 60.0) if value.isdigit() else default
+    return min(float(value), MAX_WAIT_S) if value.isdigit() else default
 
 
 class _Progress:
@@ -149,7 +150,7 @@ def _fetch(remote: Remote | Url, dest: Path, policy: Policy) -> int:
     token = os.environ.get("HF_TOKEN", "") if remote.sends_token else ""
     url = remote.url(endpoint)
     for attempt in range(policy.retries + 1):
-        delay = policy.backoff_s * 2**attempt
+        delay = backoff.wait_s(policy.backoff_s, attempt + 1, MAX_WAIT_S)
         try:
             return _attempt(url, dest, token, policy)
         except urllib.error.HTTPError as exc:

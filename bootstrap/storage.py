@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bootstrap import events
+from bootstrap import backoff, events
 from bootstrap.message import Message, error
 from bootstrap.redaction import MASK
 
@@ -289,7 +289,7 @@ class Storage:
                            E006.at(obj, op=op, attempts=attempt, code=reason))
                 raise StorageError(message, cause=self._clean(reason))
             # Doubling, but never one wait over MAX_WAIT_S: a job waits for its upload.
-            wait = min(s.backoff_s * 2 ** (attempt - 1), MAX_WAIT_S)
+            wait = backoff.wait_s(s.backoff_s, attempt, MAX_WAIT_S)
             events.emit("warn", "storage.retry", op=op, key=obj, attempt=attempt,
                         of=s.attempts, reason=self._clean(reason), wait_s=wait)
             time.sleep(wait)

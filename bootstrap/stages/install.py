@@ -26,7 +26,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap import command, compat, diskspace, envprobe, envstore, events, installer, redaction
+from bootstrap import (
+    backoff,
+    command,
+    compat,
+    diskspace,
+    envprobe,
+    envstore,
+    events,
+    installer,
+    redaction,
+)
 from bootstrap.command import CommandFailed
 from bootstrap.context import Context
 from bootstrap.envbuild import STATE, Build
@@ -35,6 +45,10 @@ from bootstrap.message import Message, error, info, warning
 from bootstrap.requirements import RequirementsMissing, load
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.throttle import Throttle
+
+# The longest wait between install attempts: an index that is down for longer than a few
+# minutes is a failure to report, not to sit through.
+MAX_WAIT_S = 120.0
 
 # The modules behind WORKER_REQUIREMENTS: the worker cannot start without them.
 WORKER_MODULES = ("click", "psutil")
@@ -108,7 +122,7 @@ def _install(ctx: Context, build: Build) -> int:
             if attempt == attempts:
                 raise StageFailed(E002.at(build.key, attempts=attempts, reason=first,
                                           index=_index(ctx)), text, transient=True) from None
-            delay = config.install_backoff_s * 2 ** (attempt - 1)
+            delay = backoff.wait_s(config.install_backoff_s, attempt, MAX_WAIT_S)
             events.emit("warn", "install.retry", attempt=attempt, attempts=attempts,
                         delay_s=delay, reason=first,
                         msg=f"transient install failure, retrying in {delay:g} s")
