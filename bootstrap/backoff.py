@@ -13,4 +13,5 @@ def wait_s(base_s: float, retry: int, cap_s: float) -> float:
     time, at most ``cap_s``."""
     if retry < 1:
         raise ValueError(f"retry counts from 1, got {retry}")
-    return min(base_s * 2 ** (retry - 1), cap_s)
+    doublings = min(retry - 1, 64)  # 2.0 ** 1100 overflows; any cap is reached long before
+    return min(base_s * 2.0 ** doublings, cap_s)
