@@ -48,12 +48,16 @@ def quota_in(text: str) -> bool:
 
 
 def used_mb(path: Path) -> int:
-    """Bytes under ``path`` (not following links), in MB; what a failed build had written."""
-    total = 0
+    """Bytes under ``path`` (not following links), in MB; what a failed build had written.
+    A file hard-linked twice (uv's cache and the environment) counts once, as for ``du``."""
+    total, seen = 0, set()
     for root, dirs, files in os.walk(path):
         for name in files + dirs:
             with contextlib.suppress(OSError):  # removed while we walk
-                total += os.lstat(os.path.join(root, name)).st_size
+                stat = os.lstat(os.path.join(root, name))
+                if (stat.st_dev, stat.st_ino) not in seen:
+                    seen.add((stat.st_dev, stat.st_ino))
+                    total += stat.st_size
     return total >> 20
 
 
