@@ -81,6 +81,29 @@ def test_half_written_and_hidden_directories_are_not_voices(tmp_path: Path) -> N
     assert not list((lib.volume_dir / voices.STAGING).iterdir())
 
 
+def test_one_voice_is_found_by_its_own_files_without_listing_the_library(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job names one voice: finding it must not list a library of a thousand voices on a
+    network volume. With listing made impossible, each kind is still found."""
+    lib = library(tmp_path)
+    lib.add("anna", WAV, "Hello, I am Anna.", {})
+    (lib.volume_dir / "ops.wav").write_bytes(WAV)
+    (lib.volume_dir / "ops.txt").write_text("Provisioned by the operator.")
+
+    def no_listing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the library was listed")
+
+    for name in ("iterdir", "glob", "rglob"):
+        monkeypatch.setattr(Path, name, no_listing)
+    monkeypatch.setattr(os, "listdir", no_listing)
+    monkeypatch.setattr(os, "scandir", no_listing)
+    found = {name: lib.get(name) for name in ("anna", "ops", "narrator", "nobody")}
+    assert {name: voice and voice.source for name, voice in found.items()} == {
+        "anna": "added", "ops": "provisioned", "narrator": "bundled", "nobody": None}
+    voice, audio = lib.read("anna") or (None, b"")
+    assert voice is not None and audio == WAV
+
+
 def test_a_stale_staging_leftover_is_swept_and_a_fresh_one_kept(tmp_path: Path) -> None:
     lib = library(tmp_path)
     staging = lib.volume_dir / voices.STAGING
