@@ -13,13 +13,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from handler.inputs import InputError
+from handler.inputs import InputError, Limits
 
 
-def reference_seconds(path: Path, max_seconds: float) -> float:
+def reference_seconds(path: Path, limits: Limits) -> float:
     """The length of the reference at ``path``; an :class:`InputError` if it won't decode
-    or is longer than ``max_seconds``."""
-    samples, rate = load_mono(path, max_seconds)
+    or its length is outside the limits."""
+    samples, rate = load_mono(path, limits)
     return float(len(samples) / rate)
 
 
@@ -34,13 +34,14 @@ def encode(wave: Any, rate: int, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def load_mono(path: Path, max_seconds: float) -> tuple[Any, int]:
+def load_mono(path: Path, limits: Limits) -> tuple[Any, int]:
     """The audio at ``path`` as mono float32 samples and its rate; an :class:`InputError`
-    naming ``ref_audio`` when it does not decode, holds nothing, or lasts longer than
-    ``max_seconds`` (refused from the header when it says so, else after decoding at most
-    half a second more)."""
+    naming ``ref_audio`` when it does not decode, holds nothing, is shorter than
+    ``limits.min_ref_seconds`` or lasts longer than ``limits.max_ref_seconds`` (refused
+    from the header when it says so, else after decoding at most half a second more)."""
     from torchcodec.decoders import AudioDecoder
 
+    max_seconds = limits.max_ref_seconds
     try:
         decoder = AudioDecoder(str(path), num_channels=1)
         declared = decoder.metadata.duration_seconds
@@ -57,6 +58,9 @@ def load_mono(path: Path, max_seconds: float) -> tuple[Any, int]:
         raise InputError("ref_audio", "holds no audio samples")
     if samples.size / rate > max_seconds + 0.05:
         raise _too_long(None, max_seconds)
+    if samples.size / rate < limits.min_ref_seconds:
+        raise InputError("ref_audio", f"is {samples.size / rate:.2f} s; at least "
+                         f"{limits.min_ref_seconds:g} s is needed")
     return samples, rate
 
 

@@ -29,9 +29,9 @@ from bootstrap.voices import VoiceLibrary, library
 from handler import audio_io, outputs, refaudio, voice_jobs
 from handler.inputs import InputError, Limits, Request, action, parse
 from handler.outputs import OutputRefused
+from handler.refaudio import Fetch
 
 Job = dict[str, Any]
-Fetch = Callable[[str, int, float], bytes]  # (url, max bytes, timeout s) -> body
 
 
 def _progress(job: Job) -> Callable[[int, int], None]:
@@ -63,16 +63,9 @@ def _reference(request: Request, library: VoiceLibrary, tmp: Path, limits: Limit
         copy = tmp / "voice.wav"
         copy.write_bytes(audio)
         return copy, voice.text, {"voice": voice.name}
-    data = request.ref_audio
-    if data is None:
-        assert request.ref_url
-        data = fetch(request.ref_url, limits.max_ref_bytes, limits.fetch_timeout_s)
     path = tmp / "reference"
-    path.write_bytes(data)
-    seconds = audio_io.reference_seconds(path, limits.max_ref_seconds)
-    if seconds < limits.min_ref_seconds:
-        raise InputError("ref_audio", f"is {seconds:.2f} s; at least "
-                         f"{limits.min_ref_seconds:g} s is needed")
+    path.write_bytes(refaudio.body(request.ref_audio, request.ref_url, limits, fetch))
+    seconds = audio_io.reference_seconds(path, limits)
     return path, request.ref_text, {"ref_audio_s": round(seconds, 3), "trimmed": False}
 
 
@@ -194,7 +187,7 @@ def _without_silence(wave: Any, rate: int, tmp: Path) -> Any:
 
 
 def _keep(folder: Path, job_id: str, files: dict[str, tuple[bytes, str]]) -> None:
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in job_id)[:80] or "job"
+    name = outputs.safe_id(job_id)
     folder.mkdir(parents=True, exist_ok=True)
     for file, (data, _) in files.items():
         path = folder / f"{name}.{file.partition('.')[2]}"

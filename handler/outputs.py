@@ -60,6 +60,13 @@ def inline_size(files: Files) -> int:
     return sum(4 * ((len(data) + 2) // 3) for data, _ in files.values())
 
 
+def safe_id(job_id: str) -> str:
+    """The client's job id as one path segment (an object key's folder, a local file's
+    name): ASCII letters, digits, ``-`` and ``_`` kept, anything else ``_``, at most 80."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_"
+                   for c in job_id)[:80] or "job"
+
+
 def _audio_name(files: Files) -> str:
     for name, (_, content_type) in files.items():
         if content_type.startswith("audio/"):
@@ -82,10 +89,7 @@ def fields(files: Files, storage: Storage | None, inline_limit: int, job_id: str
         return out
     # A job id is unique per endpoint; the random part keeps keys of local test jobs (all
     # "local_test") and of retried jobs apart, and unguessable.
-    # The id comes from the client: only characters that keep the key one path segment.
-    safe_id = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_"
-                      for c in job_id)[:80]
-    folder = f"{safe_id or 'job'}-{uuid.uuid4().hex[:12]}"
+    folder = f"{safe_id(job_id)}-{uuid.uuid4().hex[:12]}"
     urls = {name: storage.upload(f"{folder}/{name}", data, content_type)
             for name, (data, content_type) in files.items()}
     out = {"audio_url": urls.pop(audio), "url_expires_s": storage.settings.url_ttl_s}

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
-from handler.inputs import InputError
+from handler.inputs import InputError, Limits
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Fetch = Callable[[str, int, float], bytes]  # (url, max bytes, timeout s) -> body
 MAX_REDIRECTS = 3
 CHUNK = 64 << 10
 
@@ -101,3 +102,12 @@ def fetch(url: str, max_bytes: int, timeout_s: float,
         finally:
             conn.close()
     raise InputError("ref_audio", f"more than {MAX_REDIRECTS} redirects")
+
+
+def body(data: bytes | None, url: str | None, limits: Limits, fetch: Fetch) -> bytes:
+    """A job's reference audio: the bytes it sent, or those fetched from its URL with
+    ``fetch`` (:func:`fetch`, or the tests' own) under the limits."""
+    if data is not None:
+        return data
+    assert url, "the job's input names ref_audio as bytes or as a URL"
+    return fetch(url, limits.max_ref_bytes, limits.fetch_timeout_s)

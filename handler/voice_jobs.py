@@ -8,7 +8,6 @@ every synthesis with it silent. It is stored as a mono 16-bit WAV whatever it ca
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +20,17 @@ Result = dict[str, Any]
 
 
 def add(library: VoiceLibrary, job_input: Any, limits: Limits,
-        fetch: Callable[[str, int, float], bytes] = refaudio.fetch) -> Result:
+        fetch: refaudio.Fetch = refaudio.fetch) -> Result:
     request = parse_new_voice(job_input, limits)
     added = [v for v in library.all().values() if v.source == "added"]
     if len(added) >= limits.max_voices and request.name not in {v.name for v in added}:
         raise InputError("name", f"the library holds {len(added)} added voices, the most "
                          "this worker keeps; delete one first")
-    data = request.ref_audio
-    if data is None:
-        assert request.ref_url
-        data = fetch(request.ref_url, limits.max_ref_bytes, limits.fetch_timeout_s)
     with tempfile.TemporaryDirectory(prefix="f5tts-voice-") as tmp:
         path = Path(tmp) / "upload"
-        path.write_bytes(data)
-        samples, rate = audio_io.load_mono(path, limits.max_ref_seconds)
+        path.write_bytes(refaudio.body(request.ref_audio, request.ref_url, limits, fetch))
+        samples, rate = audio_io.load_mono(path, limits)
     seconds = len(samples) / rate
-    if seconds < limits.min_ref_seconds:
-        raise InputError("ref_audio", f"is {seconds:.2f} s; at least "
-                         f"{limits.min_ref_seconds:g} s is needed")
     level = audio_io.loudness_dbfs(samples)
     if level < limits.min_voice_dbfs:
         raise InputError("ref_audio", f"is silent or nearly so ({level:.1f} dBFS RMS; at "
