@@ -104,13 +104,39 @@ def test_size_and_time_limits(server: tuple[str, ssl.SSLContext]) -> None:
         refaudio.fetch(f"{base}/missing", 1_000, 5, loopback_only, client)
 
 
+# IPv6 forms that carry an IPv4 address, judged by that address or refused: NAT64 of
+# 10.0.0.1 and of 127.0.0.1; IPv4-mapped; IPv4-compatible (even of a public address);
+# 6to4 (of 10.0.0.1 and of 8.8.8.8); Teredo; local-use NAT64 (even of 8.8.8.8); then
+# site-local, and a global-scope multicast address.
+CARRIERS_OF_IPV4 = ["64:ff9b::a00:1", "64:ff9b::7f00:1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+                    "::ffff:169.254.169.254", "::a00:1", "::808:808", "2002:a00:1::1",
+                    "2002:808:808::1", "2001:0:a00:1::1", "64:ff9b:1::808:808"]
+DEPRECATED_OR_MULTICAST_V6 = ["fec0::1", "ff0e::1"]
+# A public IPv6 address, NAT64 of a public IPv4 (what DNS64 answers for an IPv4-only host
+# on an IPv6-only network) and IPv4-mapped of a public IPv4 are allowed.
+PUBLIC = ["8.8.8.8", "2606:4700::1111", "2606:4700:4700::1111", "64:ff9b::808:808",
+          "::ffff:8.8.8.8"]
+
+
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1",
                                      "169.254.169.254", "::1", "fe80::1", "fc00::1",
-                                     "0.0.0.0", "224.0.0.1", "100.64.0.1"])
+                                     "0.0.0.0", "224.0.0.1", "100.64.0.1",
+                                     *CARRIERS_OF_IPV4, *DEPRECATED_OR_MULTICAST_V6])
 def test_non_public_addresses_are_not_allowed(address: str) -> None:
     assert not refaudio.is_public(ipaddress.ip_address(address))
 
 
-def test_public_addresses_are_allowed() -> None:
-    assert refaudio.is_public(ipaddress.ip_address("8.8.8.8"))
-    assert refaudio.is_public(ipaddress.ip_address("2606:4700:4700::1111"))
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert refaudio.is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", [*CARRIERS_OF_IPV4, *DEPRECATED_OR_MULTICAST_V6])
+def test_a_literal_host_is_checked_like_a_resolved_one(address: str) -> None:
+    with pytest.raises(InputError, match=r"resolves to a non-public address"):
+        refaudio.public_address(address, 443)
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_a_public_literal_host_is_its_own_address(address: str) -> None:
+    assert refaudio.public_address(address, 443) == address
