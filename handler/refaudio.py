@@ -6,7 +6,9 @@ what only the worker can reach. The host is resolved once, every address checked
 :func:`is_public`: IPv6 forms that carry an IPv4 address are judged by that address or
 refused), and the connection made to the checked address (a second lookup could answer
 differently).
-Redirects are followed only to URLs that pass the same checks. Size and time are bounded.
+Redirects are followed only to URLs that pass the same checks. A malformed URL (a port out
+of range, a host name that is not valid IDNA, spaces) is refused as a bad ``ref_audio``,
+like every other refusal. Size and time are bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from handler.inputs import InputError, Limits
 
@@ -78,6 +80,41 @@ def public_address(host: str, port: int,
     return addresses[0]
 
 
+# Kept as they are in a request target; everything else (non-ASCII) is percent-encoded.
+_VISIBLE_ASCII = "".join(map(chr, range(0x21, 0x7F)))
+
+
+def _parse(url: str) -> tuple[str, int, str]:
+    """(host, port, request target) of an https URL; the host is IDNA-encoded (ASCII)."""
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise InputError("ref_audio", "the URL contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed "[" around an IPv6 address
+        raise InputError("ref_audio", f"is not a valid URL ({exc})") from None
+    if parts.scheme != "https":
+        raise InputError("ref_audio", "only https:// URLs are fetched")
+    if "@" in parts.netloc:
+        raise InputError("ref_audio", "URLs with credentials are not fetched")
+    if not host:
+        raise InputError("ref_audio", "the URL has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise InputError("ref_audio", "the URL's port is not a number from 1 to 65535")
+    if ":" not in host:  # a name or an IPv4 address; IPv6 literals are ASCII already
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InputError("ref_audio", f"{host!r} is not a valid host name") from None
+    target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                   safe=_VISIBLE_ASCII)
+    return host, 443 if port is None else port, target
+
+
 class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to a fixed address, with the certificate checked against the host name."""
 
@@ -101,17 +138,11 @@ def fetch(url: str, max_bytes: int, timeout_s: float,
     context = context or ssl.create_default_context()
     deadline = time.monotonic() + timeout_s
     for _ in range(MAX_REDIRECTS + 1):
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname:
-            raise InputError("ref_audio", "only https:// URLs are fetched")
-        if parts.username or parts.password:
-            raise InputError("ref_audio", "URLs with credentials are not fetched")
-        port = parts.port or 443
-        address = public_address(parts.hostname, port, allowed)
-        conn = _PinnedHTTPS(parts.hostname, port, address, min(timeout_s, 10.0), context)
+        host, port, target = _parse(url)
+        address = public_address(host, port, allowed)
+        conn = _PinnedHTTPS(host, port, address, min(timeout_s, 10.0), context)
         try:
-            path = parts.path or "/"
-            conn.request("GET", path + (f"?{parts.query}" if parts.query else ""),
+            conn.request("GET", target,
                          headers={"User-Agent": "bootstrap-f5tts", "Accept": "audio/*"})
             response = conn.getresponse()
             if response.status in (301, 302, 303, 307, 308):

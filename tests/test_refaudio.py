@@ -33,7 +33,8 @@ def server(tls: tuple[Path, Path]) -> Iterator[tuple[str, ssl.SSLContext]]:
             pass
 
         def do_GET(self) -> None:
-            if self.path == "/audio.wav":
+            # the second is /été.wav?voix=é as it must arrive: percent-encoded UTF-8
+            if self.path in ("/audio.wav", "/%C3%A9t%C3%A9.wav?voix=%C3%A9"):
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(BODY)))
                 self.end_headers()
@@ -80,6 +81,12 @@ def test_an_untrusted_certificate_is_refused(server: tuple[str, ssl.SSLContext])
         refaudio.fetch(f"{base}/audio.wav", 10_000, 5, loopback_only)
 
 
+def test_a_non_ascii_path_is_sent_percent_encoded(server: tuple[str, ssl.SSLContext]
+                                                  ) -> None:
+    base, client = server
+    assert refaudio.fetch(f"{base}/été.wav?voix=é", 10_000, 5, loopback_only, client) == BODY
+
+
 def test_loopback_is_refused_by_the_production_rule(server: tuple[str, ssl.SSLContext]
                                                     ) -> None:
     base, client = server
@@ -102,6 +109,23 @@ def test_size_and_time_limits(server: tuple[str, ssl.SSLContext]) -> None:
         refaudio.fetch(f"{base}/slow", 1_000_000, 0.5, loopback_only, client)
     with pytest.raises(InputError, match="HTTP 404"):
         refaudio.fetch(f"{base}/missing", 1_000, 5, loopback_only, client)
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("https://localhost:99999/a.wav", "the URL's port is not a number from 1 to 65535"),
+    ("https://localhost:0/a.wav", "the URL's port is not a number from 1 to 65535"),
+    ("https://localhost:https/a.wav", "the URL's port is not a number from 1 to 65535"),
+    ("https://[::1/a.wav", "is not a valid URL (Invalid IPv6 URL)"),
+    ("https://" + "a" * 64 + ".localhost/a.wav",
+     f"'{'a' * 64}.localhost' is not a valid host name"),
+    ("https://local host/a.wav", "the URL contains spaces or control characters"),
+    ("https://localhost/a.wav\r\nX-Injected: 1", "the URL contains spaces or control characters"),
+    ("https:///a.wav", "the URL has no host"),
+])
+def test_a_malformed_url_is_a_ref_audio_error(url: str, problem: str) -> None:
+    with pytest.raises(InputError) as refused:
+        refaudio.fetch(url, 1000, 2, loopback_only)
+    assert str(refused.value) == f"ref_audio: {problem}"
 
 
 # IPv6 forms that carry an IPv4 address, judged by that address or refused: NAT64 of
