@@ -39,6 +39,11 @@ def server(tls: tuple[Path, Path]) -> Iterator[tuple[str, ssl.SSLContext]]:
                 self.send_header("Content-Length", str(len(BODY)))
                 self.end_headers()
                 self.wfile.write(BODY)
+            elif self.path == "/short":  # promises more than it sends, then hangs up
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(BODY)))
+                self.end_headers()
+                self.wfile.write(BODY[:100])
             elif self.path == "/redirect-private":
                 self.send_response(302)
                 self.send_header("Location", "https://10.1.2.3/audio.wav")
@@ -83,6 +88,13 @@ def test_an_untrusted_certificate_is_refused(server: tuple[str, ssl.SSLContext])
     assert str(refused.value) == ("ref_audio: fetching failed: SSLCertVerificationError: the "
                                   "certificate of localhost is not trusted "
                                   "(self-signed certificate)")
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(
+        server: tuple[str, ssl.SSLContext]) -> None:
+    base, client = server
+    with pytest.raises(InputError, match=f"the connection ended after 100 bytes of {len(BODY)}"):
+        refaudio.fetch(f"{base}/short", 10_000, 5, loopback_only, client)
 
 
 def test_a_non_ascii_path_is_sent_percent_encoded(server: tuple[str, ssl.SSLContext]
