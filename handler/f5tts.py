@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap import events, f5
+from bootstrap import events, f5, redaction
 from bootstrap.context import Context
 from bootstrap.f5 import F5Model
 from bootstrap.refclip import Clip
@@ -249,29 +249,35 @@ def make_handler(ctx: Context, limits: Limits | None = None,
             result = _synthesize(job, svc, budget)
         except InputError as exc:
             events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
-            return {"error": str(exc)}
+            return _refusal(str(exc))
         except (OutputRefused, BudgetExceeded) as exc:  # named, with their ids
             events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc))
-            return {"error": str(exc)}
+            return _refusal(str(exc))
         except StorageError as exc:
             # The store's message names its endpoint and bucket: for the log, not the client.
             events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc),
                         cause=exc.cause)
-            return {"error": f"{exc.id}: the result could not be stored; the worker's log "
-                             f"has the cause (job {_shown_id(job_id)})"}
+            return _refusal(f"{exc.id}: the result could not be stored; the worker's log "
+                            f"has the cause (job {_shown_id(job_id)})")
         except Exception as exc:  # the worker serves the next job whatever this one did
             # The exception's text can hold temp paths and internal addresses: the event
             # keeps it (redacted, like every event), the client gets its type only.
             events.emit("error", "job.failed", job_id=job_id, action=name,
                         error=f"{type(exc).__name__}: {exc}"[:2000])
             what = "synthesis" if name == "synthesize" else name
-            return {"error": f"{what} failed: an internal error ({type(exc).__name__}); the "
-                             f"worker's log has the details (job {_shown_id(job_id)})"}
+            return _refusal(f"{what} failed: an internal error ({type(exc).__name__}); the "
+                            f"worker's log has the details (job {_shown_id(job_id)})")
         events.emit("info", "job.done", job_id=job_id, duration_s=result["duration_s"],
                     rtf=result["rtf"], stored="audio_url" in result)
         return result
 
     return handler
+
+
+def _refusal(error: str) -> Job:
+    """The answer to a job that failed: its text passes the redactor, as every event does
+    (a refusal may quote what the client sent, or the worker's own settings)."""
+    return {"error": redaction.redact(error)}
 
 
 def _shown_id(job_id: Any) -> str:
