@@ -7,6 +7,12 @@ else the first label of an AWS-style virtual-host endpoint (``https://NAME.s3.RE
 the first path segment of a path-style one (``https://host/NAME``), else rp_upload's own
 default, the month (``MM-YY``), fixed once when the worker starts.
 
+The replaced F5-TTS worker's own names (``S3_BUCKET``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``; docs/migrating.md) are used
+when no ``BUCKET_*`` variable is set, so its endpoints keep their settings; the storage
+stage warns that it mapped them. Half of either set is a failure with an id, never a
+silent switch to inline results.
+
 Every failure is a :class:`StorageError` with an id (``storage.E00x``), never an empty
 result. Transient failures (no connection, 5xx, throttling) are retried with backoff; a
 refused credential or a missing bucket is not, since it will not fix itself. boto3 is
@@ -22,7 +28,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from bootstrap import backoff, events
@@ -40,10 +46,18 @@ BACKOFF = "BOOTSTRAP_STORAGE_BACKOFF_S"
 # SigV4 presigned URLs live at most 7 days; rp_upload uses exactly that.
 MAX_URL_TTL_S = 7 * 24 * 3600
 MAX_WAIT_S = 30.0  # the longest single wait between attempts
+# The replaced worker's settings, each with the BUCKET_* name it stands for.
+OLD_NAMES = {"S3_BUCKET": BUCKET, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+             "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_ENDPOINT_URL": ENDPOINT}
+OLD_REQUIRED = ("S3_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 E001 = error("storage.E001", "storage is half-configured: {missing} not set",
              "set BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY "
              "together, or none of them")
+E010 = error("storage.E010", "the replaced worker's storage settings are half given: "
+             "{missing} not set",
+             "set S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together (AWS_REGION "
+             "and AWS_ENDPOINT_URL are optional), or use the BUCKET_* variables instead")
 E002 = error("storage.E002", "{name}={value!r} cannot be used: {why}",
              "fix or unset {name}")
 E003 = error("storage.E003", "the store at {endpoint} refuses the credentials ({code})",
@@ -112,6 +126,8 @@ class Settings:
     backoff_s: float = 0.5
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+    # "BUCKET_*", or "S3_BUCKET/AWS_*" when the replaced worker's names were mapped.
+    names: str = "BUCKET_*"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings | None:
@@ -123,7 +139,12 @@ class Settings:
         if not given:
             if env.get(BUCKET, "").strip():
                 raise StorageError(E001.at(BUCKET, missing=", ".join(names)))
-            return None
+            mapped = _old_names(env)
+            if mapped is None:
+                return None
+            settings = cls.from_env(mapped)
+            assert settings is not None, "the mapped names are all set"
+            return replace(settings, names="S3_BUCKET/AWS_*")
         if len(given) < len(names):
             missing = ", ".join(name for name in names if name not in given)
             raise StorageError(E001.at(missing, missing=missing))
@@ -137,6 +158,25 @@ class Settings:
             attempts=int(_number(env, ATTEMPTS, 4, 1, 20)),
             backoff_s=_number(env, BACKOFF, 0.5, 0, 60),
         )
+
+
+def _old_names(env: Mapping[str, str]) -> dict[str, str] | None:
+    """``env`` with the replaced worker's settings under the BUCKET_* names; None when
+    none of them is set. Without ``AWS_ENDPOINT_URL`` the store is AWS S3 in
+    ``AWS_REGION`` (default us-east-1), as boto3 chose for that worker."""
+    given = [name for name in OLD_REQUIRED if env.get(name, "").strip()]
+    if not given:
+        return None
+    if len(given) < len(OLD_REQUIRED):
+        missing = ", ".join(name for name in OLD_REQUIRED if name not in given)
+        raise StorageError(E010.at(missing, missing=missing))
+    mapped = dict(env)
+    for old, new in OLD_NAMES.items():
+        if env.get(old, "").strip():
+            mapped[new] = env[old].strip()
+    region = env.get("AWS_REGION", "").strip() or "us-east-1"
+    mapped.setdefault(ENDPOINT, f"https://s3.{region}.amazonaws.com")
+    return mapped
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float,
