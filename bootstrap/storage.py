@@ -22,6 +22,8 @@ imported only when storage is configured: the boot path of a worker without it s
 from __future__ import annotations
 
 import base64
+import datetime
+import functools
 import hashlib
 import os
 import re
@@ -238,6 +240,24 @@ def _region_of(endpoint: str, env: Mapping[str, str]) -> str:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+@dataclass(frozen=True)
+class Stored:
+    """An object in the bucket: its key (under the prefix), size and time."""
+
+    key: str
+    size: int
+    last_modified: str  # ISO 8601, UTC
+    content_type: str = ""
+
+
+def _list_page(client: Any, bucket: str, prefix: str, more: dict[str, str]) -> Any:
+    return client.list_objects_v2(Bucket=bucket, Prefix=prefix, **more)
+
+
+def _iso(when: Any) -> str:
+    return str(when.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z"))
+
+
 class Storage:
     """The bucket, through one boto3 client made on first use."""
 
@@ -284,6 +304,44 @@ class Storage:
         full = self.key(key)
         self._call("delete", full, lambda client: client.delete_object(
             Bucket=self.settings.bucket, Key=full))
+
+    def rooted(self) -> Storage:
+        """The same bucket and client, with keys taken from the bucket's root (the
+        replaced worker's layout: ``voices/``, ``output/``, ``timings/``)."""
+        other = Storage(replace(self.settings, prefix=""))
+        other._client = self._client_now()
+        return other
+
+    def head(self, key: str) -> Stored | None:
+        """What is stored at ``key``; None when nothing is."""
+        from botocore.exceptions import ClientError
+
+        full = self.key(key)
+        try:
+            meta = self._client_now().head_object(Bucket=self.settings.bucket, Key=full)
+        except ClientError as exc:
+            if _status(exc) == 404 or _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            failure = self._named("head", full, _code(exc), exc)
+            raise failure or StorageError(E007.at(full, op="head", code=_code(exc)),
+                                          self._clean(str(exc))) from None
+        return Stored(key, int(meta["ContentLength"]), _iso(meta["LastModified"]),
+                      str(meta.get("ContentType", "")))
+
+    def list(self, prefix: str) -> list[Stored]:
+        """Every object under ``prefix``, in key order (all pages)."""
+        full = self.key(prefix)
+        found: list[Stored] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list", full, functools.partial(
+                _list_page, bucket=self.settings.bucket, prefix=full, more=token))
+            for item in page.get("Contents", []):
+                key = str(item["Key"])[len(self.key("")):]
+                found.append(Stored(key, int(item["Size"]), _iso(item["LastModified"])))
+            if not page.get("IsTruncated"):
+                return found
+            token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def check_bucket(self) -> None:
         """The endpoint answers, accepts the credentials, and has the bucket."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import events, f5, redaction
+from bootstrap.bucket_voices import BucketVoices
 from bootstrap.context import Context
 from bootstrap.f5 import F5Model
 from bootstrap.refclip import Clip
@@ -225,12 +226,14 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     # The SDK logs every job's whole output at DEBUG, its default: megabytes of base64 per
     # job on stdout. The serve stage imports it after this factory, so this still applies.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
+    storage = ctx.state.get("storage")  # set by the storage stage when a bucket is configured
     svc = Services(
-        model=model, fetch=fetch, library=library(ctx.config),
+        model=model, fetch=fetch,
+        library=library(ctx.config, BucketVoices(storage) if storage else None),
         limits=limits or Limits(job_timeout_s=ctx.config.job_timeout_s,
                                 max_audio_s=ctx.config.job_max_audio_s),
         aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
-        storage=ctx.state.get("storage"),
+        storage=storage,
         # On a developer machine the answer is also kept as a file: the demo's proof.
         keep=ctx.config.volume / "outputs" if ctx.config.mode == "local" else None)
 
