@@ -3,11 +3,15 @@ words.
 
 Words are grouped into cues the way a reader takes them in: at most ``max_words`` words
 and ``max_cue_s`` seconds per cue, and a cue ends after sentence punctuation
-(``words_per_cue=1`` gives one cue per word). SRT and WebVTT times are whole milliseconds,
+(``max_words=1`` gives one cue per word). SRT and WebVTT times are whole milliseconds,
 ASS times whole centiseconds (its format). A cue's end is kept at least one tick after its
 start (WebVTT requires end > start, and a word the aligner could not place may have no
 length) and never after the next cue's start; a cue left with no time of its own after the
 one before joins it.
+
+Two numbers come with the words (:class:`Timings`): ``word_count``, the words aligned (one
+per whitespace-separated word of the text), and ``confidence``, the mean per-word alignment
+score of the forced aligner (:func:`bootstrap.aligner.confidence`; not an ASR confidence).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.aligner import Aligner, Word
+from bootstrap.aligner import Aligner, Word, confidence
 
 FORMATS = ("srt", "vtt", "json", "csv", "ass")
 MIME = {
@@ -204,10 +209,37 @@ def render(words: Sequence[Word], fmt: str, **grouping: Any) -> str:
     raise ValueError(f"timing_format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
+@dataclass(frozen=True)
+class Timings:
+    """One alignment of a text to its audio, to render in as many formats as asked."""
+
+    words: tuple[Word, ...]
+
+    @property
+    def word_count(self) -> int:
+        return len(self.words)
+
+    @property
+    def confidence(self) -> float:
+        """The mean per-word alignment score, 0..1 (0.0 for no words)."""
+        return confidence(self.words)
+
+    def files(self, formats: Iterable[str], **grouping: Any) -> dict[str, tuple[str, str]]:
+        """``{format: (content, mime type)}`` for each of ``formats``; raises
+        :class:`ValueError` for a format not in :data:`FORMATS`."""
+        return {fmt: (render(self.words, fmt, **grouping), MIME[fmt]) for fmt in formats}
+
+
+def align_all(aligner: Aligner, wave: Any, sample_rate: int, text: str) -> Timings:
+    """Aligns ``text`` to ``wave`` once; render it with :meth:`Timings.files`. Raises
+    :class:`bootstrap.aligner.AlignmentError` when the text cannot be aligned."""
+    return Timings(tuple(aligner.align(wave, sample_rate, text)))
+
+
 def timings_for(aligner: Aligner, wave: Any, sample_rate: int, text: str,
                 fmt: str = "srt", **grouping: Any) -> tuple[str, str]:
     """The word timings of ``text`` spoken in ``wave``, as ``(content, mime type)``.
     Raises :class:`bootstrap.aligner.AlignmentError` when the text cannot be aligned."""
     if fmt not in FORMATS:  # before the alignment, which costs GPU time
         raise ValueError(f"timing_format {fmt!r} is not one of {', '.join(FORMATS)}")
-    return render(aligner.align(wave, sample_rate, text), fmt, **grouping), MIME[fmt]
+    return align_all(aligner, wave, sample_rate, text).files([fmt], **grouping)[fmt]

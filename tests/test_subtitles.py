@@ -119,13 +119,17 @@ def test_json_is_one_entry_per_word_in_seconds() -> None:
 def test_an_unknown_format_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="'txt' is not one of srt, vtt, json, csv, ass"):
         subtitles.render(WORDS, "txt")
+    with pytest.raises(ValueError, match="'txt' is not one of"):
+        subtitles.Timings(tuple(WORDS)).files(["srt", "txt"])
 
 
 def test_every_format_has_a_mime_type_and_a_renderer() -> None:
     assert set(subtitles.MIME) == set(subtitles.FORMATS)
     assert subtitles.MIME["csv"] == "text/csv" and subtitles.MIME["ass"] == "text/x-ssa"
-    contents = [subtitles.render(WORDS, fmt) for fmt in subtitles.FORMATS]
-    assert all(contents) and len(set(contents)) == len(contents)
+    files = subtitles.Timings(tuple(WORDS)).files(subtitles.FORMATS)
+    assert list(files) == list(subtitles.FORMATS)
+    assert all(content and mime == subtitles.MIME[fmt] for fmt, (content, mime) in files.items())
+    assert len({content for content, _ in files.values()}) == len(subtitles.FORMATS)
 
 
 # --- CSV ---

@@ -207,3 +207,27 @@ def test_scores_are_high_where_the_text_fits_the_audio_and_low_where_it_does_not
     assert aligner.confidence(wrong) < aligner.confidence(right)
     assert scripted.align(silence, aligner.SAMPLE_RATE, "cut dig")[1].score < 0.9
 
+
+def test_align_all_aligns_once_for_every_format(
+        tiny_aligner: aligner.Aligner, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    samples, rate = voice(tmp_path, seconds=3.0)
+    calls: list[str] = []
+    align = tiny_aligner.align
+
+    def counting(wave: object, sample_rate: int, text: str) -> list[Word]:
+        calls.append(text)
+        return align(wave, sample_rate, text)
+
+    monkeypatch.setattr(tiny_aligner, "align", counting)
+    timings = subtitles.align_all(tiny_aligner, samples, rate, TEXT)
+    files = timings.files(subtitles.FORMATS)
+    assert calls == [TEXT]
+    assert timings.word_count == len(TEXT.split()) == len(timings.words)
+    assert timings.confidence == aligner.confidence(timings.words)
+    assert 0.0 < timings.confidence < 1.0
+    assert {fmt: mime for fmt, (_, mime) in files.items()} == subtitles.MIME
+    # The old single-format call gives the same file from the same alignment.
+    assert subtitles.timings_for(tiny_aligner, samples, rate, TEXT, "csv") == files["csv"]
+    rows = files["csv"][0].splitlines()[1:]
+    assert [row.rsplit(",", 1)[1] for row in rows] == [f"{w.score:.3f}" for w in timings.words]
