@@ -32,8 +32,9 @@ MIME = {
     "vtt": "text/vtt",
     "json": "application/json",
     "csv": "text/csv",  # RFC 4180
-    # ASS has no registered type; text/x-ssa is what shared-mime-info (freedesktop, so
-    # file(1) and desktop players) and Matroska's attachment tables use for SSA/ASS.
+    # ASS has no registered type; text/x-ssa is freedesktop shared-mime-info's for *.ass and
+    # *.ssa. Never guess it from the name: Debian's /etc/mime.types (so Python's mimetypes)
+    # says .ass is audio/aac, and handler/outputs takes the audio/* file for the audio.
     "ass": "text/x-ssa",
 }
 MAX_WORDS = 7

@@ -126,6 +126,8 @@ def test_an_unknown_format_is_refused_by_name() -> None:
 def test_every_format_has_a_mime_type_and_a_renderer() -> None:
     assert set(subtitles.MIME) == set(subtitles.FORMATS)
     assert subtitles.MIME["csv"] == "text/csv" and subtitles.MIME["ass"] == "text/x-ssa"
+    # handler/outputs tells the audio from the timings by its audio/* type.
+    assert not any(mime.startswith("audio/") for mime in subtitles.MIME.values())
     files = subtitles.Timings(tuple(WORDS)).files(subtitles.FORMATS)
     assert list(files) == list(subtitles.FORMATS)
     assert all(content and mime == subtitles.MIME[fmt] for fmt, (content, mime) in files.items())
