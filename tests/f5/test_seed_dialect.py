@@ -161,3 +161,59 @@ def test_without_a_bucket_the_audio_comes_inline(booted: Context) -> None:
     assert rate == 24000 and len(samples) > 0
     refused = run(handler_for(booted, None), endpoint="download", job_id="abc")
     assert refused["error"].startswith("job_id: no bucket is configured")
+
+
+@pytest.fixture
+def clip_server(tls: tuple[Path, Path], tmp_path: Path) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 (certificate for localhost) serving one voice clip."""
+    import http.server
+    import ssl
+    import threading
+
+    body = tiny_model.write_voice(tmp_path / "served", "john", seconds=2.5).read_bytes()
+
+    class Clip(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Clip)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*tls)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"https://localhost:{httpd.server_address[1]}/audio.wav"
+    httpd.shutdown()
+
+
+def test_an_uploaded_voice_lands_in_the_bucket_and_speaks(
+        booted: Context, bucket: Server, clip_server: str, tls: tuple[Path, Path]) -> None:
+    import functools
+    import ssl
+
+    from handler import refaudio
+
+    # Loopback is refused in production; this test's host is trusted explicitly.
+    fetch = functools.partial(refaudio.fetch, allowed=lambda a: a.is_loopback,
+                              context=ssl.create_default_context(cafile=str(tls[0])))
+    storage = Storage.from_env(bucket.old_env())
+    ctx = Context(booted.config, booted.run_id, booted.worker_id,
+                  state={**booted.state, "storage": storage})
+    handler = f5tts.make_handler(ctx, fetch=fetch)
+    answer = run(handler, endpoint="upload", voice_name="john_speaker.wav",
+                 voice_file_url=clip_server)
+    assert answer["status"] == "Voice 'john_speaker.wav' uploaded successfully", answer
+    assert isinstance(answer["message"], str)
+    stored = bucket.client().get_object(Bucket=bucket.bucket, Key="voices/john_speaker.wav")
+    info = soundfile.info(io.BytesIO(stored["Body"].read()))
+    assert (info.samplerate, info.channels) == (24000, 1)
+    listed = run(handler, endpoint="list_voices")
+    assert "john_speaker.wav" in {v["name"] for v in listed["voices"]}
+    # No transcript came with it: without a transcriber, using it is refused by field.
+    spoken = run(handler, text="Hi.", local_voice="john_speaker.wav")
+    assert spoken["error"].startswith("local_voice: is needed"), spoken
