@@ -112,11 +112,14 @@ def _reference(request: Request, svc: Services,
         # Voices placed by hand were never checked; added ones were, and pass again.
         clip = decoded(data, svc, fields.voice)
         text = voice.text
-        keep = None
-        if voice.source == "bucket" and svc.library.bucket is not None and not clip.trimmed:
-            keep = functools.partial(svc.library.bucket.keep_text, voice.name)
-        if clip.trimmed or not text:
-            text = _transcript(clip, svc, fields.voice, keep)
+        if voice.source == "bucket" and svc.library.bucket is not None:
+            # Its transcript, once made, is kept beside it for every endpoint (of the
+            # same middle, when the clip is cut: the cut is the same every time).
+            if not text:
+                keep = functools.partial(svc.library.bucket.keep_text, voice.name)
+                text = _transcript(clip, svc, fields.voice, keep)
+        elif clip.trimmed or not text:
+            text = _transcript(clip, svc, fields.voice, None)
         return clip, text, {"voice": voice.name, **_trim(clip)}
     if request.ref_audio is not None:
         data = request.ref_audio
