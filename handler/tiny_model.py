@@ -49,9 +49,9 @@ ASR_LANGUAGES = ("en", "de", "fr", "es")
 ASR_SPECIALS = ("<|endoftext|>", "<|startoftranscript|>",
                 *(f"<|{lang}|>" for lang in ASR_LANGUAGES), "<|translate|>", "<|transcribe|>",
                 "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>")
-# Decoding stops here. Every token but letters and the space is suppressed, end-of-text
-# included, so a transcript is this many tokens of words: never empty, printable, and
-# (decoded greedily) cheap on a CPU.
+# Decoding stops after this many tokens. Every token but letters and the space is
+# suppressed, end-of-text included, so a transcript is that many letters and spaces:
+# never empty, printable, and (decoded greedily) cheap on a CPU.
 ASR_MAX_LENGTH = 16
 VOICE_TEXT = "This is the tiny test voice."
 VOICE_SECONDS = 2.0
