@@ -24,7 +24,7 @@ from conftest import REPO, snapshot
 from bootstrap import events, transcriber
 from bootstrap.context import Context
 from bootstrap.stage import StageFailed
-from bootstrap.stages import model
+from bootstrap.stages import model, warmup
 from handler import tiny_model
 
 
@@ -269,17 +269,52 @@ def test_the_reference_is_resampled_to_the_models_rate(
         recognizer.resampled(np.zeros((2, 100), np.float32), rate)
 
 
+def _mute(path: Path) -> None:
+    """Every text token suppressed: the model may say nothing but special tokens."""
+    end = json.loads((path / "generation_config.json").read_text())["eos_token_id"]
+    _edit("generation_config.json", suppress_tokens=list(range(256)),
+          begin_suppress_tokens=[end])(path)
+
+
 def test_an_empty_transcript_is_a_clear_error(tiny_volume: Path, tmp_path: Path) -> None:
-    """A Whisper that may say nothing but special tokens (every text token suppressed):
-    its transcript is empty, for real."""
+    """A Whisper that may say nothing but special tokens: its transcript is empty, for
+    real."""
     mute = tmp_path / "mute"
     shutil.copytree(folder(tiny_volume), mute)
-    end = json.loads((mute / "generation_config.json").read_text())["eos_token_id"]
-    _edit("generation_config.json", suppress_tokens=list(range(256)),
-          begin_suppress_tokens=[end])(mute)
+    _mute(mute)
     loaded = transcriber.load(mute, "cpu")
     samples, rate = clip(tmp_path)
     with pytest.raises(transcriber.TranscriptionError, match="heard no words") as failed:
         loaded.transcribe(samples, rate)
     assert failed.value.kind == "empty" and "send ref_text" in str(failed.value)
     assert loaded.transcriptions == 1
+
+
+# -- the warm-up -------------------------------------------------------------------------
+
+
+def test_the_warmup_transcribes_its_voice_once(
+        volume: Path, ctx_for: Callable[..., Context]) -> None:
+    ctx = ctx_for(volume)
+    run(ctx)
+    outcome = warmup.run(ctx)
+    assert ctx.state["transcriber"].transcriptions == 1
+    assert 0 < outcome.facts["transcription"]["chars"] <= tiny_model.ASR_MAX_LENGTH
+
+
+def test_a_recognizer_that_hears_nothing_fails_the_warmup(
+        volume: Path, ctx_for: Callable[..., Context]) -> None:
+    _mute(folder(volume))
+    ctx = ctx_for(volume)
+    run(ctx)
+    with pytest.raises(StageFailed) as failed:
+        warmup.run(ctx)
+    assert failed.value.message == warmup.E007.at("default")
+    assert "heard no words" in failed.value.message.msg
+
+
+def test_without_transcription_the_warmup_transcribes_nothing(
+        volume: Path, ctx_for: Callable[..., Context]) -> None:
+    ctx = ctx_for(volume, transcribe=False)
+    run(ctx)
+    assert "transcription" not in warmup.run(ctx).facts
