@@ -133,6 +133,7 @@ def test_add_voice_needs_audio_and_text_and_keeps_overwrite() -> None:
 def test_timing_format_needs_timings() -> None:
     with pytest.raises(InputError, match=r"^timing_format: needs return_word_timings"):
         parse({"text": "hi", "voice": "a", "timing_format": "srt"}, Limits())
-    with pytest.raises(InputError, match=r"^timing_format: must be one of srt, vtt, json"):
+    with pytest.raises(InputError, match=r"^timing_format: must be one of srt, vtt, json, "
+                       r"csv, ass"):
         parse({"text": "hi", "voice": "a", "return_word_timings": True,
-               "timing_format": "ass"}, Limits())
+               "timing_format": "sub"}, Limits())
