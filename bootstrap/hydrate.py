@@ -11,19 +11,23 @@ Layout, under ``hydrate_dir`` (the container disk):
     <key>/                  a complete copy; .bootstrap-hydrated.json says of which pack
     <key>.tmp-<pid>/        an unpack in progress (or what a killed one left)
 
+    <key>.lock              held (flock) by the one worker copying this key
+
 A copy is trusted only when its record names the same pack (key, size, build time) and its
 Python runs: a copy is renamed to ``<key>`` only after tar succeeded and the record was
-written, so a SIGKILL at any point leaves only a ``.tmp-`` directory, which the next boot
-removes once its process is gone. Two workers unpacking at once each use their own
-staging directory; the first rename wins and the other uses that copy.
+written, so a SIGKILL at any point leaves only a ``.tmp-`` directory, which the next copier
+removes. Two workers on one disk copy one at a time: the second waits for the lock, finds
+the first one's copy and uses it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ RECORD = ".bootstrap-hydrated.json"
 # Lookups slower than this make running from the volume lose to one sequential read
 # (docs/performance.md, "Cold start from the volume"): a local disk answers in a few
 # microseconds, any FUSE or network file system in tens to hundreds.
-MIN_LOOKUP_MS = 0.02
+MIN_LOOKUP_MS = 0.05
 # Room left on the container disk beyond the copy itself, for the worker's own writes.
 SPARE_MB = 512
 # Round trips a boot makes per file of the environment it runs from (measured on the F5
@@ -109,38 +113,42 @@ def trusted(local: Path, want: dict[str, Any]) -> str | None:
     return envstore.health(local)
 
 
-def clean_leftovers(hydrate_dir: Path, key: str) -> list[str]:
-    """Remove unpacks of ``key`` whose process is gone (a SIGKILL, a full disk)."""
-    removed = []
-    with contextlib.suppress(OSError):
-        for path in hydrate_dir.iterdir():
-            name, _, pid = path.name.partition(".tmp-")
-            if name != key or not pid.isdigit() or _alive(int(pid)):
-                continue
+@dataclass(frozen=True)
+class Copied:
+    made: bool  # False: another worker's copy finished while this one waited for the lock
+    removed: list[str]  # leftovers of interrupted copies, removed
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One copier per key on this disk at a time. The container disk is local, where
+    ``flock`` is reliable (unlike on the volume: bootstrap.lease), and the kernel drops
+    the lock of a killed process, so a SIGKILL leaves no stale lock behind."""
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> Copied:
+    """Unpack ``pack`` into ``local``, unless another worker on this disk did it while this
+    one waited. Raises envpack.PackFailed or OSError (a full disk: ``diskspace.is_full``);
+    nothing partial is ever left at ``local``."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(local.with_name(f"{local.name}.lock")):
+        if trusted(local, identity(marker, pack)) is None:
+            return Copied(False, [])
+        # Holding the lock, no copy of this key is in progress: any staging is a leftover.
+        removed = []
+        for path in local.parent.glob(f"{local.name}.tmp-*"):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
-    return removed
+        discard(local)  # not trusted: another build's copy, or damaged
+        _unpack(env, marker, pack, local)
+        return Copied(True, removed)
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a leftover of an earlier boot that had our pid (a restarted container)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> bool:
-    """Unpack ``pack`` into ``local``. True when this call made the copy, False when
-    another worker's finished first (then that one is used). Raises envpack.PackFailed
-    or OSError (a full disk: ``diskspace.is_full``); nothing partial is left at ``local``."""
-    local.parent.mkdir(parents=True, exist_ok=True)
+def _unpack(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> None:
     staging = local.with_name(f"{local.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         timeout = 120 + pack.size / 1e6 / MIN_MB_S
@@ -150,18 +158,11 @@ def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> 
         # pyvenv.cfg's `home` (the base interpreter), not these.
         envstore.retarget_scripts(staging / "bin", env, local)
         shutil.copyfile(env / envstore.MARKER, staging / envstore.MARKER)
-        record = staging / RECORD
-        with open(record, "w") as f:
+        with open(staging / RECORD, "w") as f:
             json.dump({"of": identity(marker, pack), "from": str(env)}, f)
             f.flush()
             os.fsync(f.fileno())
-        try:
-            os.rename(staging, local)
-        except OSError:
-            if local.is_dir():  # another worker's copy landed first
-                return False
-            raise
-        return True
+        os.rename(staging, local)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -171,7 +172,7 @@ def discard(local: Path) -> None:
     """Remove a copy that is not trusted: renamed aside first, so no reader sees half."""
     if not local.exists():
         return
-    aside = local.with_name(f"{local.name}.tmp-{os.getpid()}")
+    aside = local.with_name(f"{local.name}.tmp-{os.getpid()}-aside")
     shutil.rmtree(aside, ignore_errors=True)
     with contextlib.suppress(OSError):
         os.rename(local, aside)

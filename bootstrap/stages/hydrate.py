@@ -123,11 +123,6 @@ def _copy(ctx: Context, env: Path, marker: dict[str, Any], pack: envpack.Pack, l
           facts: dict[str, Any], why: str) -> Outcome:
     key = str(marker.get("key", env.name))
     hydrate_dir = ctx.config.hydrate_dir
-    removed = hydrate.clean_leftovers(hydrate_dir, key)
-    if removed:
-        facts["removed_leftovers"] = removed
-    if local.exists():  # not trusted (checked above): another build's copy, or damaged
-        hydrate.discard(local)
     damaged = envpack.damage(pack)
     if damaged is not None:
         return _volume(facts, W003.at(pack.path, reason=damaged, env=env), damaged)
@@ -138,7 +133,7 @@ def _copy(ctx: Context, env: Path, marker: dict[str, Any], pack: envpack.Pack, l
                        f"{free} MB free on {disk}, {need} MB needed")
     started = time.monotonic()
     try:
-        made = hydrate.copy(env, marker, pack, local)
+        copied = hydrate.copy(env, marker, pack, local)
     except (envpack.PackFailed, OSError) as exc:
         if diskspace.is_full(exc):
             reason = f"{diskspace.describe_disk(hydrate_dir)} is full"
@@ -151,9 +146,11 @@ def _copy(ctx: Context, env: Path, marker: dict[str, Any], pack: envpack.Pack, l
         hydrate.discard(local)
         return _volume(facts, W004.at(local, local=local, reason=problem, env=env), problem)
     _use(ctx, local)
-    action = "copied to" if made else "another worker copied it to"
+    if copied.removed:
+        facts["removed_leftovers"] = copied.removed
+    action = "copied to" if copied.made else "another worker copied it to"
     return Outcome(facts={**facts, "from": "local", "reused": False, "copy_s": copy_s,
-                          "copied_by_another": not made},
+                          "copied_by_another": not copied.made},
                    messages=[I001.at(local, key=key, action=action, local=local,
                                      why=f"{why}; {copy_s} s")])
 
