@@ -34,6 +34,7 @@ latencies on the 2-core development machine, most of it the 'today' boots.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -76,6 +77,32 @@ def env_key(volume: Path) -> tuple[str, dict[str, Any], str]:
     return envkey.key(inputs), inputs, label
 
 
+def closure(wanted: tuple[str, ...]) -> list[str]:
+    """The files (relative to site-packages) of the distributions ``wanted`` needs, with
+    their dependencies, as installed in this interpreter: the environment the install
+    stage would build from the same requirements, without .venv's dev tools."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    files: set[str] = set()
+    todo = [(Requirement(text), frozenset[str]()) for text in wanted]
+    while todo:
+        req, _ = todo.pop()
+        name = req.name.lower().replace("_", "-")
+        key = f"{name}[{','.join(sorted(req.extras))}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        dist = importlib.metadata.distribution(name)
+        files.update(str(f) for f in dist.files or [] if not str(f).startswith(".."))
+        for text in dist.requires or []:
+            dep = Requirement(text)
+            extras = req.extras or {""}
+            if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in extras):
+                todo.append((dep, frozenset()))
+    return sorted(f for f in files if "__editable__" not in f)
+
+
 def publish(source: Path, volume: Path) -> Path:
     """``source`` (a virtualenv) published on ``volume`` as the install stage would."""
     key, inputs, label = env_key(volume)
@@ -89,13 +116,15 @@ def publish(source: Path, volume: Path) -> Path:
     staging.mkdir(parents=True)
     print(f"publishing {source} as {final} ...", file=sys.stderr)
     for entry in source.iterdir():
-        if entry.name == "lib":  # the 8 GB: hard links, never written to by a boot
-            subprocess.run(["cp", "-al", str(entry), str(staging / "lib")], check=True)
-        else:  # bin/ is rewritten (scripts retargeted): real copies
+        if entry.name != "lib":  # bin/ is rewritten (scripts retargeted): real copies
             subprocess.run(["cp", "-a", str(entry), str(staging / entry.name)], check=True)
-    site = next((staging / "lib").glob("python3*/site-packages"))
-    for path in site.glob("*ootstrap_worker*"):  # this checkout's editable install
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    site = next(source.glob("lib/python3*/site-packages"))
+    wanted = requirements.Requirements(tuple(f5_requirements().splitlines()), "f5")
+    files = closure(wanted.all_lines)
+    for rel in files:  # the 8 GB: hard links, never written to by a boot
+        target = staging / site.relative_to(source) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(site / rel, target)
     envstore.retarget_scripts(staging / "bin", source, final)
     started = time.monotonic()
     pack = envpack.write(staging, timeout_s=3600)
