@@ -61,12 +61,15 @@ def local_path(hydrate_dir: Path, key: str) -> Path:
     return hydrate_dir / key
 
 
-def estimate_s(pack: envpack.Pack, lookup_ms: float, read_mb_s: float | None) -> dict[str, float]:
+def estimate_s(pack: envpack.Pack, lookup_ms: float,
+               read_mb_s: float | None) -> dict[str, float]:
     """What the two ways would cost in I/O alone: the boot's round trips from the volume,
     and one sequential read of the pack."""
     volume = pack.files * TRIPS_PER_FILE * lookup_ms / 1000
-    copy = pack.size / 1e6 / max(read_mb_s or 0.0, MIN_MB_S) if read_mb_s else float("nan")
-    return {"from_volume_s": round(volume, 1), "copy_s": round(copy, 1)}
+    estimate = {"from_volume_s": round(volume, 1)}
+    if read_mb_s:  # only where the volume stage's probe measured it
+        estimate["copy_s"] = round(pack.size / 1e6 / max(read_mb_s, MIN_MB_S), 1)
+    return estimate
 
 
 def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
@@ -74,7 +77,8 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
     """Whether to run from a local copy: ``choice`` is the setting (auto, always, never)."""
     key = str(marker.get("key", env.name))
     local = local_path(hydrate_dir, key)
-    facts: dict[str, Any] = {"lookup_ms": lookup_ms, "local": str(local)}
+    facts: dict[str, Any] = {"lookup_ms": None if lookup_ms is None else round(lookup_ms, 3),
+                             "local": str(local)}
     if choice == "never":
         return Plan(False, "BOOTSTRAP_HYDRATE=never", None, local, facts)
     pack = envpack.find(env, marker)
@@ -87,9 +91,9 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
         measured = "not measured" if lookup_ms is None else f"{lookup_ms:.3f} ms"
         return Plan(False, f"the volume is fast (lookup {measured} < {MIN_LOOKUP_MS} ms)",
                     pack, local, facts)
-    return Plan(True, f"lookup {lookup_ms if lookup_ms is not None else '?'} ms; "
-                      f"{pack.files} files in one read of {pack.size >> 20} MB", pack, local,
-                facts)
+    measured = "not measured" if lookup_ms is None else f"{lookup_ms:.2f} ms"
+    return Plan(True, f"lookup {measured}; {pack.files} files in one read of "
+                      f"{pack.size >> 20} MB", pack, local, facts)
 
 
 def need_mb(pack: envpack.Pack) -> int:
