@@ -29,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bootstrap import events, voices  # noqa: E402
+from bootstrap import events, refclip, voices  # noqa: E402
 from bootstrap.config import Config, _coerce  # noqa: E402
 from bootstrap.context import Context  # noqa: E402
 from bootstrap.runner import run_stage  # noqa: E402
@@ -86,12 +86,13 @@ def timed(ctx: Context, text: str, nfe: int, repeats: int) -> dict[str, Any]:
     f5model = ctx.state["model"]
     voice = voices.library(ctx.config).get(ctx.config.warmup_voice)
     assert voice is not None, "the warm-up stage has proven this voice exists"
+    ref = refclip.of_voice(voice.audio, f5model.sample_rate).samples
     runs = []
     for i in range(repeats):
         if f5model.device.startswith("cuda"):
             torch.cuda.synchronize()
         started = time.perf_counter()
-        wave, _ = f5model.synthesize(voice.wav, voice.text, text, nfe_step=nfe, seed=i)
+        wave, _ = f5model.synthesize(ref, voice.text, text, nfe_step=nfe, seed=i)
         if f5model.device.startswith("cuda"):
             torch.cuda.synchronize()
         runs.append((time.perf_counter() - started, len(wave) / f5model.sample_rate))

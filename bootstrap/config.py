@@ -102,6 +102,11 @@ class Config:
     aligner_model: Path = Path("models/mms-fa/model.pt")
     aligner_url: str = (
         "https://dl.fbaipublicfiles.com/mms/torchaudio/ctc_alignment_mling_uroman/model.pt")
+    # A job's budget (docs/handler.md): its wall-clock deadline, under RunPod's default
+    # execution timeout of 600 s so the worker, not the platform, says what happened; and
+    # the audio one job may make, computed from the model's own chunking before any compute.
+    job_timeout_s: float = 540.0
+    job_max_audio_s: float = 600.0
 
     @property
     def reports_dir(self) -> Path:
@@ -174,6 +179,9 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         if values[name] not in allowed:
             raise ConfigError(f"{name}: {values[name]!r} from {sources[name]} "
                               f"is not one of {', '.join(allowed)}")
+    for name in ("job_timeout_s", "job_max_audio_s"):
+        if not values[name] > 0:
+            raise ConfigError(f"{name}: {values[name]!r} from {sources[name]} must be over 0")
     for target in (values["handler"], *values["extra_stages"]):
         if ":" not in target:
             raise ConfigError(f"{target!r} should be module:callable")

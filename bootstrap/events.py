@@ -90,6 +90,9 @@ def emit(level: str, event: str, **fields: Any) -> None:
         return
     line = render_console(ordered, _stream.isatty()) if _format == "console" else (
         json.dumps(ordered, separators=(",", ":"), default=str, ensure_ascii=False))
+    # A lone surrogate (JSON carries them in from a client) cannot be written as UTF-8:
+    # the event would be lost. Written as \udXXX it is kept, and readable.
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
     with _write_lock, contextlib.suppress(OSError, ValueError):
         # A closed or broken stdout must not take the worker down with it.
         _stream.write(line + "\n")

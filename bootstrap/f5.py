@@ -5,22 +5,31 @@ The model stage loads it into ``ctx.state["model"]``; the warm-up and the handle
 with every input explicit: the device (its default silently falls back to the CPU), local
 vocoder files (else it downloads Vocos), a reference text (else it downloads Whisper).
 Its reference-audio preprocessing is not used: it clips audio past ~12 s while keeping
-the whole text, and leaves a temp file per reference; the handler decides instead.
+the whole text, and leaves a temp file per reference; the handler decides instead. Nor is
+its loader: the reference arrives decoded at the model's rate (``bootstrap.refclip``).
+
+A synthesis is planned before it runs (:func:`plan`): F5-TTS's own text chunking for this
+text with this reference, and the samples each chunk will make. A caller can refuse a plan
+whose audio is too long before any compute, and stop between chunks (``between``), which
+``infer_process`` allows neither of: it submits every chunk to a thread pool at once. The
+chunks are cross-faded as F5-TTS does, in one pass instead of one copy per chunk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import random
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 Progress = Callable[[int, int], None]  # (chunks done, chunks in all)
+CROSS_FADE_S = 0.15  # F5-TTS's cross_fade_duration between chunks
 
 
 def package_dir() -> Path | None:
@@ -90,18 +99,55 @@ def expected_samples(ref_samples: int, ref_text: str, text: str, speed: float = 
     return max(frames - 1, 0) * hop
 
 
-class _ChunkProgress:
-    """What F5-TTS calls as ``progress.tqdm(iterable)`` around its text chunks."""
+@dataclass(frozen=True)
+class Plan:
+    """The chunks F5-TTS will speak ``text`` in, and the samples each will make."""
 
-    def __init__(self, report: Progress | None) -> None:
-        self.report = report
+    chunks: tuple[str, ...]
+    samples: tuple[int, ...]
+    rate: int
 
-    def tqdm(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        items = list(iterable)
-        for index, item in enumerate(items):
-            yield item
-            if self.report:
-                self.report(index + 1, len(items))
+    @property
+    def seconds(self) -> float:
+        """The audio the whole plan makes (the cross-fades overlap chunks; ignored here, so
+        this is an upper bound by 0.15 s a chunk)."""
+        return sum(self.samples) / self.rate
+
+
+def plan(ref_samples: int, ref_text: str, text: str, speed: float, rate: int,
+         hop: int = 256) -> Plan:
+    """F5-TTS's chunking of ``text`` (``infer_process``'s own rule: chunk bytes in
+    proportion to the reference text's bytes per second of reference, over the 22 s the
+    model's context holds) and each chunk's length (:func:`expected_samples`)."""
+    from f5_tts.infer.utils_infer import chunk_text
+
+    ref_text = ref_text_for_model(ref_text)
+    ref_s = ref_samples / rate
+    max_chars = int(len(ref_text.encode()) / ref_s * (22 - ref_s) * speed)
+    chunks = tuple(chunk_text(text, max_chars=max_chars))
+    return Plan(chunks, tuple(expected_samples(ref_samples, ref_text, chunk, speed, hop)
+                              for chunk in chunks), rate)
+
+
+def cross_fade(waves: list[Any], rate: int) -> Any:
+    """The chunks joined as F5-TTS joins them (a linear 0.15 s cross-fade, shortened to
+    the shorter side), written into one array once: F5-TTS copies the whole result at
+    every chunk, which costs the square of the chunk count."""
+    import numpy as np
+
+    fade = int(CROSS_FADE_S * rate)
+    overlaps = [min(fade, len(a), len(b)) for a, b in itertools.pairwise(waves)]
+    out: Any = np.zeros(sum(len(w) for w in waves) - sum(overlaps), dtype=np.float32)
+    at = 0
+    for index, wave in enumerate(waves):
+        wave = np.asarray(wave, dtype=np.float32)
+        head = overlaps[index - 1] if index else 0
+        if head:  # fade the previous tail out and this head in, over the same samples
+            out[at - head:at] = (out[at - head:at] * np.linspace(1, 0, head)
+                                 + wave[:head] * np.linspace(0, 1, head))
+        out[at:at + len(wave) - head] = wave[head:]
+        at += len(wave) - head
+    return out
 
 
 @dataclass
@@ -117,25 +163,45 @@ class F5Model:
     def sample_rate(self) -> int:
         return self.arch.sample_rate
 
-    def synthesize(self, ref_wav: Path, ref_text: str, text: str, *, nfe_step: int = 32,
+    def synthesize(self, ref: Any, ref_text: str, text: str | Plan, *, nfe_step: int = 32,
                    cfg_strength: float = 2.0, speed: float = 1.0, seed: int | None = None,
-                   progress: Progress | None = None) -> tuple[Any, int]:
-        """The waveform (float32 numpy, mono) for ``text`` and the seed that made it."""
-        from f5_tts.infer.utils_infer import infer_process
+                   progress: Progress | None = None,
+                   between: Progress | None = None) -> tuple[Any, int]:
+        """The waveform (float32 numpy, mono) for ``text`` (or its :func:`plan`) spoken
+        like ``ref`` (mono float32 samples at the model's rate, ``bootstrap.refclip``), and
+        the seed that made it. ``between(done, total)`` runs before each chunk and may
+        raise to stop the synthesis there; ``progress(done, total)`` after each."""
+        import torch
+        from f5_tts.infer.utils_infer import infer_batch_process
         from f5_tts.model.utils import seed_everything
 
+        if isinstance(text, str):
+            text = plan(len(ref), ref_text, text, speed, self.sample_rate)
+        if not text.chunks:
+            raise ValueError("the text produced no speech chunks")
         seed = random.randint(0, 2**31 - 1) if seed is None else seed
+        audio = torch.from_numpy(ref).reshape(1, -1)
+        waves = []
+        total = len(text.chunks)
         with self.lock, contextlib.redirect_stdout(sys.stderr):
             # F5-TTS prints progress; stdout carries this worker's JSON events.
             seed_everything(seed)
-            wave, _, _ = infer_process(
-                str(ref_wav), ref_text_for_model(ref_text), text, self.model, self.vocoder,
-                mel_spec_type=self.arch.mel_spec_type, show_info=lambda *_: None,
-                progress=_ChunkProgress(progress), nfe_step=nfe_step,
-                cfg_strength=cfg_strength, speed=speed, device=self.device)
-        if wave is None:
-            raise ValueError("the text produced no speech chunks")
-        return wave, seed
+            for index, chunk in enumerate(text.chunks):
+                if between:
+                    between(index, total)
+                # One chunk a call: the reference is already at the model's rate (no
+                # resampler), and nothing runs that the caller could no longer stop.
+                wave, _, _ = next(infer_batch_process(
+                    (audio, self.sample_rate), ref_text_for_model(ref_text), [chunk],
+                    self.model, self.vocoder, mel_spec_type=self.arch.mel_spec_type,
+                    progress=None, nfe_step=nfe_step, cfg_strength=cfg_strength,
+                    speed=speed, device=self.device))
+                if wave is None:
+                    raise ValueError("the text produced no speech chunks")
+                waves.append(wave)
+                if progress:
+                    progress(index + 1, total)
+        return cross_fade(waves, self.sample_rate), seed
 
 
 def load(arch: Arch, ckpt: Path, vocab: Path, vocoder_dir: Path, device: str) -> F5Model:

@@ -9,7 +9,8 @@ have added one since this worker booted):
   through jobs, because someone placed them on purpose.
 - **added**: voices added by ``add_voice`` jobs, one directory each:
   ``<voices>/NAME/voice.json`` (reference text, facts, and the name of its audio file,
-  ``voice-<id>.wav``, unique to that publication).
+  ``voice-<id>.flac``, unique to that publication: mono, at the model's rate, as the
+  handler stores it).
 
 An added voice is built in ``<voices>/.staging/`` and published by renaming its directory
 into place: a directory rename is atomic on one filesystem, so a reader sees the whole
@@ -52,7 +53,7 @@ class VoiceError(Exception):
 @dataclass(frozen=True)
 class Voice:
     name: str
-    wav: Path
+    audio: Path
     text: str
     source: str  # bundled | provisioned | added
     duration_s: float | None = None
@@ -93,9 +94,9 @@ def _added_one(entry: Path) -> Voice | None:
         audio = meta.get("audio") if isinstance(meta, dict) else None
         if not isinstance(audio, str) or "/" in audio or not isinstance(meta.get("text"), str):
             return None
-        wav = entry / audio
-        if wav.is_file():
-            return Voice(entry.name, wav, meta["text"], "added", meta.get("duration_s"))
+        path = entry / audio
+        if path.is_file():
+            return Voice(entry.name, path, meta["text"], "added", meta.get("duration_s"))
     return None
 
 
@@ -154,22 +155,22 @@ class VoiceLibrary:
             if voice is None:
                 return None
             try:
-                return voice, voice.wav.read_bytes()
+                return voice, voice.audio.read_bytes()
             except FileNotFoundError:
                 continue
         return None
 
-    def add(self, name: str, wav: bytes, text: str, facts: dict[str, Any],
-            overwrite: bool = False) -> tuple[Voice, bool]:
-        """Publishes a voice (``wav`` already validated); returns it and whether it
-        replaced one."""
+    def add(self, name: str, audio: bytes, text: str, facts: dict[str, Any],
+            overwrite: bool = False, suffix: str = ".flac") -> tuple[Voice, bool]:
+        """Publishes a voice (``audio``, a file ending in ``suffix``, already validated);
+        returns it and whether it replaced one."""
         existing = self.get(name)
         if existing and not existing.deletable:
             raise VoiceError(f"{name!r} is a {existing.source} voice and cannot be replaced")
         if existing and not overwrite:
             raise VoiceError(f"{name!r} exists; set overwrite to true to replace it")
-        staged, audio = self._stage(name, wav, text, facts)
-        voice = Voice(name, self.volume_dir / name / audio, text, "added",
+        staged, audio_name = self._stage(name, audio, text, facts, suffix)
+        voice = Voice(name, self.volume_dir / name / audio_name, text, "added",
                       facts.get("duration_s"))
         try:
             for _ in range(5):
@@ -178,7 +179,7 @@ class VoiceLibrary:
                 if not overwrite:
                     raise VoiceError(f"{name!r} was added by another job at the same time; "
                                      "set overwrite to true to replace it")
-                if self._replace(staged, name, audio):
+                if self._replace(staged, name, audio_name):
                     return voice, True
                 # deleted by another job between the two attempts: publish it anew
             raise VoiceError(f"{name!r} is being changed by other jobs; try again")
@@ -216,7 +217,7 @@ class VoiceLibrary:
         # Two replacements that read the same previous voice.json leave one audio named by
         # neither; it goes once it is old enough not to be a replacement in progress.
         cutoff = time.time() - ORPHAN_S
-        for orphan in target.glob("voice-*.wav"):
+        for orphan in target.glob("voice-*"):
             try:
                 if orphan.name != audio and orphan.stat().st_mtime < cutoff:
                     orphan.unlink()
@@ -234,8 +235,8 @@ class VoiceLibrary:
             raise VoiceError(f"no voice {name!r} (deleted by another job)")
         return voice
 
-    def _stage(self, name: str, wav: bytes, text: str,
-               facts: dict[str, Any]) -> tuple[Path, str]:
+    def _stage(self, name: str, data: bytes, text: str, facts: dict[str, Any],
+               suffix: str) -> tuple[Path, str]:
         """A complete voice directory under staging, and its audio file's name."""
         staging = self.volume_dir / STAGING
         staging.mkdir(parents=True, exist_ok=True)
@@ -243,12 +244,12 @@ class VoiceLibrary:
         publication = uuid.uuid4().hex[:12]
         folder = staging / f"{name}.{publication}"
         folder.mkdir()
-        audio = f"voice-{publication}.wav"
+        audio = f"voice-{publication}{suffix}"
         meta = {"name": name, "text": text, "audio": audio, "added_at": time.time(), **facts}
         # The audio first: a voice.json always names a file that is complete.
-        for file, data in ((audio, wav), (META, json.dumps(meta, indent=1).encode())):
+        for file, content in ((audio, data), (META, json.dumps(meta, indent=1).encode())):
             with open(folder / file, "wb") as out:
-                out.write(data)
+                out.write(content)
                 out.flush()
                 os.fsync(out.fileno())  # a network volume must hold the bytes before the rename
         return folder, audio

@@ -7,13 +7,20 @@ or ``add_voice``, ``list_voices``, ``delete_voice`` (the voice library, handler/
 A synthesis may add word timings (the aligner the model stage loaded), and its files go
 back inline or, with a bucket configured, as URLs (handler/outputs).
 A job never takes the worker down: a bad input is answered ``{"error": "<field>: <problem>"}``
-and an unexpected failure ``{"error": "<action> failed: ..."}``, with an event in the log.
-Each job works in its own temp directory, removed whatever happens.
+and an unexpected failure ``{"error": "<action> failed: ..."}`` that names no path or
+address (the event in the log has the detail). Every job runs within a budget
+(handler/budget): a deadline, checked between chunks, and a bound on the audio it may make,
+checked on the synthesis plan before any compute. The client's text is never logged: its
+length and a hash are. References are decoded in memory; the one temp file (silence
+removal) lives in a temp directory removed whatever happens.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,12 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap import events
+from bootstrap import events, f5
 from bootstrap.context import Context
-from bootstrap.f5 import F5Model, expected_samples
+from bootstrap.f5 import F5Model
+from bootstrap.refclip import Clip
 from bootstrap.storage import Storage, StorageError
 from bootstrap.voices import VoiceLibrary, library
 from handler import audio_io, outputs, refaudio, voice_jobs
+from handler.budget import Budget, BudgetExceeded
 from handler.inputs import InputError, Limits, Request, action, parse
 from handler.outputs import OutputRefused
 from handler.refaudio import Fetch
@@ -47,9 +56,10 @@ def _progress(job: Job) -> Callable[[int, int], None]:
     return report
 
 
-def _reference(request: Request, library: VoiceLibrary, tmp: Path, limits: Limits,
-               fetch: Fetch) -> tuple[Path, str, dict[str, Any]]:
-    """The reference WAV path, its text, and what the response says about it."""
+def _reference(request: Request, library: VoiceLibrary, limits: Limits, fetch: Fetch,
+               rate: int) -> tuple[Clip, str, dict[str, Any]]:
+    """The reference decoded at the model's rate, its text, and what the response says
+    about it."""
     if request.voice:
         # Read with its audio in one go: another job may replace or delete it meanwhile.
         found = library.read(request.voice)
@@ -59,14 +69,13 @@ def _reference(request: Request, library: VoiceLibrary, tmp: Path, limits: Limit
                                              "lists them)" if len(names) > 20 else "")
             raise InputError("voice", f"unknown voice {request.voice!r} "
                              f"(available: {known or 'none'})")
-        voice, audio = found
-        copy = tmp / "voice.wav"
-        copy.write_bytes(audio)
-        return copy, voice.text, {"voice": voice.name}
-    path = tmp / "reference"
-    path.write_bytes(refaudio.body(request.ref_audio, request.ref_url, limits, fetch))
-    seconds = audio_io.reference_seconds(path, limits)
-    return path, request.ref_text, {"ref_audio_s": round(seconds, 3), "trimmed": False}
+        voice, data = found
+        # Voices placed by hand were never checked; added ones were, and pass again.
+        clip = audio_io.reference(data, limits, rate, field="voice")
+        return clip, voice.text, {"voice": voice.name}
+    data = refaudio.body(request.ref_audio, request.ref_url, limits, fetch)
+    clip = audio_io.reference(data, limits, rate)
+    return clip, request.ref_text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": False}
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,7 @@ def _timings(aligner: Any, wave: Any, rate: int,
     return timings
 
 
-def _synthesize(job: Job, svc: Services) -> dict[str, Any]:
+def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
     request = parse(job.get("input"), svc.limits)
     model = svc.model
     if request.return_word_timings and svc.aligner is None:
@@ -108,25 +117,30 @@ def _synthesize(job: Job, svc: Services) -> dict[str, Any]:
     if request.store and svc.storage is None:
         raise InputError("store", "no storage is configured on this worker (BUCKET_* "
                          "variables); omit store to get the result inline")
-    with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
-        ref_wav, ref_text, reference = _reference(request, svc.library, Path(tmp),
-                                                  svc.limits, svc.fetch)
-        if not svc.storage:  # with a store, a long answer goes there instead
-            _refuse_oversized(request, ref_wav, ref_text, model.sample_rate, svc.limits)
-        started = time.monotonic()
-        wave, seed = model.synthesize(ref_wav, ref_text, request.text,
-                                      nfe_step=request.nfe_step,
-                                      cfg_strength=request.cfg_strength, speed=request.speed,
-                                      seed=request.seed, progress=_progress(job))
-        elapsed = time.monotonic() - started
-        if request.remove_silence:
-            wave = _without_silence(wave, model.sample_rate, Path(tmp))
-    audio = audio_io.encode(wave, model.sample_rate, request.format)
+    rate = model.sample_rate
+    clip, ref_text, reference = _reference(request, svc.library, svc.limits, svc.fetch, rate)
+    plan = f5.plan(len(clip.samples), ref_text, request.text, request.speed, rate)
+    budget.admit(plan)  # before any compute, with or without a store
+    if not svc.storage:  # with a store, a long answer goes there instead
+        _refuse_oversized(plan, svc.limits)
+    events.emit("info", "job.planned", chunks=len(plan.chunks),
+                audio_s=round(plan.seconds, 3), text_chars=len(request.text),
+                text_sha256=hashlib.sha256(request.text.encode()).hexdigest()[:16])
+    started = time.monotonic()
+    wave, seed = model.synthesize(clip.samples, ref_text, plan, nfe_step=request.nfe_step,
+                                  cfg_strength=request.cfg_strength, speed=request.speed,
+                                  seed=request.seed, progress=_progress(job),
+                                  between=budget.check)
+    elapsed = time.monotonic() - started
+    if request.remove_silence:
+        wave = _without_silence(wave, rate)
+    audio = audio_io.encode(wave, rate, request.format)
     audio_name = f"audio.{request.format}"
     files = {audio_name: (audio, f"audio/{request.format}")}
     timing_fields: dict[str, Any] = {}
     if request.return_word_timings:
-        timings = _timings(svc.aligner, wave, model.sample_rate, request)
+        budget.check(len(plan.chunks), len(plan.chunks))
+        timings = _timings(svc.aligner, wave, rate, request)
         if isinstance(timings, str):
             timing_fields["timings_error"] = timings
         else:
@@ -134,8 +148,8 @@ def _synthesize(job: Job, svc: Services) -> dict[str, Any]:
             timing_fields["timing_format"] = request.timing_format
     if svc.keep is not None:
         _keep(svc.keep, str(job.get("id")), files)
-    seconds = len(wave) / model.sample_rate
-    result = {"format": request.format, "sample_rate": model.sample_rate,
+    seconds = len(wave) / rate
+    result = {"format": request.format, "sample_rate": rate,
               "duration_s": round(seconds, 3), "seed": seed, "reference": reference,
               "rtf": round(elapsed / seconds, 4) if seconds else None}
     result.update(_delivered(files, audio_name, job, request, svc))
@@ -159,30 +173,26 @@ def _delivered(files: dict[str, tuple[bytes, str]], audio_name: str, job: Job,
     return fields
 
 
-def _refuse_oversized(request: Request, ref_wav: Path, ref_text: str, rate: int,
-                      limits: Limits) -> None:
+def _refuse_oversized(plan: f5.Plan, limits: Limits) -> None:
     """Refuses, before any compute, a job whose answer would exceed the platform's limit
     (16-bit samples, base64 makes 4 bytes of every 3)."""
-    import soundfile
-
-    info = soundfile.info(str(ref_wav))
-    ref_samples = int(info.frames * rate / info.samplerate)
-    samples = expected_samples(ref_samples, ref_text, request.text, request.speed)
-    size = samples * 2 * 4 // 3
+    size = sum(plan.samples) * 2 * 4 // 3
     if size > limits.max_result_bytes:
         raise InputError("text", f"the audio would be about {size / 2**20:.2f} MB, over the "
                          f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
                          "split the text over several jobs")
 
 
-def _without_silence(wave: Any, rate: int, tmp: Path) -> Any:
+def _without_silence(wave: Any, rate: int) -> Any:
     import soundfile
     from f5_tts.infer.utils_infer import remove_silence_for_generated_wav
 
-    path = tmp / "generated.wav"
-    soundfile.write(path, wave, rate)
-    remove_silence_for_generated_wav(str(path))
-    trimmed, _ = soundfile.read(path, dtype="float32")
+    with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
+        path = Path(tmp) / "generated.wav"
+        soundfile.write(path, wave, rate)
+        with contextlib.redirect_stdout(sys.stderr):  # it prints; stdout carries events
+            remove_silence_for_generated_wav(str(path))
+        trimmed, _ = soundfile.read(path, dtype="float32")
     return trimmed
 
 
@@ -197,7 +207,8 @@ def _keep(folder: Path, job_id: str, files: dict[str, tuple[bytes, str]]) -> Non
 
 def _voice_action(name: str, job_input: Any, svc: Services) -> Job:
     if name == "add_voice":
-        return voice_jobs.add(svc.library, job_input, svc.limits, svc.fetch)
+        return voice_jobs.add(svc.library, job_input, svc.limits, svc.model.sample_rate,
+                              svc.fetch)
     if name == "list_voices":
         return voice_jobs.list_all(svc.library, job_input)
     return voice_jobs.delete(svc.library, job_input)
@@ -215,14 +226,16 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     # job on stdout. The serve stage imports it after this factory, so this still applies.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     svc = Services(
-        model=model, limits=limits or Limits(), fetch=fetch,
-        library=library(ctx.config),
+        model=model, fetch=fetch, library=library(ctx.config),
+        limits=limits or Limits(job_timeout_s=ctx.config.job_timeout_s,
+                                max_audio_s=ctx.config.job_max_audio_s),
         aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
         storage=ctx.state.get("storage"),
         # On a developer machine the answer is also kept as a file: the demo's proof.
         keep=ctx.config.volume / "outputs" if ctx.config.mode == "local" else None)
 
     def handler(job: Job) -> Job:
+        budget = Budget(svc.limits)
         job_id = job.get("id") if isinstance(job, dict) else None
         name = "synthesize"
         try:
@@ -233,20 +246,33 @@ def make_handler(ctx: Context, limits: Limits | None = None,
                 result = _voice_action(name, job.get("input"), svc)
                 events.emit("info", "job.done", job_id=job_id, action=name)
                 return result
-            result = _synthesize(job, svc)
+            result = _synthesize(job, svc, budget)
         except InputError as exc:
             events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
             return {"error": str(exc)}
-        except (OutputRefused, StorageError) as exc:  # named, with their ids
+        except (OutputRefused, BudgetExceeded) as exc:  # named, with their ids
             events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc))
             return {"error": str(exc)}
+        except StorageError as exc:
+            # The store's message names its endpoint and bucket: for the log, not the client.
+            events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc),
+                        cause=exc.cause)
+            return {"error": f"{exc.id}: the result could not be stored; the worker's log "
+                             f"has the cause (job {_shown_id(job_id)})"}
         except Exception as exc:  # the worker serves the next job whatever this one did
+            # The exception's text can hold temp paths and internal addresses: the event
+            # keeps it (redacted, like every event), the client gets its type only.
             events.emit("error", "job.failed", job_id=job_id, action=name,
-                        error=f"{type(exc).__name__}: {exc}"[:500])
+                        error=f"{type(exc).__name__}: {exc}"[:2000])
             what = "synthesis" if name == "synthesize" else name
-            return {"error": f"{what} failed: {type(exc).__name__}: {exc}"[:500]}
+            return {"error": f"{what} failed: an internal error ({type(exc).__name__}); the "
+                             f"worker's log has the details (job {_shown_id(job_id)})"}
         events.emit("info", "job.done", job_id=job_id, duration_s=result["duration_s"],
                     rtf=result["rtf"], stored="audio_url" in result)
         return result
 
     return handler
+
+
+def _shown_id(job_id: Any) -> str:
+    return outputs.safe_id(str(job_id)) if job_id is not None else "without id"

@@ -29,11 +29,18 @@ FIELDS = {
 }
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX``: JSON can carry them in, but
+    no UTF-8 stream (the log, the SDK's HTTP answer) can carry them out."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class InputError(Exception):
     """A bad input; ``str()`` starts with the field, which is what the client sees."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+        field = printable(field)
+        super().__init__(printable(f"{field}: {problem}"))
         self.field = field
 
 
@@ -46,13 +53,16 @@ class Limits:
     max_ref_seconds: float = 12.0
     min_ref_seconds: float = 0.5
     max_ref_bytes: int = 8 << 20
-    fetch_timeout_s: float = 10.0
+    fetch_timeout_s: float = 10.0  # one total: DNS, connect, TLS, redirects, headers, body
     # RunPod refuses results over ~10 MB on /run (20 MB on /runsync); the smaller is safe.
     max_result_bytes: int = 10 << 20
     max_nfe_step: int = 64
-    # A stored voice quieter than this (RMS) is refused: silence, or a recording so faint
-    # the model would clone the noise floor.
-    min_voice_dbfs: float = -50.0
+    # A reference quieter than this (RMS) is refused: silence, or a recording so faint
+    # the model would clone the noise floor (its loudness normalisation divides by it).
+    min_ref_dbfs: float = -50.0
+    # The job's budget (BOOTSTRAP_JOB_TIMEOUT_S, BOOTSTRAP_JOB_MAX_AUDIO_S; handler.budget).
+    job_timeout_s: float = 540.0
+    max_audio_s: float = 600.0
     # Added voices on the volume: any client may add one, and the volume is shared and finite.
     max_voices: int = 1000
 
@@ -117,6 +127,11 @@ def _text(data: dict[str, Any], name: str, limit: int) -> str:
     value = value.strip()
     if not value:
         raise InputError(name, "must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(name, f"holds a lone surrogate at character {exc.start}; send "
+                         "text as valid UTF-8 (or JSON with paired \\u escapes)") from None
     if len(value) > limit:
         raise InputError(name, f"has {len(value)} characters; at most {limit} are accepted")
     if "\x00" in value:
@@ -132,6 +147,10 @@ def _ref_audio(value: Any, limits: Limits) -> tuple[bytes | None, str | None]:
     if value.startswith("https://"):
         return None, value
     payload = value.partition(",")[2] if value.startswith("data:") else value
+    if len(payload) * 3 // 4 > limits.max_ref_bytes * 1.05:  # room for line breaks
+        raise InputError("ref_audio", f"is over {limits.max_ref_bytes / 2**20:.3g} MB")
+    # Base64 wrapped in lines (76 columns: the default of `base64` and of MIME) is base64.
+    payload = "".join(payload.split())
     if len(payload) * 3 // 4 > limits.max_ref_bytes:
         raise InputError("ref_audio", f"is over {limits.max_ref_bytes / 2**20:.3g} MB")
     try:

@@ -30,7 +30,7 @@ def library(tmp_path: Path) -> VoiceLibrary:
 def test_add_list_delete(tmp_path: Path) -> None:
     lib = library(tmp_path)
     voice, replaced = lib.add("anna", WAV, "Hello, I am Anna.", {"duration_s": 3.2})
-    assert not replaced and voice.wav.read_bytes() == WAV
+    assert not replaced and voice.audio.read_bytes() == WAV
     listed = lib.all()
     assert sorted(listed) == ["anna", "narrator"]
     assert listed["anna"].describe() == {"name": "anna", "ref_text": "Hello, I am Anna.",
@@ -52,7 +52,7 @@ def test_an_existing_voice_is_replaced_only_when_asked(tmp_path: Path) -> None:
     assert lib.all()["anna"].text == "First."
     _, replaced = lib.add("anna", b"RIFF2", "Second.", {}, overwrite=True)
     assert replaced and lib.all()["anna"].text == "Second."
-    assert lib.all()["anna"].wav.read_bytes() == b"RIFF2"
+    assert lib.all()["anna"].audio.read_bytes() == b"RIFF2"
 
 
 def test_bundled_and_provisioned_voices_cannot_be_deleted_or_replaced(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_concurrent_adds_never_show_half_a_voice(tmp_path: Path) -> None:
     assert not list((folder / voices.STAGING).iterdir())
     assert not (folder / voices.TRASH).exists()
     shared = lib.read("shared")
-    assert shared is not None and shared[0].wav.parent == folder / "shared"
+    assert shared is not None and shared[0].audio.parent == folder / "shared"
     assert listings > 1
 
 
@@ -175,7 +175,7 @@ def test_two_adds_of_one_new_name_one_wins(tmp_path: Path,
 
     def stage_then_lose_the_race(*args: Any) -> tuple[Path, str]:
         staged = stage(*args)
-        other, _ = stage("anna", WAV, "Other worker.", {})
+        other, _ = stage("anna", WAV, "Other worker.", {}, ".wav")
         os.rename(other, lib.volume_dir / "anna")  # another worker publishes first
         return staged
 
@@ -235,12 +235,12 @@ def test_replacements_and_deletes_together_leave_only_whole_voices(tmp_path: Pat
 def test_audio_left_by_racing_replacements_is_removed_once_old(tmp_path: Path) -> None:
     lib = library(tmp_path)
     voice, _ = lib.add("anna", WAV, "One.", {})
-    orphan = voice.wav.parent / "voice-000000000000.wav"
+    orphan = voice.audio.parent / "voice-000000000000.wav"
     orphan.write_bytes(WAV)
     old = time.time() - voices.ORPHAN_S - 10
     os.utime(orphan, (old, old))
-    fresh = voice.wav.parent / "voice-111111111111.wav"  # a replacement in progress
+    fresh = voice.audio.parent / "voice-111111111111.wav"  # a replacement in progress
     fresh.write_bytes(WAV)
     replaced, _ = lib.add("anna", WAV, "Two.", {}, overwrite=True)
-    assert sorted(p.name for p in voice.wav.parent.iterdir()) == sorted(
-        [replaced.wav.name, fresh.name, voices.META])
+    assert sorted(p.name for p in voice.audio.parent.iterdir()) == sorted(
+        [replaced.audio.name, fresh.name, voices.META])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bootstrap import events, voices
+from bootstrap import events, refclip, voices
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error
@@ -62,8 +62,9 @@ def run(ctx: Context) -> Outcome:
         raise StageFailed(E001.at(name, voice=name), cause=f"voices: {sorted(library.all())}")
     started = time.monotonic()
     try:
-        wave, _ = model.synthesize(voice.wav, voice.text, TEXT,
-                                      nfe_step=ctx.config.warmup_nfe, seed=0)
+        clip = refclip.of_voice(voice.audio, model.sample_rate)
+        wave, _ = model.synthesize(clip.samples, voice.text, TEXT,
+                                   nfe_step=ctx.config.warmup_nfe, seed=0)
     except Exception as exc:
         raise StageFailed(E002.at(voice.name), cause=f"{type(exc).__name__}: {exc}") from exc
     elapsed = time.monotonic() - started

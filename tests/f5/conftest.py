@@ -6,10 +6,19 @@ and a missing torch fails them: CI installs the f5 extra, and a skip would hide 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +28,8 @@ from bootstrap.config import Config, _coerce
 from bootstrap.context import Context
 from handler import tiny_model
 
+REPO = Path(__file__).resolve().parents[2]
+SERVE = REPO / "tests" / "fixtures" / "serve_f5.py"
 HAVE_STACK = all(importlib.util.find_spec(m) for m in ("torch", "torchaudio", "f5_tts"))
 
 
@@ -115,3 +126,100 @@ def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
     monkeypatch.delenv("HF_TOKEN", raising=False)
     yield state
     server.shutdown()
+
+
+@dataclass
+class Served:
+    """A worker serving the tiny model over the RunPod SDK's local HTTP API on 127.0.0.1
+    (tests/fixtures/serve_f5.py), in its own working and temp directories."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    volume: Path
+
+    @property
+    def log(self) -> str:
+        return (self.workdir / "worker.log").read_text(errors="replace")
+
+    @property
+    def tmpdir(self) -> Path:
+        return self.workdir / "tmp"
+
+    def post(self, body: Any, timeout: float = 120) -> dict[str, Any]:
+        """``body`` to /runsync; the SDK's answer, or ``{"http_status": N}`` for an
+        HTTP error (FastAPI answers schema errors with 422)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/runsync", data=data,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return {"http_status": exc.code}
+        return answer
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The worker's JSON events called ``name`` so far."""
+        found = []
+        for line in self.log.splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                event = json.loads(line)
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def peak_rss_mb(self) -> float:
+        """The worker's peak resident memory so far (VmHWM), in MB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(volume: Path, workdir: Path, **env: str) -> Iterator[Served]:
+    """Starts serve_f5.py (``env`` added to its environment) and waits until it listens."""
+    port = free_port()
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    log = (workdir / "worker.log").open("w")
+    full = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+            "TMPDIR": str(workdir / "tmp"), **env}
+    full.pop("RUNPOD_LOG_LEVEL", None)
+    # The SDK keeps .runpod_jobs.pkl in its cwd: each worker has its own.
+    proc = subprocess.Popen([sys.executable, str(SERVE), str(volume), str(port)],
+                            cwd=workdir, env=full, stdout=log, stderr=subprocess.STDOUT)
+    served = Served(port, proc, workdir, volume)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"worker exited {proc.returncode}: {served.log[-3000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("worker did not start serving in 120 s") from None
+                time.sleep(0.5)
+        yield served
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def serve() -> Callable[..., contextlib.AbstractContextManager[Served]]:
+    """``with serve(volume, workdir, **env) as worker``: a worker on the SDK's HTTP API."""
+    return serving

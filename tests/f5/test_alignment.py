@@ -12,7 +12,7 @@ import pytest
 import srt
 import torch
 
-from bootstrap import aligner, voices
+from bootstrap import aligner, refclip, voices
 from bootstrap.aligner import AlignmentError, Word
 from bootstrap.context import Context
 from handler import subtitles, tiny_model
@@ -98,7 +98,8 @@ def test_speech_from_the_tiny_f5_model_gets_subtitles_a_parser_reads(
     voice_ = voices.library(booted.config).get("default")
     assert voice_ is not None
     text = "The quick brown fox jumps over the lazy dog."
-    samples, _ = f5.synthesize(voice_.wav, voice_.text, text, nfe_step=4, seed=1)
+    ref = refclip.of_voice(voice_.audio, f5.sample_rate).samples
+    samples, _ = f5.synthesize(ref, voice_.text, text, nfe_step=4, seed=1)
     content, mime = subtitles.timings_for(tiny_aligner, samples, f5.sample_rate, text, "srt",
                                           max_words=1)
     assert mime == "application/x-subrip"
