@@ -124,6 +124,13 @@ def main() -> int:
           f"{figures['rss_final_mb']} MB; descriptors {fds_before} -> {fds_after}; "
           f"f5tts-* temp dirs left: {len(leftovers)}"
           + (f"; KILLED at {figures['killed_at_mb']} MB" if sampler.killed_at else ""))
+    if sampler.samples:  # a leak grows with the jobs done; an allocator's pools level off
+        start, end = sampler.samples[0][0], sampler.samples[-1][0]
+        marks = [max(rss for t, rss in sampler.samples if t <= start + q * (end - start))
+                 for q in (.25, .5, .75, 1)]
+        figures["rss_peak_by_quarter_mb"] = [round(m / MB) for m in marks]
+        print(f"worker RSS peak so far at 1/4, 1/2, 3/4 and the end of the load: "
+              f"{', '.join(str(round(m / MB)) for m in marks)} MB")
     print(f"load average before {figures['loadavg_before']}, after "
           f"{figures['loadavg_after']} ({figures['cpus']} CPUs)")
     if wrong:
