@@ -7,6 +7,12 @@ else the first label of an AWS-style virtual-host endpoint (``https://NAME.s3.RE
 the first path segment of a path-style one (``https://host/NAME``), else rp_upload's own
 default, the month (``MM-YY``), fixed once when the worker starts.
 
+The replaced F5-TTS worker's own names (``S3_BUCKET``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``; docs/migrating.md) are used
+when no ``BUCKET_*`` variable is set, so its endpoints keep their settings; the storage
+stage warns that it mapped them. Half of either set is a failure with an id, never a
+silent switch to inline results.
+
 Every failure is a :class:`StorageError` with an id (``storage.E00x``), never an empty
 result. Transient failures (no connection, 5xx, throttling) are retried with backoff; a
 refused credential or a missing bucket is not, since it will not fix itself. boto3 is
@@ -16,13 +22,15 @@ imported only when storage is configured: the boot path of a worker without it s
 from __future__ import annotations
 
 import base64
+import datetime
+import functools
 import hashlib
 import os
 import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from bootstrap import backoff, events
@@ -40,10 +48,18 @@ BACKOFF = "BOOTSTRAP_STORAGE_BACKOFF_S"
 # SigV4 presigned URLs live at most 7 days; rp_upload uses exactly that.
 MAX_URL_TTL_S = 7 * 24 * 3600
 MAX_WAIT_S = 30.0  # the longest single wait between attempts
+# The replaced worker's settings, each with the BUCKET_* name it stands for.
+OLD_NAMES = {"S3_BUCKET": BUCKET, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+             "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_ENDPOINT_URL": ENDPOINT}
+OLD_REQUIRED = ("S3_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 E001 = error("storage.E001", "storage is half-configured: {missing} not set",
              "set BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY "
              "together, or none of them")
+E010 = error("storage.E010", "the replaced worker's storage settings are half given: "
+             "{missing} not set",
+             "set S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together (AWS_REGION "
+             "and AWS_ENDPOINT_URL are optional), or use the BUCKET_* variables instead")
 E002 = error("storage.E002", "{name}={value!r} cannot be used: {why}",
              "fix or unset {name}")
 E003 = error("storage.E003", "the store at {endpoint} refuses the credentials ({code})",
@@ -112,6 +128,8 @@ class Settings:
     backoff_s: float = 0.5
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+    # "BUCKET_*", or "S3_BUCKET/AWS_*" when the replaced worker's names were mapped.
+    names: str = "BUCKET_*"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings | None:
@@ -123,7 +141,12 @@ class Settings:
         if not given:
             if env.get(BUCKET, "").strip():
                 raise StorageError(E001.at(BUCKET, missing=", ".join(names)))
-            return None
+            mapped = _old_names(env)
+            if mapped is None:
+                return None
+            settings = cls.from_env(mapped)
+            assert settings is not None, "the mapped names are all set"
+            return replace(settings, names="S3_BUCKET/AWS_*")
         if len(given) < len(names):
             missing = ", ".join(name for name in names if name not in given)
             raise StorageError(E001.at(missing, missing=missing))
@@ -137,6 +160,25 @@ class Settings:
             attempts=int(_number(env, ATTEMPTS, 4, 1, 20)),
             backoff_s=_number(env, BACKOFF, 0.5, 0, 60),
         )
+
+
+def _old_names(env: Mapping[str, str]) -> dict[str, str] | None:
+    """``env`` with the replaced worker's settings under the BUCKET_* names; None when
+    none of them is set. Without ``AWS_ENDPOINT_URL`` the store is AWS S3 in
+    ``AWS_REGION`` (default us-east-1), as boto3 chose for that worker."""
+    given = [name for name in OLD_REQUIRED if env.get(name, "").strip()]
+    if not given:
+        return None
+    if len(given) < len(OLD_REQUIRED):
+        missing = ", ".join(name for name in OLD_REQUIRED if name not in given)
+        raise StorageError(E010.at(missing, missing=missing))
+    mapped = dict(env)
+    for old, new in OLD_NAMES.items():
+        if env.get(old, "").strip():
+            mapped[new] = env[old].strip()
+    region = env.get("AWS_REGION", "").strip() or "us-east-1"
+    mapped.setdefault(ENDPOINT, f"https://s3.{region}.amazonaws.com")
+    return mapped
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float,
@@ -198,6 +240,24 @@ def _region_of(endpoint: str, env: Mapping[str, str]) -> str:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+@dataclass(frozen=True)
+class Stored:
+    """An object in the bucket: its key (under the prefix), size and time."""
+
+    key: str
+    size: int
+    last_modified: str  # ISO 8601, UTC
+    content_type: str = ""
+
+
+def _list_page(client: Any, bucket: str, prefix: str, more: dict[str, str]) -> Any:
+    return client.list_objects_v2(Bucket=bucket, Prefix=prefix, **more)
+
+
+def _iso(when: Any) -> str:
+    return str(when.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z"))
+
+
 class Storage:
     """The bucket, through one boto3 client made on first use."""
 
@@ -244,6 +304,44 @@ class Storage:
         full = self.key(key)
         self._call("delete", full, lambda client: client.delete_object(
             Bucket=self.settings.bucket, Key=full))
+
+    def rooted(self) -> Storage:
+        """The same bucket and client, with keys taken from the bucket's root (the
+        replaced worker's layout: ``voices/``, ``output/``, ``timings/``)."""
+        other = Storage(replace(self.settings, prefix=""))
+        other._client = self._client_now()
+        return other
+
+    def head(self, key: str) -> Stored | None:
+        """What is stored at ``key``; None when nothing is."""
+        from botocore.exceptions import ClientError
+
+        full = self.key(key)
+        try:
+            meta = self._client_now().head_object(Bucket=self.settings.bucket, Key=full)
+        except ClientError as exc:
+            if _status(exc) == 404 or _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            failure = self._named("head", full, _code(exc), exc)
+            raise failure or StorageError(E007.at(full, op="head", code=_code(exc)),
+                                          self._clean(str(exc))) from None
+        return Stored(key, int(meta["ContentLength"]), _iso(meta["LastModified"]),
+                      str(meta.get("ContentType", "")))
+
+    def list(self, prefix: str) -> list[Stored]:
+        """Every object under ``prefix``, in key order (all pages)."""
+        full = self.key(prefix)
+        found: list[Stored] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list", full, functools.partial(
+                _list_page, bucket=self.settings.bucket, prefix=full, more=token))
+            for item in page.get("Contents", []):
+                key = str(item["Key"])[len(self.key("")):]
+                found.append(Stored(key, int(item["Size"]), _iso(item["LastModified"])))
+            if not page.get("IsTruncated"):
+                return found
+            token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def check_bucket(self) -> None:
         """The endpoint answers, accepts the credentials, and has the bucket."""

@@ -1,6 +1,6 @@
 """The voice library: named reference voices a job can speak with.
 
-Three places hold voices, read on every request (other workers share the volume and may
+Four places hold voices, read on every request (other workers share the volume and may
 have added one since this worker booted):
 
 - **bundled**: ``NAME.wav`` + ``NAME.txt`` in the image (``voices_bundled``); read-only.
@@ -18,6 +18,11 @@ voice or none of it, and two workers adding the same name cannot both win (renam
 non-empty directory fails). Replacing puts the new audio into the voice's directory under
 its own file name, then swaps ``voice.json`` with a file rename (atomic too); the staged
 copy is kept until that rename, so a replacement racing a delete can still publish anew.
+- **bucket**: with a bucket configured, ``voices/NAME.wav`` in it, the replaced worker's
+  layout, shared by every endpoint using that bucket (``bootstrap.bucket_voices``).
+
+A name found in several places is the first of: bundled, provisioned, added, bucket.
+
 Because each publication's audio has its own file name, a reader that read the text of one
 publication can never open the audio of the next: :meth:`VoiceLibrary.read` gets a
 matching pair or tries again. Deleting moves the directory aside (``.trash``) in one rename.
@@ -33,9 +38,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bootstrap.config import Config
+
+if TYPE_CHECKING:
+    from bootstrap.bucket_voices import BucketVoices
 
 META = "voice.json"
 STAGING = ".staging"
@@ -53,14 +61,17 @@ class VoiceError(Exception):
 @dataclass(frozen=True)
 class Voice:
     name: str
-    audio: Path
-    text: str
-    source: str  # bundled | provisioned | added
+    audio: Path | None  # None for a voice in the bucket: ``key`` names it there
+    text: str  # "" for a bucket voice without a transcript yet
+    source: str  # bundled | provisioned | added | bucket
     duration_s: float | None = None
+    key: str | None = None
+    size: int | None = None
+    last_modified: str | None = None
 
     @property
     def deletable(self) -> bool:
-        return self.source == "added"
+        return self.source in ("added", "bucket")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "ref_text": self.text, "duration_s": self.duration_s,
@@ -117,34 +128,47 @@ def _copy_synced(source: Path, dest: Path) -> None:
         os.fsync(out.fileno())
 
 
-def library(config: Config) -> VoiceLibrary:
-    """The library a worker with ``config`` reads: the volume's voices and the image's."""
-    return VoiceLibrary(config.on_volume(config.model_voices), config.voices_bundled)
+def library(config: Config, bucket: BucketVoices | None = None) -> VoiceLibrary:
+    """The library a worker with ``config`` reads: the volume's voices, the image's, and
+    the bucket's when one is configured."""
+    return VoiceLibrary(config.on_volume(config.model_voices), config.voices_bundled, bucket)
 
 
 class VoiceLibrary:
-    def __init__(self, volume_dir: Path, bundled_dir: Path | None = None) -> None:
+    def __init__(self, volume_dir: Path, bundled_dir: Path | None = None,
+                 bucket: BucketVoices | None = None) -> None:
         self.volume_dir = volume_dir
         self.bundled_dir = bundled_dir
+        self.bucket = bucket
 
     def all(self) -> dict[str, Voice]:
         """Every voice by name. A bundled voice wins over a provisioned one of the same
-        name, and both over an added one (``add`` refuses those names anyway)."""
-        voices = _added(self.volume_dir)
+        name, both over an added one (``add`` refuses those names anyway), and all three
+        over one in the bucket."""
+        voices = self.bucket.all() if self.bucket is not None else {}
+        voices.update(_added(self.volume_dir))
         voices.update(_flat(self.volume_dir, "provisioned"))
         if self.bundled_dir is not None:
             voices.update(_flat(self.bundled_dir, "bundled"))
         return dict(sorted(voices.items()))
 
-    def get(self, name: str) -> Voice | None:
-        """One voice, looked up by its own files (not a scan: the library may hold a
-        thousand voices on a network volume), with the precedence of :meth:`all`."""
+    def _local(self, name: str) -> Voice | None:
         if self.bundled_dir is not None:
             voice = _flat_one(self.bundled_dir, name, "bundled")
             if voice is not None:
                 return voice
+        if "/" in name or name.startswith("."):
+            return None
         return (_flat_one(self.volume_dir, name, "provisioned")
                 or _added_one(self.volume_dir / name))
+
+    def get(self, name: str) -> Voice | None:
+        """One voice, looked up by its own files (not a scan: the library may hold a
+        thousand voices on a network volume), with the precedence of :meth:`all`."""
+        voice = self._local(name)
+        if voice is None and self.bucket is not None:
+            return self.bucket.get(name)
+        return voice
 
     def read(self, name: str) -> tuple[Voice, bytes] | None:
         """The voice and its audio, from one publication; None when there is no such
@@ -154,6 +178,9 @@ class VoiceLibrary:
             voice = self.get(name)
             if voice is None:
                 return None
+            if voice.audio is None:
+                assert self.bucket is not None, "only the bucket has voices without a file"
+                return self.bucket.read(name)
             try:
                 return voice, voice.audio.read_bytes()
             except FileNotFoundError:
@@ -231,6 +258,11 @@ class VoiceLibrary:
             raise VoiceError(f"no voice {name!r}")
         if not voice.deletable:
             raise VoiceError(f"{name!r} is a {voice.source} voice and cannot be deleted")
+        if voice.source == "bucket":
+            assert self.bucket is not None, "a bucket voice comes from the bucket"
+            if not self.bucket.delete(name):
+                raise VoiceError(f"no voice {name!r} (deleted by another job)")
+            return voice
         if not self._discard(self.volume_dir / name):
             raise VoiceError(f"no voice {name!r} (deleted by another job)")
         return voice

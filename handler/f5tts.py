@@ -17,78 +17,26 @@ removal) lives in a temp directory removed whatever happens.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap import events, f5
+from bootstrap import events, redaction
+from bootstrap.bucket_voices import BucketVoices
 from bootstrap.context import Context
 from bootstrap.f5 import F5Model
-from bootstrap.refclip import Clip
-from bootstrap.storage import Storage, StorageError
-from bootstrap.voices import VoiceLibrary, library
-from handler import audio_io, outputs, refaudio, voice_jobs
+from bootstrap.storage import StorageError
+from bootstrap.voices import library
+from handler import audio_io, outputs, refaudio, speech, voice_jobs
 from handler.budget import Budget, BudgetExceeded
 from handler.inputs import InputError, Limits, Request, action, parse
 from handler.outputs import OutputRefused
 from handler.refaudio import Fetch
+from handler.speech import Services
 
 Job = dict[str, Any]
-
-
-def _progress(job: Job) -> Callable[[int, int], None]:
-    def report(done: int, total: int) -> None:
-        update = {"chunks_done": done, "chunks": total}
-        events.emit("info", "job.progress", job_id=job.get("id"), **update)
-        # Only the platform has somewhere to send it; locally the SDK would fail in a thread.
-        if total > 1 and os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT"):
-            import runpod
-
-            runpod.serverless.progress_update(job, update)
-
-    return report
-
-
-def _reference(request: Request, library: VoiceLibrary, limits: Limits, fetch: Fetch,
-               rate: int) -> tuple[Clip, str, dict[str, Any]]:
-    """The reference decoded at the model's rate, its text, and what the response says
-    about it."""
-    if request.voice:
-        # Read with its audio in one go: another job may replace or delete it meanwhile.
-        found = library.read(request.voice)
-        if found is None:
-            names = list(library.all())
-            known = ", ".join(names[:20]) + (f", ... ({len(names)} in all; list_voices "
-                                             "lists them)" if len(names) > 20 else "")
-            raise InputError("voice", f"unknown voice {request.voice!r} "
-                             f"(available: {known or 'none'})")
-        voice, data = found
-        # Voices placed by hand were never checked; added ones were, and pass again.
-        clip = audio_io.reference(data, limits, rate, field="voice")
-        return clip, voice.text, {"voice": voice.name}
-    data = refaudio.body(request.ref_audio, request.ref_url, limits, fetch)
-    clip = audio_io.reference(data, limits, rate)
-    return clip, request.ref_text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": False}
-
-
-@dataclass(frozen=True)
-class Services:
-    """What a job may use: built once by :func:`make_handler` from the boot's context."""
-
-    model: F5Model
-    library: VoiceLibrary
-    limits: Limits
-    fetch: Fetch
-    aligner: Any  # bootstrap.aligner.Aligner when timings are on, else None
-    storage: Storage | None  # set by the storage stage when a bucket is configured
-    keep: Path | None  # local mode: answers are also written here
 
 
 def _timings(aligner: Any, wave: Any, rate: int,
@@ -118,22 +66,8 @@ def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
         raise InputError("store", "no storage is configured on this worker (BUCKET_* "
                          "variables); omit store to get the result inline")
     rate = model.sample_rate
-    clip, ref_text, reference = _reference(request, svc.library, svc.limits, svc.fetch, rate)
-    plan = f5.plan(len(clip.samples), ref_text, request.text, request.speed, rate)
-    budget.admit(plan)  # before any compute, with or without a store
-    if not svc.storage:  # with a store, a long answer goes there instead
-        _refuse_oversized(plan, svc.limits)
-    events.emit("info", "job.planned", chunks=len(plan.chunks),
-                audio_s=round(plan.seconds, 3), text_chars=len(request.text),
-                text_sha256=hashlib.sha256(request.text.encode()).hexdigest()[:16])
-    started = time.monotonic()
-    wave, seed = model.synthesize(clip.samples, ref_text, plan, nfe_step=request.nfe_step,
-                                  cfg_strength=request.cfg_strength, speed=request.speed,
-                                  seed=request.seed, progress=_progress(job),
-                                  between=budget.check)
-    elapsed = time.monotonic() - started
-    if request.remove_silence:
-        wave = _without_silence(wave, rate)
+    spoken = speech.speak(request, svc, budget, job)
+    wave, seed, plan = spoken.wave, spoken.seed, spoken.plan
     audio = audio_io.encode(wave, rate, request.format)
     audio_name = f"audio.{request.format}"
     files = {audio_name: (audio, f"audio/{request.format}")}
@@ -150,8 +84,8 @@ def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
         _keep(svc.keep, str(job.get("id")), files)
     seconds = len(wave) / rate
     result = {"format": request.format, "sample_rate": rate,
-              "duration_s": round(seconds, 3), "seed": seed, "reference": reference,
-              "rtf": round(elapsed / seconds, 4) if seconds else None}
+              "duration_s": round(seconds, 3), "seed": seed, "reference": spoken.reference,
+              "rtf": round(spoken.elapsed_s / seconds, 4) if seconds else None}
     result.update(_delivered(files, audio_name, job, request, svc))
     result.update(timing_fields)
     return result
@@ -171,29 +105,6 @@ def _delivered(files: dict[str, tuple[bytes, str]], audio_name: str, job: Job,
         if "file_urls" in fields:
             fields["timings_url"] = fields.pop("file_urls")[timing_name]
     return fields
-
-
-def _refuse_oversized(plan: f5.Plan, limits: Limits) -> None:
-    """Refuses, before any compute, a job whose answer would exceed the platform's limit
-    (16-bit samples, base64 makes 4 bytes of every 3)."""
-    size = sum(plan.samples) * 2 * 4 // 3
-    if size > limits.max_result_bytes:
-        raise InputError("text", f"the audio would be about {size / 2**20:.2f} MB, over the "
-                         f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
-                         "split the text over several jobs")
-
-
-def _without_silence(wave: Any, rate: int) -> Any:
-    import soundfile
-    from f5_tts.infer.utils_infer import remove_silence_for_generated_wav
-
-    with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
-        path = Path(tmp) / "generated.wav"
-        soundfile.write(path, wave, rate)
-        with contextlib.redirect_stdout(sys.stderr):  # it prints; stdout carries events
-            remove_silence_for_generated_wav(str(path))
-        trimmed, _ = soundfile.read(path, dtype="float32")
-    return trimmed
 
 
 def _keep(folder: Path, job_id: str, files: dict[str, tuple[bytes, str]]) -> None:
@@ -225,12 +136,14 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     # The SDK logs every job's whole output at DEBUG, its default: megabytes of base64 per
     # job on stdout. The serve stage imports it after this factory, so this still applies.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
+    storage = ctx.state.get("storage")  # set by the storage stage when a bucket is configured
     svc = Services(
-        model=model, fetch=fetch, library=library(ctx.config),
+        model=model, fetch=fetch,
+        library=library(ctx.config, BucketVoices(storage) if storage else None),
         limits=limits or Limits(job_timeout_s=ctx.config.job_timeout_s,
                                 max_audio_s=ctx.config.job_max_audio_s),
         aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
-        storage=ctx.state.get("storage"),
+        storage=storage,
         # On a developer machine the answer is also kept as a file: the demo's proof.
         keep=ctx.config.volume / "outputs" if ctx.config.mode == "local" else None)
 
@@ -249,29 +162,35 @@ def make_handler(ctx: Context, limits: Limits | None = None,
             result = _synthesize(job, svc, budget)
         except InputError as exc:
             events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
-            return {"error": str(exc)}
+            return _refusal(str(exc))
         except (OutputRefused, BudgetExceeded) as exc:  # named, with their ids
             events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc))
-            return {"error": str(exc)}
+            return _refusal(str(exc))
         except StorageError as exc:
             # The store's message names its endpoint and bucket: for the log, not the client.
             events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc),
                         cause=exc.cause)
-            return {"error": f"{exc.id}: the result could not be stored; the worker's log "
-                             f"has the cause (job {_shown_id(job_id)})"}
+            return _refusal(f"{exc.id}: the result could not be stored; the worker's log "
+                            f"has the cause (job {_shown_id(job_id)})")
         except Exception as exc:  # the worker serves the next job whatever this one did
             # The exception's text can hold temp paths and internal addresses: the event
             # keeps it (redacted, like every event), the client gets its type only.
             events.emit("error", "job.failed", job_id=job_id, action=name,
                         error=f"{type(exc).__name__}: {exc}"[:2000])
             what = "synthesis" if name == "synthesize" else name
-            return {"error": f"{what} failed: an internal error ({type(exc).__name__}); the "
-                             f"worker's log has the details (job {_shown_id(job_id)})"}
+            return _refusal(f"{what} failed: an internal error ({type(exc).__name__}); the "
+                            f"worker's log has the details (job {_shown_id(job_id)})")
         events.emit("info", "job.done", job_id=job_id, duration_s=result["duration_s"],
                     rtf=result["rtf"], stored="audio_url" in result)
         return result
 
     return handler
+
+
+def _refusal(error: str) -> Job:
+    """The answer to a job that failed: its text passes the redactor, as every event does
+    (a refusal may quote what the client sent, or the worker's own settings)."""
+    return {"error": redaction.redact(error)}
 
 
 def _shown_id(job_id: Any) -> str:

@@ -46,8 +46,8 @@ def list_all(library: VoiceLibrary, job_input: Any) -> Result:
     voices = []
     for voice in library.all().values():
         entry = voice.describe()
-        if entry["duration_s"] is None:  # a file placed by hand: its header says
-            entry["duration_s"] = audio_io.seconds_of(voice.audio)
+        if entry["duration_s"] is None and voice.audio is not None:
+            entry["duration_s"] = audio_io.seconds_of(voice.audio)  # placed by hand
         voices.append(entry)
     return {"voices": voices}
 

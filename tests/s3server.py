@@ -47,6 +47,12 @@ class Server:
                 "BUCKET_SECRET_ACCESS_KEY": self.secret_key, "BUCKET_NAME": self.bucket,
                 "BOOTSTRAP_STORAGE_BACKOFF_S": "0.01", **extra}
 
+    def old_env(self, **extra: str) -> dict[str, str]:
+        """The same, with the replaced F5-TTS worker's names (S3_BUCKET, AWS_*)."""
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "S3_BUCKET": self.bucket,
+                "AWS_REGION": "us-east-1", "BOOTSTRAP_STORAGE_BACKOFF_S": "0.01", **extra}
+
     def client(self) -> Any:
         """A boto3 client of the test's own, to look at the bucket behind the code's back."""
         import boto3

@@ -171,3 +171,41 @@ def test_a_store_that_keeps_failing_is_named_after_its_attempts(s3: Server) -> N
     assert caught.value.id == "storage.E006"
     assert "SlowDown" in caught.value.message.msg
     assert len(proxy.puts) == 3
+
+
+def test_the_replaced_workers_settings_alone_configure_the_store(s3: Server) -> None:
+    store = Storage.from_env(s3.old_env())
+    assert store is not None
+    s = store.settings
+    assert (s.endpoint, s.bucket, s.region, s.names) == (s3.url, s3.bucket, "us-east-1",
+                                                          "S3_BUCKET/AWS_*")
+    assert download(store.upload("old/audio.wav", AUDIO, "audio/wav")) == AUDIO
+
+
+def test_without_an_endpoint_the_replaced_settings_mean_aws_s3_in_their_region() -> None:
+    store = Storage.from_env({"S3_BUCKET": "voices-b", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+                              "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-3"})
+    assert store is not None
+    s = store.settings
+    assert (s.endpoint, s.bucket, s.region) == ("https://s3.eu-west-3.amazonaws.com",
+                                                "voices-b", "eu-west-3")
+
+
+def test_the_bucket_variables_win_over_the_replaced_ones(s3: Server) -> None:
+    both = {**s3.old_env(S3_BUCKET="not-this-one"), **s3.env()}
+    store = Storage.from_env(both)
+    assert store is not None and store.settings.names == "BUCKET_*"
+    assert store.settings.bucket == s3.bucket
+
+
+@pytest.mark.parametrize("env, missing", [
+    ({"S3_BUCKET": "b"}, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"),
+    ({"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}, "S3_BUCKET"),
+    ({"S3_BUCKET": "b", "AWS_ACCESS_KEY_ID": "a"}, "AWS_SECRET_ACCESS_KEY"),
+])
+def test_half_of_the_replaced_settings_is_a_named_error(env: dict[str, str],
+                                                        missing: str) -> None:
+    """Never a silent switch to inline results."""
+    with pytest.raises(StorageError) as caught:
+        Storage.from_env(env)
+    assert caught.value.message == storage.E010.at(missing)

@@ -120,3 +120,22 @@ def test_boto3_is_imported_only_by_a_worker_with_storage(s3: Server, volume: Pat
     assert "bootstrap" in supervisor and "bootstrap" in worker  # the measurement works
     assert not supervisor & {"boto3", "botocore"}
     assert ("boto3" in worker) is configured
+
+
+def test_the_replaced_workers_settings_boot_with_a_warning_naming_the_mapping(
+        s3: Server, volume: Path) -> None:
+    result = boot(volume, env=s3.old_env())
+    assert result.returncode == 0, result.stdout
+    end = end_of(result)
+    assert end["status"] == "warn" and end["facts"]["bucket"] == s3.bucket
+    warned = [e for e in storage_events(result) if e.get("code") == "storage.W002"]
+    assert len(warned) == 1 and "S3_BUCKET -> BUCKET_NAME" in warned[0]["msg"]
+
+
+def test_half_of_the_replaced_settings_fails_the_boot_by_name(s3: Server,
+                                                              volume: Path) -> None:
+    env = s3.old_env()
+    del env["AWS_SECRET_ACCESS_KEY"]
+    result = boot(volume, env=env)
+    assert result.returncode != 0
+    assert result.last["code"] == "storage.E010", result.last

@@ -28,6 +28,12 @@ I001 = info("storage.I001", "no storage configured: outputs are returned inline 
 I002 = info("storage.I002", "bucket {bucket} at {endpoint}: write, read, delete ok", "")
 W001 = warning("storage.W001", "bucket {bucket} is rp_upload's month default (MM-YY)",
                "set BUCKET_NAME: this worker keeps {bucket}, the next month's workers will not")
+W002 = warning("storage.W002", "storage configured from the replaced worker's settings: "
+               "S3_BUCKET -> BUCKET_NAME, AWS_ACCESS_KEY_ID -> BUCKET_ACCESS_KEY_ID, "
+               "AWS_SECRET_ACCESS_KEY -> BUCKET_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL (or AWS S3 "
+               "in AWS_REGION) -> BUCKET_ENDPOINT_URL",
+               "nothing to do; set the BUCKET_* variables to drop the mapping "
+               "(docs/migrating.md)")
 E008 = error("storage.E008", "the probe object read back differs: {got} of {sent} bytes",
              "the store or a proxy in between alters objects; the cause says how")
 E009 = error("storage.E009", "the presigned URL does not serve the probe: {reason}",
@@ -46,9 +52,12 @@ def _configured(ctx: Context) -> Storage | None:
 
 def _notes(storage: Storage) -> list[Message]:
     s = storage.settings
+    notes = []
+    if s.names != "BUCKET_*":
+        notes.append(W002.at("S3_BUCKET"))
     if s.bucket_source == "month default":
-        return [W001.at(s.bucket, bucket=s.bucket)]
-    return []
+        notes.append(W001.at(s.bucket, bucket=s.bucket))
+    return notes
 
 
 def check(ctx: Context) -> list[Message]:

@@ -62,6 +62,8 @@ def run(ctx: Context) -> Outcome:
         raise StageFailed(E001.at(name, voice=name), cause=f"voices: {sorted(library.all())}")
     started = time.monotonic()
     try:
+        # The library has no bucket yet (storage runs after warmup): a voice is a file.
+        assert voice.audio is not None, "only bucket voices have no file"
         clip = refclip.of_voice(voice.audio, model.sample_rate)
         wave, _ = model.synthesize(clip.samples, voice.text, TEXT,
                                    nfe_step=ctx.config.warmup_nfe, seed=0)

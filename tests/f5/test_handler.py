@@ -155,3 +155,36 @@ def test_job_temp_files_are_removed(handler: Any, tmp_path: Path,
 def test_factory_without_a_model_says_which_stage_is_missing(booted: Context) -> None:
     with pytest.raises(RuntimeError, match="model stage"):
         f5tts.make_handler(Context(booted.config, "r", "w"))
+
+
+def test_an_unexpected_failure_answers_without_paths_and_logs_the_detail(
+        booted: Context, tmp_path: Path) -> None:
+    """A volume whose voices directory is a file: adding a voice fails deep in the library
+    with an OSError that names the path. The client gets the type and the job id only."""
+    import dataclasses
+
+    blocked = tmp_path / "voices-is-a-file"
+    blocked.write_text("not a directory")
+    config = dataclasses.replace(booted.config, model_voices=blocked)
+    handler = f5tts.make_handler(Context(config, booted.run_id, booted.worker_id,
+                                         state=booted.state))
+    wav = tiny_model.write_voice(tmp_path, "clip", seconds=1.0)
+    with events.capture() as logged:
+        answer = handler({"id": "job-7", "input": {
+            "action": "add_voice", "name": "anna", "ref_text": "A clip.",
+            "ref_audio": base64.b64encode(wav.read_bytes()).decode()}})
+    assert answer["error"].startswith("add_voice failed: an internal error (")
+    assert answer["error"].endswith("the worker's log has the details (job job-7)")
+    assert str(tmp_path) not in answer["error"]
+    failed = [e for e in logged if e["event"] == "job.failed"]
+    assert str(blocked) in failed[0]["error"]  # the detail stays in the event
+
+
+def test_an_answer_passes_the_redactor(handler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal quotes what the client sent; a worker secret never leaves in it."""
+    from bootstrap import redaction
+
+    monkeypatch.setenv("BUCKET_SECRET_ACCESS_KEY", "s3cr3t-Value-7Hq2")
+    redaction.reset()
+    answer = handler(job(action="s3cr3t-Value-7Hq2"))
+    assert answer["error"].startswith("action: unknown action '[redacted]'"), answer

@@ -79,10 +79,36 @@ def test_wrong_credentials_are_named_and_the_secret_goes_nowhere(booted: Context
 
 
 def test_a_dead_endpoint_is_named_after_its_retries(booted: Context, s3: Server) -> None:
-    dead = s3.env(BUCKET_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+    port = free_port()
+    dead = s3.env(BUCKET_ENDPOINT_URL=f"http://127.0.0.1:{port}",
                   BOOTSTRAP_STORAGE_ATTEMPTS="2")
-    result = run(handler_for(booted, dead))
-    assert result["error"].startswith("storage.E005: ")
+    with events.capture() as logged:
+        result = run(handler_for(booted, dead))
+    assert result["error"] == ("storage.E005: the result could not be stored; the worker's "
+                               "log has the cause (job job-s3)")
+    # The store's internal endpoint is for the operator's log, not for the client.
+    failed = [e for e in logged if e["event"] == "job.failed"]
+    assert f"127.0.0.1:{port}" in failed[0]["error"]
+    assert str(port) not in json.dumps(result)
+
+
+def test_an_amplifying_reference_is_refused_before_compute_with_a_bucket(
+        booted: Context, s3: Server) -> None:
+    """With a bucket nothing used to bound the audio: 660 characters over a 12 s reference
+    transcribed "A." made 5,433 s of audio in 100 s of compute and 4.9 GB."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    t = np.arange(12 * 24000) / 24000
+    buffer = io.BytesIO()
+    soundfile.write(buffer, 0.3 * np.sin(2 * np.pi * 140 * t), 24000, format="WAV")
+    with events.capture() as logged:
+        result = run(handler_for(booted, s3.env()), voice=None, text=("Go on. " * 95)[:660],
+                     ref_audio=base64.b64encode(buffer.getvalue()).decode(), ref_text="A.")
+    assert result["error"].startswith("text: would make about "), result
+    assert not [e for e in logged if e["event"] in ("job.planned", "job.progress")]
 
 
 @pytest.mark.parametrize("mode", ["503", "drop"])

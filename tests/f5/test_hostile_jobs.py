@@ -9,8 +9,13 @@ clip asked F5-TTS's resampler for 9.2 GB; a 3001 Hz one grew the worker by 2.2 G
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import io
 import json
+import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -45,12 +50,37 @@ def b64(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def worker(tiny_volume: Path, tmp_path_factory: pytest.TempPathFactory,
+def dripping(tls: tuple[Path, Path]) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 that sends its status line one byte every 0.3 s."""
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            with contextlib.suppress(OSError):
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.3)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*tls)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"https://localhost:{httpd.server_address[1]}/voice.wav"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory: pytest.TempPathFactory, tls: tuple[Path, Path],
            serve: Callable[..., AbstractContextManager[Any]]) -> Iterator[Any]:
     volume = tmp_path_factory.mktemp("hostile-volume")
     tiny_model.build(volume)
     settings = json.dumps({"job_timeout_s": JOB_TIMEOUT_S})
-    with serve(volume, tmp_path_factory.mktemp("hostile"), SERVE_F5_SETTINGS=settings) as w:
+    # The worker fetches from loopback (only) trusting the test's certificate: see serve_f5.
+    with serve(volume, tmp_path_factory.mktemp("hostile"), SERVE_F5_SETTINGS=settings,
+               SERVE_F5_TRUST_CA=str(tls[0])) as w:
         yield w
 
 
@@ -195,3 +225,55 @@ def test_a_wav_of_many_chunks_is_joined_as_f5_tts_joins_them() -> None:
         mixed = expected[-n:] * np.linspace(1, 0, n) + nxt[:n] * np.linspace(0, 1, n)
         expected = np.concatenate([expected[:-n], mixed, nxt[n:]])
     assert np.allclose(joined, expected, atol=1e-6)
+
+
+def test_a_reference_url_dripping_its_answer_ends_within_the_total_fetch_deadline(
+        worker: Any, dripping: str) -> None:
+    """The 10 s limit used to cover only the body: a dripped status line held a job 40-60 s."""
+    started = time.monotonic()
+    answer = synth(worker, text="From a slow host.", ref_audio=dripping, ref_text="A tone.")
+    elapsed = time.monotonic() - started
+    assert answer["status"] == "FAILED"
+    assert answer["error"] == ("ref_audio: took over 10 s to fetch (from localhost, while "
+                               "waiting for the answer)")
+    assert elapsed < 10 + 5  # the fetch's one deadline, plus the HTTP round trip and slack
+    still_serving(worker)
+
+
+@pytest.mark.parametrize("url", ["https://example.com:99999/voice.wav",
+                                 "https://[64:ff9b::7f00:1]/voice.wav",
+                                 "https://[::ffff:127.0.0.1]/voice.wav"])
+def test_a_bad_port_or_a_mapped_private_address_is_refused_by_field(worker: Any,
+                                                                     url: str) -> None:
+    answer = synth(worker, text="Hi.", ref_audio=url, ref_text="A tone.")
+    assert answer["status"] == "FAILED"
+    assert answer["error"].startswith("ref_audio: "), answer
+    still_serving(worker)
+
+
+def test_replacing_and_deleting_one_voice_at_once_over_http_only_ever_answers_by_field(
+        worker: Any) -> None:
+    audio = b64(clip(24000, 1.0))
+    answers: list[dict[str, Any]] = []
+
+    def replace() -> None:
+        for _ in range(15):
+            answers.append(worker.post({"input": {
+                "action": "add_voice", "name": "raced", "ref_audio": audio,
+                "ref_text": "A tone.", "overwrite": True}}))
+
+    def delete() -> None:
+        for _ in range(15):
+            answers.append(worker.post({"input": {"action": "delete_voice",
+                                                  "name": "raced"}}))
+
+    threads = [threading.Thread(target=replace), threading.Thread(target=replace),
+               threading.Thread(target=delete)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 45
+    for answer in answers:
+        assert answer["status"] == "COMPLETED" or answer["error"].startswith("name: "), answer
+    still_serving(worker)

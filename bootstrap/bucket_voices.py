@@ -1,0 +1,96 @@
+"""Voices in the bucket, in the replaced worker's layout: ``voices/<name>.wav``.
+
+Every endpoint using the bucket shares them: a voice uploaded through one worker is heard
+through all. The replaced worker kept no transcript beside a clip (its speech recognition
+transcribed the clip at every use); this one keeps ``voices/<name>.txt`` once it has one,
+so each clip is transcribed once. A voice without one has an empty text: the handler
+transcribes it and calls :meth:`BucketVoices.keep_text`.
+
+Names are the clip's file name without ``.wav`` (``Kurt_12s`` for ``Kurt_12s.wav``); no
+``/``, no leading dot, no ``..``: a name is one key segment, and cannot leave ``voices/``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bootstrap.storage import Storage, Stored
+from bootstrap.voices import Voice
+
+PREFIX = "voices/"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,99}$")
+
+
+def valid(name: str) -> bool:
+    return bool(NAME.fullmatch(name)) and ".." not in name
+
+
+class BucketVoices:
+    def __init__(self, storage: Storage) -> None:
+        self.store = storage.rooted()
+
+    def _voice(self, name: str, found: Stored, text: str) -> Voice:
+        return Voice(name, None, text, "bucket", key=found.key, size=found.size,
+                     last_modified=found.last_modified)
+
+    def all(self) -> dict[str, Voice]:
+        """Every ``voices/*.wav``, by name; their texts are not read."""
+        voices = {}
+        for found in self.store.list(PREFIX):
+            name = found.key[len(PREFIX):-4]
+            if found.key.endswith(".wav") and valid(name):
+                # Its text is read when the voice is used, not for a listing (one request
+                # per voice).
+                voices[name] = self._voice(name, found, "")
+        return voices
+
+    def get(self, name: str) -> Voice | None:
+        if not valid(name):
+            return None
+        found = self.store.head(f"{PREFIX}{name}.wav")
+        if found is None:
+            return None
+        return self._voice(name, found, self._text(name))
+
+    def read(self, name: str) -> tuple[Voice, bytes] | None:
+        voice = self.get(name)
+        if voice is None:
+            return None
+        from bootstrap.storage import StorageError
+
+        try:
+            return voice, self.store.read(f"{PREFIX}{name}.wav")
+        except StorageError:
+            if self.store.head(f"{PREFIX}{name}.wav") is None:
+                return None  # deleted between the two calls
+            raise
+
+    def _text(self, name: str) -> str:
+        if self.store.head(f"{PREFIX}{name}.txt") is None:
+            return ""
+        return self.store.read(f"{PREFIX}{name}.txt").decode("utf-8", "replace").strip()
+
+    def add(self, name: str, wav: bytes, text: str) -> tuple[Voice, bool]:
+        """Stores ``voices/<name>.wav`` (and its text, when known), replacing one of that
+        name as the replaced worker did; returns the voice and whether it replaced one.
+        A replaced clip's old text is removed: it described the old clip."""
+        replaced = self.store.head(f"{PREFIX}{name}.wav") is not None
+        self.store.upload(f"{PREFIX}{name}.wav", wav, "audio/wav")
+        if text:
+            self.keep_text(name, text)
+        elif replaced:
+            self.store.delete(f"{PREFIX}{name}.txt")
+        found = self.store.head(f"{PREFIX}{name}.wav")
+        assert found is not None, "just uploaded"
+        return self._voice(name, found, text), replaced
+
+    def keep_text(self, name: str, text: str) -> None:
+        self.store.upload(f"{PREFIX}{name}.txt", text.encode(), "text/plain; charset=utf-8")
+
+    def delete(self, name: str) -> bool:
+        """False when there was no such voice."""
+        if self.store.head(f"{PREFIX}{name}.wav") is None:
+            return False
+        self.store.delete(f"{PREFIX}{name}.wav")
+        self.store.delete(f"{PREFIX}{name}.txt")
+        return True

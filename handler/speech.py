@@ -1,0 +1,135 @@
+"""Speech from a request, shared by both dialects: the reference resolved and decoded,
+the synthesis planned and bounded, then made.
+
+A reference comes from the voice library (by name) or from the job (bytes or a URL). Its
+transcript is the voice's, the job's ``ref_text``, or, when neither exists, the
+transcriber's (the replaced worker's clients never send one): computed once per clip and
+kept (beside a bucket voice, or in the volume's transcript cache by the clip's hash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap import events, f5
+from bootstrap.f5 import F5Model
+from bootstrap.refclip import Clip
+from bootstrap.storage import Storage
+from bootstrap.voices import VoiceLibrary
+from handler import audio_io, refaudio
+from handler.budget import Budget
+from handler.inputs import InputError, Limits, Request
+from handler.refaudio import Fetch
+
+Job = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a job may use: built once by :func:`make_handler` from the boot's context."""
+
+    model: F5Model
+    library: VoiceLibrary
+    limits: Limits
+    fetch: Fetch
+    aligner: Any  # bootstrap.aligner.Aligner when timings are on, else None
+    storage: Storage | None  # set by the storage stage when a bucket is configured
+    keep: Path | None  # local mode: answers are also written here
+
+
+@dataclass(frozen=True)
+class Spoken:
+    wave: Any  # float32 samples at the model's rate
+    seed: int
+    plan: f5.Plan
+    elapsed_s: float
+    reference: dict[str, Any]  # what the answer says about the reference
+
+
+def _progress(job: Job) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        update = {"chunks_done": done, "chunks": total}
+        events.emit("info", "job.progress", job_id=job.get("id"), **update)
+        # Only the platform has somewhere to send it; locally the SDK would fail in a thread.
+        if total > 1 and os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT"):
+            import runpod
+
+            runpod.serverless.progress_update(job, update)
+
+    return report
+
+
+def _reference(request: Request, library: VoiceLibrary, limits: Limits, fetch: Fetch,
+               rate: int) -> tuple[Clip, str, dict[str, Any]]:
+    """The reference decoded at the model's rate, its text, and what the response says
+    about it."""
+    if request.voice:
+        # Read with its audio in one go: another job may replace or delete it meanwhile.
+        found = library.read(request.voice)
+        if found is None:
+            names = list(library.all())
+            known = ", ".join(names[:20]) + (f", ... ({len(names)} in all; list_voices "
+                                             "lists them)" if len(names) > 20 else "")
+            raise InputError("voice", f"unknown voice {request.voice!r} "
+                             f"(available: {known or 'none'})")
+        voice, data = found
+        # Voices placed by hand were never checked; added ones were, and pass again.
+        clip = audio_io.reference(data, limits, rate, field="voice")
+        return clip, voice.text, {"voice": voice.name}
+    data = refaudio.body(request.ref_audio, request.ref_url, limits, fetch)
+    clip = audio_io.reference(data, limits, rate)
+    return clip, request.ref_text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": False}
+
+
+def speak(request: Request, svc: Services, budget: Budget, job: Job) -> Spoken:
+    """``request.text`` spoken like its reference, within the job's budget."""
+    rate = svc.model.sample_rate
+    clip, ref_text, reference = _reference(request, svc.library, svc.limits, svc.fetch, rate)
+    plan = f5.plan(len(clip.samples), ref_text, request.text, request.speed, rate)
+    budget.admit(plan)  # before any compute, with or without a store
+    if not svc.storage:  # with a store, a long answer goes there instead
+        _refuse_oversized(plan, svc.limits)
+    events.emit("info", "job.planned", chunks=len(plan.chunks),
+                audio_s=round(plan.seconds, 3), text_chars=len(request.text),
+                text_sha256=hashlib.sha256(request.text.encode()).hexdigest()[:16])
+    started = time.monotonic()
+    wave, seed = svc.model.synthesize(
+        clip.samples, ref_text, plan, nfe_step=request.nfe_step,
+        cfg_strength=request.cfg_strength, speed=request.speed, seed=request.seed,
+        progress=_progress(job), between=budget.check)
+    elapsed = time.monotonic() - started
+    if request.remove_silence:
+        wave = _without_silence(wave, rate)
+    return Spoken(wave, seed, plan, elapsed, reference)
+
+
+def _refuse_oversized(plan: f5.Plan, limits: Limits) -> None:
+    """Refuses, before any compute, a job whose answer would exceed the platform's limit
+    (16-bit samples, base64 makes 4 bytes of every 3)."""
+    size = sum(plan.samples) * 2 * 4 // 3
+    if size > limits.max_result_bytes:
+        raise InputError("text", f"the audio would be about {size / 2**20:.2f} MB, over the "
+                         f"{limits.max_result_bytes / 2**20:.2f} MB the platform returns; "
+                         "split the text over several jobs")
+
+
+def _without_silence(wave: Any, rate: int) -> Any:
+    import soundfile
+    from f5_tts.infer.utils_infer import remove_silence_for_generated_wav
+
+    with tempfile.TemporaryDirectory(prefix="f5tts-job-") as tmp:
+        path = Path(tmp) / "generated.wav"
+        soundfile.write(path, wave, rate)
+        with contextlib.redirect_stdout(sys.stderr):  # it prints; stdout carries events
+            remove_silence_for_generated_wav(str(path))
+        trimmed, _ = soundfile.read(path, dtype="float32")
+    return trimmed
