@@ -8,7 +8,7 @@ then the baseline is taken: the lowest RSS over 3 s, the open descriptors, VmHWM
 (``/proc/PID/clear_refs``). CLIENTS threads then send the mix of tests/fixtures/job_mix.py
 to ``/runsync`` for DURATION seconds (each finishes its round): per round and client, six
 good jobs (three syntheses at nfe_step 2, list, add and delete of its own voice), six bad
-ones and one or two hostile ones. Every answer is checked as the load test checks it, and
+ones and one hostile one. Every answer is checked as the load test checks it, and
 the wrong ones are counted. Printed: jobs/s of each kind (the worker runs one job at a
 time, so the kinds share its time: the rates add up to the worker's throughput), latency
 percentiles of the good jobs (from the client: waiting behind other clients' jobs included),
