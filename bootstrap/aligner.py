@@ -13,6 +13,15 @@ words left with no known character (digits, other scripts) are placed in the gap
 their neighbours. A text with no known character at all cannot be aligned and raises
 :class:`AlignmentError`, as does audio too short to hold the text's characters (MMS_FA
 makes one frame per 20 ms).
+
+Each :class:`Word` carries ``score``, in [0, 1]: the forced aligner's own evidence for the
+place it chose, the mean over the frames where it put the word's letters of the probability
+the model gives those letters there (blank frames between letters are not counted). A word
+with no known character, placed in a gap rather than aligned, scores 0.0. :func:`confidence`
+is the mean of the words' scores. Neither is an ASR confidence: the aligner is told the text
+and only chooses where it goes, so a score measures how well the audio fits the given text at
+that place, not whether the words were recognised; what a given score means for the accuracy
+of a word's times has not been measured (no real MMS_FA weights here).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import json
 import threading
 import unicodedata
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +83,14 @@ class Word:
     text: str
     start_s: float
     end_s: float
+    # The alignment's evidence for this place, 0..1 (see the module docstring); 0.0 for a
+    # word placed in a gap, and the default for words not made by an aligner.
+    score: float = 0.0
+
+
+def confidence(words: Sequence[Word]) -> float:
+    """The mean of the words' scores, in [0, 1]; 0.0 for no words."""
+    return sum(word.score for word in words) / len(words) if words else 0.0
 
 
 def read_params(spec: str) -> dict[str, Any]:
@@ -183,12 +201,25 @@ class Aligner:
             spans = F.merge_tokens(path[0], scores[0].exp(), blank=BLANK)
         seconds_per_frame = duration / emission.shape[0]
         placed: list[tuple[float, float] | None] = []
+        word_scores: list[float] = []
         for word in tokens:
             mine, spans = spans[:len(word)], spans[len(word):]
             placed.append((mine[0].start * seconds_per_frame, mine[-1].end * seconds_per_frame)
                           if mine else None)
-        return [Word(w, min(s, duration), min(e, duration))
-                for w, (s, e) in zip(words, _fill_gaps(placed, duration), strict=True)]
+            word_scores.append(_score(mine))
+        return [Word(w, min(s, duration), min(e, duration), score)
+                for w, (s, e), score in zip(words, _fill_gaps(placed, duration), word_scores,
+                                            strict=True)]
+
+
+def _score(spans: Sequence[Any]) -> float:
+    """The mean probability over the frames of a word's token spans (each span's score is
+    the mean over its own frames, so they are weighted by length); 0.0 for no spans."""
+    frames = sum(span.end - span.start for span in spans)
+    if not frames:
+        return 0.0
+    mean = sum(span.score * (span.end - span.start) for span in spans) / frames
+    return min(max(float(mean), 0.0), 1.0)  # exp of a log-softmax can round just past 1
 
 
 def _fill_gaps(placed: list[tuple[float, float] | None],

@@ -107,6 +107,9 @@ class Config:
     # the audio one job may make, computed from the model's own chunking before any compute.
     job_timeout_s: float = 540.0
     job_max_audio_s: float = 600.0
+    # A reference over 10 s is cut to its middle 8 s (the replaced worker's rule) instead
+    # of refused; its transcript then comes from the transcriber (docs/handler.md).
+    ref_clip_long: bool = True
 
     @property
     def reports_dir(self) -> Path:

@@ -10,7 +10,11 @@ cost does not depend on how odd the rate is. The source's rate must still lie in
 no microphone.
 
 A clip is decoded only up to the length the model uses: a few kilobytes of compressed
-silence can declare hours of audio, and decoding all of it would take gigabytes.
+silence can declare hours of audio, and decoding all of it would take gigabytes. A long
+clip is refused, or, with ``clip_long`` (the replaced worker's rule), cut to its middle
+``CLIP_TO_S`` seconds when it lasts over ``CLIP_OVER_S``: only that middle is decoded, and
+each cut is moved to the quietest 20 ms within half a second, so it falls between words
+where the clip has a pause.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from typing import Any
 
 MIN_RATE = 8_000
 MAX_RATE = 192_000
+CLIP_OVER_S = 10.0
+CLIP_TO_S = 8.0
+CUT_SEARCH_S = 0.5  # how far a cut may move to find a quiet spot
+LONGEST_S = 600.0  # what is decoded of a clip whose header declares no length
 
 
 class ClipRefused(ValueError):
@@ -36,6 +44,8 @@ class Clip:
     rate: int
     source_rate: int
     loudness_dbfs: float
+    trimmed: bool = False
+    original_s: float | None = None  # the clip's length before it was trimmed
 
     @property
     def seconds(self) -> float:
@@ -51,12 +61,13 @@ def loudness_dbfs(samples: Any) -> float:
 
 
 def decode(source: bytes | Path, rate: int, *, min_seconds: float, max_seconds: float,
-           min_dbfs: float) -> Clip:
+           min_dbfs: float, clip_long: bool = False) -> Clip:
     """``source`` (the bytes of any container FFmpeg reads, or a file) as a :class:`Clip`
     at ``rate``; :class:`ClipRefused` when it does not decode, its rate is outside
     ``MIN_RATE``..``MAX_RATE``, it is shorter than ``min_seconds``, longer than
     ``max_seconds`` (from the header when it says so, else after decoding at most half a
-    second more), or quieter than ``min_dbfs`` (the model's loudness normalisation divides
+    second more; with ``clip_long``, a clip over ``CLIP_OVER_S`` is cut to its middle
+    instead), or quieter than ``min_dbfs`` (the model's loudness normalisation divides
     by the clip's level: silence becomes a full-scale constant signal)."""
     from torchcodec.decoders import AudioDecoder
 
@@ -69,9 +80,16 @@ def decode(source: bytes | Path, rate: int, *, min_seconds: float, max_seconds: 
             raise ClipRefused(f"has a sample rate of {source_rate} Hz; {MIN_RATE}-{MAX_RATE} "
                               "Hz is accepted")
         declared = meta.duration_seconds
-        if declared is not None and declared > max_seconds + 0.05:
+        if clip_long and declared is not None and declared > CLIP_OVER_S:
+            # Only the middle, with room on each side to move the cuts.
+            start = max(0.0, declared / 2 - CLIP_TO_S / 2 - CUT_SEARCH_S)
+            audio = decoder.get_samples_played_in_range(start,
+                                                        start + CLIP_TO_S + 2 * CUT_SEARCH_S)
+        elif declared is not None and declared > max_seconds + 0.05:
             raise _too_long(declared, max_seconds)
-        audio = decoder.get_samples_played_in_range(0.0, max_seconds + 0.5)
+        else:
+            audio = decoder.get_samples_played_in_range(
+                0.0, (LONGEST_S if clip_long else max_seconds) + 0.5)
     except ClipRefused:
         raise
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad bytes
@@ -79,6 +97,10 @@ def decode(source: bytes | Path, rate: int, *, min_seconds: float, max_seconds: 
     samples = audio.data.reshape(-1).numpy().astype("float32")
     if samples.size == 0:
         raise ClipRefused("holds no audio samples")
+    original = declared if declared is not None else samples.size / rate
+    trimmed = clip_long and original > CLIP_OVER_S
+    if trimmed:
+        samples = middle(samples, rate)
     seconds = samples.size / rate
     if seconds > max_seconds + 0.05:
         raise _too_long(None, max_seconds)
@@ -89,7 +111,32 @@ def decode(source: bytes | Path, rate: int, *, min_seconds: float, max_seconds: 
         shown = "-inf" if level == -math.inf else f"{level:.1f}"
         raise ClipRefused(f"is silent or nearly so ({shown} dBFS RMS; at least {min_dbfs:g} "
                           "dBFS is needed)")
-    return Clip(samples, rate, source_rate, level)
+    return Clip(samples, rate, source_rate, level, trimmed,
+                round(original, 3) if trimmed else None)
+
+
+def middle(samples: Any, rate: int) -> Any:
+    """The middle ``CLIP_TO_S`` seconds of ``samples``, each cut moved to the quietest
+    20 ms within ``CUT_SEARCH_S`` of where it would fall."""
+    want = int(CLIP_TO_S * rate)
+    if samples.size <= want:
+        return samples
+    start = (samples.size - want) // 2
+    return samples[_quietest(samples, rate, start):_quietest(samples, rate, start + want)]
+
+
+def _quietest(samples: Any, rate: int, at: int) -> int:
+    import numpy as np
+
+    frame = max(1, int(0.02 * rate))
+    reach = int(CUT_SEARCH_S * rate)
+    low, high = max(0, at - reach), min(samples.size - frame, at + reach)
+    if high <= low:
+        return at
+    starts = np.arange(low, high, frame // 2 or 1)
+    energy = [float(np.mean(np.square(samples[i:i + frame], dtype=np.float64)))
+              for i in starts]
+    return int(starts[int(np.argmin(energy))]) + frame // 2
 
 
 def _too_long(seconds: float | None, max_seconds: float) -> ClipRefused:

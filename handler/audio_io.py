@@ -23,7 +23,7 @@ def reference(source: bytes | Path, limits: Limits, rate: int,
     try:
         return refclip.decode(source, rate, min_seconds=limits.min_ref_seconds,
                               max_seconds=limits.max_ref_seconds,
-                              min_dbfs=limits.min_ref_dbfs)
+                              min_dbfs=limits.min_ref_dbfs, clip_long=limits.clip_long)
     except refclip.ClipRefused as exc:
         raise InputError(field, str(exc)) from None
 

@@ -29,7 +29,7 @@ from bootstrap.context import Context
 from bootstrap.f5 import F5Model
 from bootstrap.storage import StorageError
 from bootstrap.voices import library
-from handler import audio_io, outputs, refaudio, speech, voice_jobs
+from handler import audio_io, outputs, refaudio, seed, seed_inputs, speech, voice_jobs
 from handler.budget import Budget, BudgetExceeded
 from handler.inputs import InputError, Limits, Request, action, parse
 from handler.outputs import OutputRefused
@@ -39,21 +39,22 @@ from handler.speech import Services
 Job = dict[str, Any]
 
 
-def _timings(aligner: Any, wave: Any, rate: int,
-             request: Request) -> tuple[str, str] | str:
-    """The word timings of the result as (content, mime type), or why there are none: the
-    audio is already made, and a text the aligner cannot read (no Latin letters) is no
+def _timings(aligner: Any, wave: Any, rate: int, request: Request) -> Job | str:
+    """The word timings of the result as answer fields and a file, or why there are none:
+    the audio is already made, and a text the aligner cannot read (no Latin letters) is no
     reason to throw it away."""
     from bootstrap.aligner import AlignmentError
-    from handler.subtitles import timings_for
+    from handler.subtitles import align_all
 
     started = time.monotonic()
     try:
-        timings = timings_for(aligner, wave, rate, request.text, request.timing_format)
+        timings = align_all(aligner, wave, rate, request.text)
     except AlignmentError as exc:
         return str(exc)
     events.emit("info", "job.aligned", seconds=round(time.monotonic() - started, 3))
-    return timings
+    content, mime = timings.files([request.timing_format])[request.timing_format]
+    return {"file": (content.encode(), mime), "word_count": timings.word_count,
+            "timing_confidence": round(timings.confidence, 3)}
 
 
 def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
@@ -78,8 +79,8 @@ def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
         if isinstance(timings, str):
             timing_fields["timings_error"] = timings
         else:
-            files[f"timings.{request.timing_format}"] = (timings[0].encode(), timings[1])
-            timing_fields["timing_format"] = request.timing_format
+            files[f"timings.{request.timing_format}"] = timings.pop("file")
+            timing_fields.update(timing_format=request.timing_format, **timings)
     if svc.keep is not None:
         _keep(svc.keep, str(job.get("id")), files)
     seconds = len(wave) / rate
@@ -141,7 +142,10 @@ def make_handler(ctx: Context, limits: Limits | None = None,
         model=model, fetch=fetch,
         library=library(ctx.config, BucketVoices(storage) if storage else None),
         limits=limits or Limits(job_timeout_s=ctx.config.job_timeout_s,
-                                max_audio_s=ctx.config.job_max_audio_s),
+                                max_audio_s=ctx.config.job_max_audio_s,
+                                clip_long=ctx.config.ref_clip_long),
+        transcriber=ctx.state.get("transcriber"),  # loaded by the model stage when on
+        transcripts=ctx.state.get("transcripts"),
         aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
         storage=storage,
         # On a developer machine the answer is also kept as a file: the demo's proof.
@@ -154,6 +158,10 @@ def make_handler(ctx: Context, limits: Limits | None = None,
         try:
             if not isinstance(job, dict):
                 raise InputError("input", "the job must be an object")
+            if seed_inputs.is_seed(job.get("input")):  # the replaced worker's dialect
+                name, result = seed.handle(job, svc, budget)
+                events.emit("info", "job.done", job_id=job_id, action=f"seed.{name}")
+                return result
             name = action(job.get("input"))
             if name != "synthesize":
                 result = _voice_action(name, job.get("input"), svc)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 FORMATS = ("wav", "flac")
-TIMING_FORMATS = ("srt", "vtt", "json")
+TIMING_FORMATS = ("srt", "vtt", "json", "csv", "ass")  # handler/subtitles.FORMATS
 # A name is a directory on the volume: no separators, no leading dot, no "..".
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ACTIONS = ("synthesize", "add_voice", "list_voices", "delete_voice")
@@ -42,6 +42,11 @@ class InputError(Exception):
         field = printable(field)
         super().__init__(printable(f"{field}: {problem}"))
         self.field = field
+        self.problem = printable(problem)
+
+    def renamed(self, field: str) -> InputError:
+        """The same refusal of a field another dialect calls ``field``."""
+        return InputError(field, self.problem)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,9 @@ class Limits:
     # A reference quieter than this (RMS) is refused: silence, or a recording so faint
     # the model would clone the noise floor (its loudness normalisation divides by it).
     min_ref_dbfs: float = -50.0
+    # A reference over 10 s is cut to its middle 8 s, as the replaced worker did
+    # (BOOTSTRAP_REF_CLIP_LONG=0 refuses it instead: bootstrap.refclip).
+    clip_long: bool = True
     # The job's budget (BOOTSTRAP_JOB_TIMEOUT_S, BOOTSTRAP_JOB_MAX_AUDIO_S; handler.budget).
     job_timeout_s: float = 540.0
     max_audio_s: float = 600.0
@@ -98,7 +106,7 @@ class NewVoice:
     overwrite: bool = False
 
 
-def _number(data: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+def number(data: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
     value = data.get(name, default)
     # bool is an int in Python; true/false for a number is a client bug worth naming.
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -108,7 +116,7 @@ def _number(data: dict[str, Any], name: str, default: float, low: float, high: f
     return float(value)
 
 
-def _integer(data: dict[str, Any], name: str, default: int | None, low: int,
+def integer(data: dict[str, Any], name: str, default: int | None, low: int,
              high: int) -> int | None:
     value = data.get(name, default)
     if value is None:
@@ -120,7 +128,7 @@ def _integer(data: dict[str, Any], name: str, default: int | None, low: int,
     return value
 
 
-def _text(data: dict[str, Any], name: str, limit: int) -> str:
+def text_field(data: dict[str, Any], name: str, limit: int) -> str:
     value = data.get(name)
     if not isinstance(value, str):
         raise InputError(name, "is required and must be a string")
@@ -162,7 +170,7 @@ def _ref_audio(value: Any, limits: Limits) -> tuple[bytes | None, str | None]:
     return audio, None
 
 
-def _object(job_input: Any) -> dict[str, Any]:
+def as_object(job_input: Any) -> dict[str, Any]:
     if not isinstance(job_input, dict):
         raise InputError("input", "must be an object")
     return job_input
@@ -170,21 +178,23 @@ def _object(job_input: Any) -> dict[str, Any]:
 
 def action(job_input: Any) -> str:
     """The action a job asks for; ``synthesize`` when it names none."""
-    name = _object(job_input).get("action", "synthesize")
+    name = as_object(job_input).get("action", "synthesize")
     if name not in ACTIONS:
         raise InputError("action", f"unknown action {name!r} (known: {', '.join(ACTIONS)})")
     return str(name)
 
 
-def _known_fields(job_input: dict[str, Any], action: str) -> None:
-    allowed = FIELDS[action]
+def known_fields(job_input: dict[str, Any], action: str,
+                 fields: dict[str, tuple[str, ...]] = FIELDS) -> None:
+    """Refuses the first field ``action`` does not take, naming the ones it does."""
+    allowed = fields[action]
     unknown = sorted(str(k) for k in job_input if k != "action" and k not in allowed)
     if unknown:
         known = ", ".join(allowed) or "none besides action"
         raise InputError(unknown[0], f"is not a field of {action} (known: {known})")
 
 
-def _flag(data: dict[str, Any], name: str) -> bool:
+def flag(data: dict[str, Any], name: str) -> bool:
     value = data.get(name, False)
     if not isinstance(value, bool):
         raise InputError(name, "must be true or false")
@@ -192,7 +202,7 @@ def _flag(data: dict[str, Any], name: str) -> bool:
 
 
 def voice_name(job_input: Any, field: str = "name") -> str:
-    value = _object(job_input).get(field)
+    value = as_object(job_input).get(field)
     if not isinstance(value, str) or not VOICE_NAME.fullmatch(value):
         raise InputError(field, "must be a voice name: 1-64 letters, digits, _ or -, "
                          "starting with a letter or digit")
@@ -202,9 +212,9 @@ def voice_name(job_input: Any, field: str = "name") -> str:
 def parse(job_input: Any, limits: Limits) -> Request:
     """The validated ``synthesize`` request in ``job_input`` (the job's ``input``). A voice
     name is checked for form here; whether it exists is the voice library's answer."""
-    job_input = _object(job_input)
-    _known_fields(job_input, "synthesize")
-    text = _text(job_input, "text", limits.max_text_chars)
+    job_input = as_object(job_input)
+    known_fields(job_input, "synthesize")
+    text = text_field(job_input, "text", limits.max_text_chars)
     voice = job_input.get("voice")
     audio, url = None, None
     if voice is not None:
@@ -216,14 +226,17 @@ def parse(job_input: Any, limits: Limits) -> Request:
         ref_text = ""
     elif "ref_audio" in job_input:
         audio, url = _ref_audio(job_input["ref_audio"], limits)
-        # An empty ref_text would make F5-TTS download Whisper at request time.
-        ref_text = _text(job_input, "ref_text", limits.max_ref_text_chars)
+        # Without one, the worker's own transcriber (never F5-TTS's, which downloads
+        # Whisper at request time) says what the clip says: handler/speech.py.
+        ref_text = (text_field(job_input, "ref_text", limits.max_ref_text_chars)
+                    if "ref_text" in job_input else "")
     else:
-        raise InputError("voice", "give a voice name, or ref_audio with ref_text")
+        raise InputError("voice", "give a voice name, or ref_audio (with its ref_text, or "
+                         "none to have it transcribed)")
     fmt = job_input.get("format", "wav")
     if fmt not in FORMATS:
         raise InputError("format", f"must be one of {', '.join(FORMATS)}")
-    timings = _flag(job_input, "return_word_timings")
+    timings = flag(job_input, "return_word_timings")
     timing_format = job_input.get("timing_format", "srt")
     if timing_format not in TIMING_FORMATS:
         raise InputError("timing_format", f"must be one of {', '.join(TIMING_FORMATS)}")
@@ -234,31 +247,31 @@ def parse(job_input: Any, limits: Limits) -> Request:
         raise InputError("store", "must be true or false")
     return Request(
         text=text, ref_text=ref_text, voice=voice, ref_audio=audio, ref_url=url,
-        speed=_number(job_input, "speed", 1.0, 0.3, 3.0),
-        seed=_integer(job_input, "seed", None, 0, 2**31 - 1),
-        nfe_step=_integer(job_input, "nfe_step", 32, 1, limits.max_nfe_step) or 32,
-        cfg_strength=_number(job_input, "cfg_strength", 2.0, 0.0, 10.0),
-        remove_silence=_flag(job_input, "remove_silence"), format=str(fmt),
+        speed=number(job_input, "speed", 1.0, 0.3, 3.0),
+        seed=integer(job_input, "seed", None, 0, 2**31 - 1),
+        nfe_step=integer(job_input, "nfe_step", 32, 1, limits.max_nfe_step) or 32,
+        cfg_strength=number(job_input, "cfg_strength", 2.0, 0.0, 10.0),
+        remove_silence=flag(job_input, "remove_silence"), format=str(fmt),
         return_word_timings=timings, timing_format=str(timing_format), store=store,
     )
 
 
 def parse_new_voice(job_input: Any, limits: Limits) -> NewVoice:
-    job_input = _object(job_input)
-    _known_fields(job_input, "add_voice")
+    job_input = as_object(job_input)
+    known_fields(job_input, "add_voice")
     name = voice_name(job_input)
     if "ref_audio" not in job_input:
         raise InputError("ref_audio", "is required: base64 audio or an https:// URL")
     audio, url = _ref_audio(job_input["ref_audio"], limits)
-    ref_text = _text(job_input, "ref_text", limits.max_ref_text_chars)
-    return NewVoice(name, ref_text, audio, url, _flag(job_input, "overwrite"))
+    ref_text = text_field(job_input, "ref_text", limits.max_ref_text_chars)
+    return NewVoice(name, ref_text, audio, url, flag(job_input, "overwrite"))
 
 
 def parse_list(job_input: Any) -> None:
-    _known_fields(_object(job_input), "list_voices")
+    known_fields(as_object(job_input), "list_voices")
 
 
 def parse_delete(job_input: Any) -> str:
-    job_input = _object(job_input)
-    _known_fields(job_input, "delete_voice")
+    job_input = as_object(job_input)
+    known_fields(job_input, "delete_voice")
     return voice_name(job_input)

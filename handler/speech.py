@@ -10,6 +10,7 @@ kept (beside a bucket voice, or in the volume's transcript cache by the clip's h
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import sys
@@ -44,6 +45,9 @@ class Services:
     aligner: Any  # bootstrap.aligner.Aligner when timings are on, else None
     storage: Storage | None  # set by the storage stage when a bucket is configured
     keep: Path | None  # local mode: answers are also written here
+    # bootstrap.transcriber.Transcriber when transcription is on (the model stage), else None
+    transcriber: Any = None
+    transcripts: Any = None  # bootstrap.transcripts.TranscriptCache: transcripts by clip hash
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,33 @@ def _progress(job: Job) -> Callable[[int, int], None]:
     return report
 
 
-def _reference(request: Request, library: VoiceLibrary, limits: Limits, fetch: Fetch,
-               rate: int) -> tuple[Clip, str, dict[str, Any]]:
-    """The reference decoded at the model's rate, its text, and what the response says
-    about it."""
+@dataclass(frozen=True)
+class Fields:
+    """The fields a dialect names a reference's voice and audio with, for its refusals."""
+
+    voice: str = "voice"
+    audio: str = "ref_audio"
+    text: str = "ref_text"
+
+
+def fetched(url: str, svc: Services, field: str) -> bytes:
+    """The clip at ``url``, through the guarded fetcher; refusals name ``field``."""
+    try:
+        return refaudio.body(None, url, svc.limits, svc.fetch)
+    except InputError as exc:
+        raise exc.renamed(field) from None
+
+
+def decoded(data: bytes, svc: Services, field: str) -> Clip:
+    return audio_io.reference(data, svc.limits, svc.model.sample_rate, field=field)
+
+
+def _reference(request: Request, svc: Services,
+               fields: Fields) -> tuple[Clip, str, dict[str, Any]]:
+    """The reference decoded at the model's rate, its text, and what the answer says about
+    it. A reference without a text, or trimmed to its middle (the text given was of the
+    whole clip), is transcribed."""
+    library = svc.library
     if request.voice:
         # Read with its audio in one go: another job may replace or delete it meanwhile.
         found = library.read(request.voice)
@@ -79,21 +106,69 @@ def _reference(request: Request, library: VoiceLibrary, limits: Limits, fetch: F
             names = list(library.all())
             known = ", ".join(names[:20]) + (f", ... ({len(names)} in all; list_voices "
                                              "lists them)" if len(names) > 20 else "")
-            raise InputError("voice", f"unknown voice {request.voice!r} "
+            raise InputError(fields.voice, f"unknown voice {request.voice!r} "
                              f"(available: {known or 'none'})")
         voice, data = found
         # Voices placed by hand were never checked; added ones were, and pass again.
-        clip = audio_io.reference(data, limits, rate, field="voice")
-        return clip, voice.text, {"voice": voice.name}
-    data = refaudio.body(request.ref_audio, request.ref_url, limits, fetch)
-    clip = audio_io.reference(data, limits, rate)
-    return clip, request.ref_text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": False}
+        clip = decoded(data, svc, fields.voice)
+        text = voice.text
+        if voice.source == "bucket" and svc.library.bucket is not None:
+            # Its transcript, once made, is kept beside it for every endpoint (of the
+            # same middle, when the clip is cut: the cut is the same every time).
+            if not text:
+                keep = functools.partial(svc.library.bucket.keep_text, voice.name)
+                text = _transcript(clip, svc, fields.voice, keep)
+        elif clip.trimmed or not text:
+            text = _transcript(clip, svc, fields.voice, None)
+        return clip, text, {"voice": voice.name, **_trim(clip)}
+    if request.ref_audio is not None:
+        data = request.ref_audio
+    else:
+        assert request.ref_url, "the job's input names ref_audio as bytes or as a URL"
+        data = fetched(request.ref_url, svc, fields.audio)
+    clip = decoded(data, svc, fields.audio)
+    text = request.ref_text
+    if clip.trimmed or not text:
+        text = _transcript(clip, svc, fields.text, None)
+    return clip, text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": clip.trimmed,
+                        **_trim(clip)}
 
 
-def speak(request: Request, svc: Services, budget: Budget, job: Job) -> Spoken:
+def _trim(clip: Clip) -> dict[str, Any]:
+    return {"trimmed": True, "original_s": clip.original_s} if clip.trimmed else {}
+
+
+def _transcript(clip: Clip, svc: Services, field: str,
+                keep: Callable[[str], None] | None) -> str:
+    """What the clip says: from the cache by the clip's hash, else the transcriber's,
+    then kept (in the cache, and through ``keep`` beside a stored voice)."""
+    digest = hashlib.sha256(clip.samples.tobytes()).hexdigest()
+    cached = svc.transcripts.get(digest) if svc.transcripts is not None else None
+    if cached:
+        events.emit("info", "transcribe.cached", chars=len(cached))
+        if keep is not None:
+            keep(cached)
+        return str(cached)
+    if svc.transcriber is None:
+        raise InputError(field, "is needed: this reference has no transcript, and "
+                         "transcription is off on this worker (BOOTSTRAP_TRANSCRIBE=1 turns "
+                         "it on)")
+    text = str(svc.transcriber.transcribe(clip.samples, clip.rate)).strip()
+    if not text:
+        raise InputError(field, "is needed: the speech recognition heard no words in the "
+                         "reference")
+    if svc.transcripts is not None:
+        svc.transcripts.put(digest, text)
+    if keep is not None:
+        keep(text)
+    return text
+
+
+def speak(request: Request, svc: Services, budget: Budget, job: Job,
+          fields: Fields = Fields()) -> Spoken:
     """``request.text`` spoken like its reference, within the job's budget."""
     rate = svc.model.sample_rate
-    clip, ref_text, reference = _reference(request, svc.library, svc.limits, svc.fetch, rate)
+    clip, ref_text, reference = _reference(request, svc, fields)
     plan = f5.plan(len(clip.samples), ref_text, request.text, request.speed, rate)
     budget.admit(plan)  # before any compute, with or without a store
     if not svc.storage:  # with a store, a long answer goes there instead

@@ -1,31 +1,48 @@
-"""Word timings as subtitles: SRT, WebVTT, or JSON, from the aligner's words.
+"""Word timings as subtitles and tables: SRT, WebVTT, JSON, CSV or ASS, from the aligner's
+words.
 
 Words are grouped into cues the way a reader takes them in: at most ``max_words`` words
 and ``max_cue_s`` seconds per cue, and a cue ends after sentence punctuation
-(``words_per_cue=1`` gives one cue per word). Times are whole milliseconds. A cue's end is
-kept at least 1 ms after its start: WebVTT requires end > start, and a word the aligner
-could not place may have no length.
+(``max_words=1`` gives one cue per word). SRT and WebVTT times are whole milliseconds,
+ASS times whole centiseconds (its format). A cue's end is kept at least one tick after its
+start (WebVTT requires end > start, and a word the aligner could not place may have no
+length) and never after the next cue's start; a cue left with no time of its own after the
+one before joins it.
+
+Two numbers come with the words (:class:`Timings`): ``word_count``, the words aligned (one
+per whitespace-separated word of the text), and ``confidence``, the mean per-word alignment
+score of the forced aligner (:func:`bootstrap.aligner.confidence`; not an ASR confidence).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.aligner import Aligner, Word
+from bootstrap.aligner import Aligner, Word, confidence
 
-FORMATS = ("srt", "vtt", "json")
-MIME = {"srt": "application/x-subrip", "vtt": "text/vtt", "json": "application/json"}
+FORMATS = ("srt", "vtt", "json", "csv", "ass")
+MIME = {
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "json": "application/json",
+    "csv": "text/csv",  # RFC 4180
+    # ASS has no registered type; text/x-ssa is freedesktop shared-mime-info's for *.ass and
+    # *.ssa. Never guess it from the name: Debian's /etc/mime.types (so Python's mimetypes)
+    # says .ass is audio/aac, and handler/outputs takes the audio/* file for the audio.
+    "ass": "text/x-ssa",
+}
 MAX_WORDS = 7
 MAX_CUE_S = 4.0
 SENTENCE_END = (".", "!", "?", ";", ":", "…", "。", "！", "？")
 
 
-def cues(words: Sequence[Word], max_words: int = MAX_WORDS,
-         max_cue_s: float = MAX_CUE_S) -> list[tuple[int, int, str]]:
-    """``(start_ms, end_ms, text)`` per cue, in order; a cue never starts before the one
-    before it ends, and lasts at least 1 ms (WebVTT wants end > start)."""
+def _groups(words: Sequence[Word], max_words: int, max_cue_s: float) -> list[list[Word]]:
     groups: list[list[Word]] = []
     group: list[Word] = []
     for word in words:
@@ -38,9 +55,17 @@ def cues(words: Sequence[Word], max_words: int = MAX_WORDS,
             group = []
     if group:
         groups.append(group)
+    return groups
+
+
+def _timed(words: Sequence[Word], ticks_per_s: int, max_words: int,
+           max_cue_s: float) -> list[tuple[int, int, str]]:
+    """The cues with times in whole ticks (1000 per second: milliseconds)."""
     out: list[tuple[int, int, str]] = []
-    for group in groups:
-        start, end = round(group[0].start_s * 1000), round(group[-1].end_s * 1000)
+    for group in _groups(words, max_words, max_cue_s):
+        # Rounding is monotonic, so rounded times keep the words' order.
+        start = round(group[0].start_s * ticks_per_s)
+        end = round(group[-1].end_s * ticks_per_s)
         text = " ".join(word.text for word in group)
         if out:
             start = max(start, out[-1][1])
@@ -52,6 +77,13 @@ def cues(words: Sequence[Word], max_words: int = MAX_WORDS,
                 continue
         out.append((start, max(end, start + 1), text))
     return out
+
+
+def cues(words: Sequence[Word], max_words: int = MAX_WORDS,
+         max_cue_s: float = MAX_CUE_S) -> list[tuple[int, int, str]]:
+    """``(start_ms, end_ms, text)`` per cue, in order; a cue never starts before the one
+    before it ends, and lasts at least 1 ms (WebVTT wants end > start)."""
+    return _timed(words, 1000, max_words, max_cue_s)
 
 
 def _clock(ms: int, separator: str) -> str:
@@ -86,6 +118,84 @@ def to_json(words: Sequence[Word]) -> str:
                        for w in words], ensure_ascii=False)
 
 
+def to_csv(words: Sequence[Word]) -> str:
+    """A header ``word,start,end,confidence``, then one row per word: seconds and the
+    word's alignment score to 3 decimals. RFC 4180: CRLF line ends, and a field holding a
+    comma, a quote or a line break is quoted (quotes doubled)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(("word", "start", "end", "confidence"))
+    writer.writerows((w.text, f"{w.start_s:.3f}", f"{w.end_s:.3f}", f"{w.score:.3f}")
+                     for w in words)
+    return out.getvalue()
+
+
+# The one style: white text with a black outline and a soft shadow, bottom centre, on a
+# 1920x1080 canvas (a renderer scales it to the video). Colours are &HAABBGGRR, 00 opaque.
+ASS_STYLE = {
+    "Name": "Default", "Fontname": "Arial", "Fontsize": "72",
+    "PrimaryColour": "&H00FFFFFF", "SecondaryColour": "&H000000FF",
+    "OutlineColour": "&H00000000", "BackColour": "&H80000000",
+    "Bold": "0", "Italic": "0", "Underline": "0", "StrikeOut": "0",
+    "ScaleX": "100", "ScaleY": "100", "Spacing": "0", "Angle": "0",
+    "BorderStyle": "1", "Outline": "3", "Shadow": "1", "Alignment": "2",
+    "MarginL": "80", "MarginR": "80", "MarginV": "60", "Encoding": "1",
+}
+ASS_HEADER = (
+    "[Script Info]\n"
+    "; Word timings from the F5-TTS worker's aligner\n"
+    "ScriptType: v4.00+\n"
+    "PlayResX: 1920\n"
+    "PlayResY: 1080\n"
+    "WrapStyle: 0\n"
+    "ScaledBorderAndShadow: yes\n"
+    "\n"
+    "[V4+ Styles]\n"
+    f"Format: {', '.join(ASS_STYLE)}\n"
+    f"Style: {','.join(ASS_STYLE.values())}\n"
+    "\n"
+    "[Events]\n"
+    "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+)
+# Every line break a reader of the file might see (Python's splitlines() set): each is
+# one ASS line break, \N.
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+# A backslash that would start \N, \n or \h: a WORD JOINER (invisible, zero width) goes
+# between them. (libass has no escape for a backslash, and an empty {} after it would be
+# read as the escaped brace \{.)
+_TAG_AFTER_BACKSLASH = re.compile(r"\\(?=[Nnh])")
+WORD_JOINER = "\u2060"
+
+
+def _ass_text(text: str) -> str:
+    """``text`` as literal Dialogue text, as libass (FFmpeg, mpv, VLC) reads it: ``{`` and
+    ``}`` escaped as ``\\{`` and ``\\}`` (else they open and close override blocks), a
+    backslash before ``N``, ``n`` or ``h`` kept from forming a tag, line breaks as ``\\N``."""
+    text = _TAG_AFTER_BACKSLASH.sub("\\\\" + WORD_JOINER, text)
+    text = text.replace("{", "\\{").replace("}", "\\}")
+    return _LINE_BREAK.sub(r"\\N", text)
+
+
+def _ass_clock(cs: int) -> str:
+    hours, rest = divmod(cs, 360_000)
+    minutes, rest = divmod(rest, 6000)
+    seconds, centis = divmod(rest, 100)
+    return f"{hours}:{minutes:02d}:{seconds:02d}.{centis:02d}"
+
+
+def to_ass(words: Sequence[Word], max_words: int = MAX_WORDS,
+           max_cue_s: float = MAX_CUE_S) -> str:
+    """Advanced SubStation Alpha (v4.00+): a 1920x1080 script with one Default style
+    (white, outlined, bottom centre), then one ``Dialogue`` per cue, ``H:MM:SS.cc``. The
+    cues are SRT's, timed in centiseconds: each lasts at least 1 cs and ends no later than the
+    next starts (a cue that would have no centisecond of its own joins the one before)."""
+    events = "".join(
+        f"Dialogue: 0,{_ass_clock(start)},{_ass_clock(end)},Default,,0,0,0,,"
+        f"{_ass_text(text)}\n"
+        for start, end, text in _timed(words, 100, max_words, max_cue_s))
+    return ASS_HEADER + events
+
+
 def render(words: Sequence[Word], fmt: str, **grouping: Any) -> str:
     if fmt == "srt":
         return to_srt(words, **grouping)
@@ -93,7 +203,38 @@ def render(words: Sequence[Word], fmt: str, **grouping: Any) -> str:
         return to_vtt(words, **grouping)
     if fmt == "json":
         return to_json(words)
+    if fmt == "csv":
+        return to_csv(words)
+    if fmt == "ass":
+        return to_ass(words, **grouping)
     raise ValueError(f"timing_format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """One alignment of a text to its audio, to render in as many formats as asked."""
+
+    words: tuple[Word, ...]
+
+    @property
+    def word_count(self) -> int:
+        return len(self.words)
+
+    @property
+    def confidence(self) -> float:
+        """The mean per-word alignment score, 0..1 (0.0 for no words)."""
+        return confidence(self.words)
+
+    def files(self, formats: Iterable[str], **grouping: Any) -> dict[str, tuple[str, str]]:
+        """``{format: (content, mime type)}`` for each of ``formats``; raises
+        :class:`ValueError` for a format not in :data:`FORMATS`."""
+        return {fmt: (render(self.words, fmt, **grouping), MIME[fmt]) for fmt in formats}
+
+
+def align_all(aligner: Aligner, wave: Any, sample_rate: int, text: str) -> Timings:
+    """Aligns ``text`` to ``wave`` once; render it with :meth:`Timings.files`. Raises
+    :class:`bootstrap.aligner.AlignmentError` when the text cannot be aligned."""
+    return Timings(tuple(aligner.align(wave, sample_rate, text)))
 
 
 def timings_for(aligner: Aligner, wave: Any, sample_rate: int, text: str,
@@ -102,4 +243,4 @@ def timings_for(aligner: Aligner, wave: Any, sample_rate: int, text: str,
     Raises :class:`bootstrap.aligner.AlignmentError` when the text cannot be aligned."""
     if fmt not in FORMATS:  # before the alignment, which costs GPU time
         raise ValueError(f"timing_format {fmt!r} is not one of {', '.join(FORMATS)}")
-    return render(aligner.align(wave, sample_rate, text), fmt, **grouping), MIME[fmt]
+    return align_all(aligner, wave, sample_rate, text).files([fmt], **grouping)[fmt]

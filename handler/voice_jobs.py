@@ -9,6 +9,7 @@ odd or huge rate is converted once here, not at every job.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from bootstrap import events
@@ -27,7 +28,9 @@ def add(library: VoiceLibrary, job_input: Any, limits: Limits, rate: int,
         raise InputError("name", f"the library holds {len(added)} added voices, the most "
                          "this worker keeps; delete one first")
     data = refaudio.body(request.ref_audio, request.ref_url, limits, fetch)
-    clip = audio_io.reference(data, limits, rate)
+    # Stored with the text the client gave: a clip cut to its middle would no longer say
+    # it, so a long one is refused here, not trimmed.
+    clip = audio_io.reference(data, dataclasses.replace(limits, clip_long=False), rate)
     facts = {"duration_s": round(clip.seconds, 3), "sample_rate": rate,
              "source_sample_rate": clip.source_rate,
              "loudness_dbfs": round(clip.loudness_dbfs, 1)}

@@ -1,13 +1,17 @@
-"""Word timings as SRT, WebVTT and JSON, read back by real subtitle parsers (srt,
-webvtt-py): the same words and the same times come back."""
+"""Word timings as SRT, WebVTT, JSON, CSV and ASS, read back by real parsers (srt,
+webvtt-py, Python's csv, pysubs2): the same words and the same times come back. FFmpeg's
+libass burns the ASS into video in tests/test_subtitles_ass_burn.py."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import itertools
 import json
 from datetime import timedelta
 
+import pysubs2
 import pytest
 import srt
 import webvtt
@@ -23,9 +27,9 @@ WORDS = [Word("Hello,", 0.02, 0.41), Word("world.", 0.45, 0.9), Word("Fish", 1.2
 
 
 @st.composite
-def word_lists(draw: st.DrawFn) -> list[Word]:
+def word_lists(draw: st.DrawFn, alphabet: str = "ab&<>-.!?, é'") -> list[Word]:
     """Monotonic words (some zero-length, as unplaceable words are) with awkward text."""
-    texts = draw(st.lists(st.text(alphabet="ab&<>-.!?, é'", min_size=1).filter(
+    texts = draw(st.lists(st.text(alphabet=alphabet, min_size=1).filter(
         lambda t: t.strip() == t and " " not in t), min_size=1, max_size=30))
     gaps = draw(st.lists(st.floats(0, 3), min_size=2 * len(texts), max_size=2 * len(texts)))
     words, t = [], 0.0
@@ -113,5 +117,134 @@ def test_json_is_one_entry_per_word_in_seconds() -> None:
 
 
 def test_an_unknown_format_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="'ass' is not one of srt, vtt, json"):
-        subtitles.render(WORDS, "ass")
+    with pytest.raises(ValueError, match="'txt' is not one of srt, vtt, json, csv, ass"):
+        subtitles.render(WORDS, "txt")
+    with pytest.raises(ValueError, match="'txt' is not one of"):
+        subtitles.Timings(tuple(WORDS)).files(["srt", "txt"])
+
+
+def test_every_format_has_a_mime_type_and_a_renderer() -> None:
+    assert set(subtitles.MIME) == set(subtitles.FORMATS)
+    assert subtitles.MIME["csv"] == "text/csv" and subtitles.MIME["ass"] == "text/x-ssa"
+    # handler/outputs tells the audio from the timings by its audio/* type.
+    assert not any(mime.startswith("audio/") for mime in subtitles.MIME.values())
+    files = subtitles.Timings(tuple(WORDS)).files(subtitles.FORMATS)
+    assert list(files) == list(subtitles.FORMATS)
+    assert all(content and mime == subtitles.MIME[fmt] for fmt, (content, mime) in files.items())
+    assert len({content for content, _ in files.values()}) == len(subtitles.FORMATS)
+
+
+# --- CSV ---
+
+AWKWARD = ("a,b", 'say "hi"', '"', ",", "x\ny", "{b}", "C:\\New", "café", "北京", "=1+2")
+
+
+@given(word_lists(alphabet=",\"'ab é北\n\r"))
+@settings(max_examples=80, deadline=None)
+def test_csv_reads_back_word_for_word(words: list[Word]) -> None:
+    scored = [Word(w.text, w.start_s, w.end_s, score=(i % 7) / 6) for i, w in enumerate(words)]
+    text = subtitles.to_csv(scored)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == ["word", "start", "end", "confidence"]
+    assert rows[1:] == [[w.text, f"{w.start_s:.3f}", f"{w.end_s:.3f}", f"{w.score:.3f}"]
+                        for w in scored]
+
+
+def test_csv_is_rfc_4180_with_crlf_and_quoted_fields() -> None:
+    words = [Word("Hello,", 0.02, 0.41, 0.9876), Word('"quoted"', 0.5, 1.0, 0.5),
+             Word("plain", 1.0, 1.25)]
+    assert subtitles.to_csv(words) == (
+        "word,start,end,confidence\r\n"
+        '"Hello,",0.020,0.410,0.988\r\n'
+        '"""quoted""",0.500,1.000,0.500\r\n'
+        "plain,1.000,1.250,0.000\r\n")
+    assert subtitles.to_csv([]) == "word,start,end,confidence\r\n"
+
+
+# --- ASS ---
+
+def libass_text(text: str) -> str:
+    """Dialogue text as libass draws it (ass_render.c): an override block ``{...}`` (a
+    ``{`` with a ``}`` after it) is not text; ``\\N`` breaks the line, ``\\n`` is a space
+    under WrapStyle 0, ``\\h`` a no-break space, ``\\{`` and ``\\}`` are braces; any
+    other backslash is itself. The word joiner draws nothing."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char, following = text[index], text[index + 1:index + 2]
+        if char == "{" and "}" in text[index:]:
+            index = text.index("}", index) + 1
+            continue
+        if char == "\\" and following and following in "Nnh{}":
+            out.append({"N": "\n", "n": " ", "h": "\xa0"}.get(following, following))
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out).replace(subtitles.WORD_JOINER, "")
+
+
+def ass_events(text: str) -> tuple[pysubs2.SSAFile, list[pysubs2.SSAEvent]]:
+    subs = pysubs2.SSAFile.from_string(text, format_="ass")
+    return subs, [e for e in subs.events if e.type == "Dialogue"]
+
+
+def test_ass_has_the_script_info_a_default_style_and_a_dialogue_per_cue() -> None:
+    text = subtitles.to_ass(WORDS[:2], max_words=1)
+    subs, events = ass_events(text)
+    assert subs.info["ScriptType"] == "v4.00+"
+    assert (subs.info["PlayResX"], subs.info["PlayResY"]) == ("1920", "1080")
+    style = subs.styles["Default"]
+    assert (style.fontname, style.fontsize, style.alignment) == ("Arial", 72, 2)
+    assert [(e.start, e.end, e.style, e.plaintext) for e in events] == [
+        (20, 410, "Default", "Hello,"), (450, 900, "Default", "world.")]
+    assert text.endswith("Dialogue: 0,0:00:00.02,0:00:00.41,Default,,0,0,0,,Hello,\n"
+                         "Dialogue: 0,0:00:00.45,0:00:00.90,Default,,0,0,0,,world.\n")
+
+
+def test_ass_times_are_centiseconds_with_unpadded_hours() -> None:
+    text = subtitles.to_ass(WORDS[2:], max_words=10, max_cue_s=1e9)
+    assert "Dialogue: 0,0:00:01.20,1:02:03.46,Default,,0,0,0,," in text
+
+
+@given(word_lists(), st.sampled_from([1, 3, 7]))
+@settings(max_examples=80, deadline=None)
+def test_ass_reads_back_in_pysubs2_word_for_word(words: list[Word], per_cue: int) -> None:
+    """Text with no brace or backslash: pysubs2's own plain text is the words."""
+    _, events = ass_events(subtitles.to_ass(words, max_words=per_cue))
+    assert " ".join(e.plaintext for e in events).split() == [w.text for w in words]
+    assert all(e.start < e.end for e in events)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(events))
+
+
+@given(word_lists(alphabet="{}\\Nnh,ab é北"), st.sampled_from([1, 3, 7]))
+@settings(max_examples=200, deadline=None)
+def test_ass_keeps_braces_and_backslashes_as_text(words: list[Word], per_cue: int) -> None:
+    """pysubs2 parses the file and its times; the text is read by libass's rules (pysubs2's
+    plaintext knows no escapes: it would drop ``\\{b\\}`` as an override block)."""
+    _, events = ass_events(subtitles.to_ass(words, max_words=per_cue))
+    assert " ".join(libass_text(e.text) for e in events).split() == [w.text for w in words]
+    expected = subtitles._timed(words, 100, per_cue, subtitles.MAX_CUE_S)
+    assert [(e.start, e.end) for e in events] == [(s * 10, e * 10) for s, e, _ in expected]
+    assert all(e.start < e.end for e in events)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(events))
+
+
+def test_ass_escapes_what_libass_would_read_as_markup() -> None:
+    words = [Word(t, i * 0.5, i * 0.5 + 0.4) for i, t in enumerate(AWKWARD)]
+    _, events = ass_events(subtitles.to_ass(words, max_words=1))
+    assert [libass_text(e.text) for e in events] == list(AWKWARD)
+    by_word = dict(zip(AWKWARD, (e.text for e in events), strict=True))
+    assert by_word["{b}"] == "\\{b\\}"
+    assert by_word["C:\\New"] == "C:\\\u2060New"
+    assert by_word["x\ny"] == "x\\Ny"  # a line break in a word is ASS's, not the file's
+    assert by_word["a,b"] == "a,b" and by_word["北京"] == "北京"
+
+
+def test_ass_cues_too_short_for_a_centisecond_join_the_one_before() -> None:
+    # 1 ms apart: distinct SRT cues, one ASS cue (each must last at least 1 cs).
+    words = [Word("one.", 0.0, 0.101), Word("two.", 0.101, 0.104), Word("three.", 0.2, 0.3)]
+    assert len(subtitles.cues(words)) == 3
+    _, events = ass_events(subtitles.to_ass(words))
+    assert [(e.start, e.end, e.plaintext) for e in events] == [
+        (0, 100, "one. two."), (200, 300, "three.")]

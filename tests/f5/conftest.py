@@ -184,8 +184,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(volume: Path, workdir: Path, **env: str) -> Iterator[Served]:
-    """Starts serve_f5.py (``env`` added to its environment) and waits until it listens."""
+def serving(volume: Path, workdir: Path, prefix: tuple[str, ...] = (),
+            **env: str) -> Iterator[Served]:
+    """Starts serve_f5.py (``env`` added to its environment; ``prefix`` before its command,
+    e.g. to run it in a private mount namespace) and waits until it listens."""
     port = free_port()
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
     log = (workdir / "worker.log").open("w")
@@ -193,7 +195,7 @@ def serving(volume: Path, workdir: Path, **env: str) -> Iterator[Served]:
             "TMPDIR": str(workdir / "tmp"), **env}
     full.pop("RUNPOD_LOG_LEVEL", None)
     # The SDK keeps .runpod_jobs.pkl in its cwd: each worker has its own.
-    proc = subprocess.Popen([sys.executable, str(SERVE), str(volume), str(port)],
+    proc = subprocess.Popen([*prefix, sys.executable, str(SERVE), str(volume), str(port)],
                             cwd=workdir, env=full, stdout=log, stderr=subprocess.STDOUT)
     served = Served(port, proc, workdir, volume)
     try:

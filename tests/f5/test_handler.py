@@ -76,23 +76,35 @@ def test_remove_silence_returns_audio(handler: Any) -> None:
     assert len(decode(result)[0]) > 0
 
 
-def test_reference_longer_than_the_model_uses_is_rejected_not_trimmed(
-        handler: Any, tmp_path: Path) -> None:
+def test_with_clipping_off_a_long_reference_is_rejected_not_trimmed(
+        booted: Context, tmp_path: Path) -> None:
+    """BOOTSTRAP_REF_CLIP_LONG=0 keeps the refusal for those who want it."""
+    strict = f5tts.make_handler(booted, Limits(clip_long=False))
     wav = tiny_model.write_voice(tmp_path, "long", seconds=13.0)
-    result = handler(job(text="Hi there.", ref_audio=base64.b64encode(
+    result = strict(job(text="Hi there.", ref_audio=base64.b64encode(
         wav.read_bytes()).decode(), ref_text="A long reference."))
     assert result["error"].startswith("ref_audio: is 13.0 s")
     assert "rejected, not trimmed" in result["error"]
+
+
+def test_a_clipped_reference_needs_a_transcript_of_what_is_left(handler: Any,
+                                                                tmp_path: Path) -> None:
+    """Cut to its middle 8 s, the clip no longer says its ref_text: without a transcriber
+    the job is refused, naming the field that would have to change."""
+    wav = tiny_model.write_voice(tmp_path, "long", seconds=13.0)
+    result = handler(job(text="Hi there.", ref_audio=base64.b64encode(
+        wav.read_bytes()).decode(), ref_text="A long reference."))
+    assert result["error"].startswith("ref_text: is needed: this reference has no "
+                                      "transcript, and transcription is off"), result
 
 
 @pytest.mark.parametrize(("fields", "field"), [
     ({"voice": "default"}, "text"),
     ({"text": "", "voice": "default"}, "text"),
     ({"text": "x" * 5001, "voice": "default"}, "text"),
-    ({"text": "hi"}, "voice"),
     ({"text": "hi", "voice": "nobody"}, "voice"),
     ({"text": "hi", "voice": "../etc/passwd"}, "voice"),
-    ({"text": "hi", "ref_audio": "bm90IGF1ZGlv"}, "ref_text"),
+    ({"text": "hi", "ref_audio": "bm90IGF1ZGlv"}, "ref_audio"),
     ({"text": "hi", "ref_audio": "bm90IGF1ZGlv", "ref_text": "t"}, "ref_audio"),
     ({"text": "hi", "ref_audio": "%%%", "ref_text": "t"}, "ref_audio"),
     ({"text": "hi", "ref_audio": "http://example.com/a.wav", "ref_text": "t"}, "ref_audio"),
@@ -188,3 +200,11 @@ def test_an_answer_passes_the_redactor(handler: Any, monkeypatch: pytest.MonkeyP
     redaction.reset()
     answer = handler(job(action="s3cr3t-Value-7Hq2"))
     assert answer["error"].startswith("action: unknown action '[redacted]'"), answer
+
+
+def test_a_reference_without_its_text_needs_the_transcriber(handler: Any,
+                                                            tmp_path: Path) -> None:
+    wav = tiny_model.write_voice(tmp_path, "clip", seconds=2.0)
+    result = handler(job(text="Hi.", ref_audio=base64.b64encode(wav.read_bytes()).decode()))
+    assert result["error"].startswith("ref_text: is needed: this reference has no "
+                                      "transcript, and transcription is off"), result

@@ -81,3 +81,20 @@ def test_timings_on_a_worker_without_them_are_refused_before_compute(booted: Con
                                          "return_word_timings": True}})
     assert result == {"error": "return_word_timings: word timings are off on this worker; "
                                "its operator turns them on with BOOTSTRAP_TIMINGS=1"}
+
+
+def test_csv_and_ass_come_with_the_word_count_and_confidence(handler: Any) -> None:
+    import csv
+
+    import pysubs2
+
+    rows = synthesize(handler, timing_format="csv")
+    table = list(csv.DictReader(io.StringIO(rows["timings"])))
+    assert [row["word"] for row in table] == TEXT.split()
+    assert rows["word_count"] == len(TEXT.split())
+    scores = [float(row["confidence"]) for row in table]
+    assert rows["timing_confidence"] == pytest.approx(sum(scores) / len(scores), abs=2e-3)
+    assert 0 <= rows["timing_confidence"] <= 1
+    subs = synthesize(handler, timing_format="ass")
+    events = pysubs2.SSAFile.from_string(subs["timings"]).events
+    assert " ".join(e.plaintext for e in events).split() == TEXT.split()
