@@ -89,6 +89,9 @@ COPY --from=wheel /wheels/ /tmp/wheels/
 RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+# RunPod's handler-file convention: `python3 /opt/bootstrap/rp_handler.py --rp_serve_api`
+# boots through bootstrap like the entrypoint (docs/deploy-runpod.md, "RunPod Hub").
+COPY --chmod=0755 rp_handler.py /opt/bootstrap/rp_handler.py
 # Bundled voices: jobs may use and list them, never delete them (docs/handler.md).
 COPY voices/ /opt/bootstrap/voices/
 COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
@@ -99,7 +102,7 @@ RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest
         --module bootstrap --module handler --module torch --module f5_tts --module runpod \
         --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
         --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
-        --path /opt/bootstrap/voices
+        --path /opt/bootstrap/voices --path /opt/bootstrap/rp_handler.py
 LABEL org.opencontainers.image.title="bootstrap-worker" \
       org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
       org.opencontainers.image.version="${VERSION}" \
@@ -118,6 +121,9 @@ COPY --from=wheel /wheels/ /tmp/wheels/
 RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+# RunPod's handler-file convention: `python3 /opt/bootstrap/rp_handler.py --rp_serve_api`
+# boots through bootstrap like the entrypoint (docs/deploy-runpod.md, "RunPod Hub").
+COPY --chmod=0755 rp_handler.py /opt/bootstrap/rp_handler.py
 # Bundled voices: jobs may use and list them, never delete them (docs/handler.md).
 COPY voices/ /opt/bootstrap/voices/
 COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
@@ -128,7 +134,7 @@ RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest
         --module bootstrap --module handler \
         --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
         --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
-        --path /opt/bootstrap/voices
+        --path /opt/bootstrap/voices --path /opt/bootstrap/rp_handler.py
 LABEL org.opencontainers.image.title="bootstrap-worker" \
       org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
       org.opencontainers.image.version="${VERSION}" \

@@ -102,6 +102,15 @@ class Config:
     aligner_model: Path = Path("models/mms-fa/model.pt")
     aligner_url: str = (
         "https://dl.fbaipublicfiles.com/mms/torchaudio/ctc_alignment_mling_uroman/model.pt")
+    # Transcription (docs/handler.md): a job without ref_text has its reference transcribed
+    # by a Whisper model, as F5-TTS itself does. On by default: the worker this one replaces
+    # did so, and its clients never send ref_text, so they must keep working unchanged; off,
+    # no recognition model is checked or loaded and such a job is refused. The model's files
+    # live in asr_dir (under the volume unless absolute) and missing ones are fetched from
+    # the Hugging Face repo asr_model ("" means never download).
+    transcribe: bool = True
+    asr_model: str = "openai/whisper-large-v3-turbo"
+    asr_dir: Path = Path("models/whisper-large-v3-turbo")
     # A job's budget (docs/handler.md): its wall-clock deadline, under RunPod's default
     # execution timeout of 600 s so the worker, not the platform, says what happened; and
     # the audio one job may make, computed from the model's own chunking before any compute.

@@ -28,6 +28,7 @@ from bootstrap.bucket_voices import BucketVoices
 from bootstrap.context import Context
 from bootstrap.f5 import F5Model
 from bootstrap.storage import StorageError
+from bootstrap.transcripts import TranscriptCache
 from bootstrap.voices import library
 from handler import audio_io, outputs, refaudio, seed, seed_inputs, speech, voice_jobs
 from handler.budget import Budget, BudgetExceeded
@@ -145,7 +146,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
                                 max_audio_s=ctx.config.job_max_audio_s,
                                 clip_long=ctx.config.ref_clip_long),
         transcriber=ctx.state.get("transcriber"),  # loaded by the model stage when on
-        transcripts=ctx.state.get("transcripts"),
+        transcripts=TranscriptCache.of(ctx.config) if ctx.state.get("transcriber") else None,
         aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
         storage=storage,
         # On a developer machine the answer is also kept as a file: the demo's proof.

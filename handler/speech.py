@@ -153,7 +153,14 @@ def _transcript(clip: Clip, svc: Services, field: str,
         raise InputError(field, "is needed: this reference has no transcript, and "
                          "transcription is off on this worker (BOOTSTRAP_TRANSCRIBE=1 turns "
                          "it on)")
-    text = str(svc.transcriber.transcribe(clip.samples, clip.rate)).strip()
+    from bootstrap.transcriber import TranscriptionError
+
+    try:
+        text = str(svc.transcriber.transcribe(clip.samples, clip.rate)).strip()
+    except TranscriptionError as exc:
+        if exc.kind != "empty":
+            raise  # the recognizer itself failed: an internal error, detailed in the log
+        text = ""
     if not text:
         raise InputError(field, "is needed: the speech recognition heard no words in the "
                          "reference")

@@ -1,5 +1,7 @@
 """Builds a tiny random F5-TTS model on a volume: checkpoint, vocab, arch, vocoder, voice,
-and a tiny random word aligner (MMS_FA's wav2vec2 structure, small).
+a tiny random word aligner (MMS_FA's wav2vec2 structure, small) and a tiny random Whisper
+speech recognizer (transformers' own classes, its tokenizer built here: nothing is
+downloaded).
 
     python -m handler.tiny_model VOLUME
 
@@ -40,6 +42,17 @@ ALIGNER_PARAMS = {
     "encoder_dropout": 0.0, "encoder_layer_norm_first": True, "encoder_layer_drop": 0.0,
     "aux_num_out": 28,
 }
+ASR = ROOT / "whisper"
+# Whisper's special tokens, in the order of the real vocabulary (after the text tokens),
+# for a few languages; no timestamp tokens (transcription asks for none).
+ASR_LANGUAGES = ("en", "de", "fr", "es")
+ASR_SPECIALS = ("<|endoftext|>", "<|startoftranscript|>",
+                *(f"<|{lang}|>" for lang in ASR_LANGUAGES), "<|translate|>", "<|transcribe|>",
+                "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>")
+# Decoding stops after this many tokens. Every token but letters and the space is
+# suppressed, end-of-text included, so a transcript is that many letters and spaces:
+# never empty, printable, and (decoded greedily) cheap on a CPU.
+ASR_MAX_LENGTH = 16
 VOICE_TEXT = "This is the tiny test voice."
 VOICE_SECONDS = 2.0
 # Line 0 must be a space: F5-TTS maps unknown characters to token 0.
@@ -66,11 +79,15 @@ head:
 VOCODER_YAML = vocoder_yaml(dim=64, intermediate_dim=128, num_layers=2)
 
 
-def settings(volume: Path, timings: bool = False) -> dict[str, str]:
+def settings(volume: Path, timings: bool = False, transcribe: bool = True) -> dict[str, str]:
     """The bootstrap settings that select the tiny model on ``volume`` (and its aligner,
-    checked and loaded only with ``timings``)."""
+    checked and loaded only with ``timings``; and its recognizer, checked and loaded only
+    with ``transcribe``, on by default as in production)."""
     return {
         "timings": "1" if timings else "0",
+        "transcribe": "1" if transcribe else "0",
+        "asr_dir": str(volume / ASR),
+        "asr_model": "",  # never download: it is here
         "aligner_arch": str(volume / ALIGNER / "aligner.json"),
         "aligner_model": str(volume / ALIGNER / "model.pt"),
         "aligner_url": "",  # never download: it is here
@@ -139,6 +156,60 @@ def build_aligner(volume: Path, seed: int = 0) -> Path:
     return root / "model.pt"
 
 
+def build_whisper(volume: Path, seed: int = 0) -> Path:
+    """A tiny random Whisper (d_model 16, one layer each side) with the files of a hub
+    repo (config, generation config, weights, feature extractor, tokenizer), saved by
+    transformers itself; returns its folder. Its tokenizer is byte-level BPE over the 256
+    byte symbols with no merges, plus Whisper's special tokens. Its transcripts are
+    gibberish, deterministic for a seed."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizer,
+    )
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    folder = volume / ASR
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = {symbol: index for index, symbol in enumerate(bytes_to_unicode().values())}
+    tokenizer = WhisperTokenizer(vocab=symbols, merges=[], pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": list(ASR_SPECIALS[1:])})
+    ids = dict(zip(ASR_SPECIALS, tokenizer.convert_tokens_to_ids(list(ASR_SPECIALS)),
+                   strict=True))
+    end, start = ids["<|endoftext|>"], ids["<|startoftranscript|>"]
+    space = symbols["\u0120"]  # byte-level BPE's symbol for b" "
+    words = {symbols[letter] for letter in string.ascii_letters} | {space}
+    features = WhisperFeatureExtractor()  # Whisper's 80 mel bins at 16 kHz, 30 s windows
+    config = WhisperConfig(
+        vocab_size=len(tokenizer), num_mel_bins=features.feature_size, d_model=16,
+        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        max_source_positions=1500, max_target_positions=64, pad_token_id=end,
+        bos_token_id=end, eos_token_id=end, decoder_start_token_id=start,
+        # Generation settings live in the generation config alone (the defaults here name
+        # the real vocabulary's token ids).
+        begin_suppress_tokens=None, suppress_tokens=None)
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start, bos_token_id=end, eos_token_id=end, pad_token_id=end,
+        max_length=ASR_MAX_LENGTH, num_beams=1,  # greedy: the pipeline's default is 5 beams
+        begin_suppress_tokens=[space],
+        suppress_tokens=[i for i in range(len(tokenizer)) if i not in words],
+        is_multilingual=True,
+        lang_to_id={f"<|{lang}|>": ids[f"<|{lang}|>"] for lang in ASR_LANGUAGES},
+        task_to_id={"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+        prev_sot_token_id=ids["<|startofprev|>"])
+    model.save_pretrained(folder)
+    features.save_pretrained(folder)  # preprocessor_config.json, as the hub's repos have
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def build(volume: Path, seed: int = 0) -> dict[str, str]:
     import torch
     from f5_tts.model import CFM, DiT
@@ -167,6 +238,7 @@ def build(volume: Path, seed: int = 0) -> dict[str, str]:
     torch.save(_randomise(vocos.state_dict(), seed + 1), root / "vocoder" / "pytorch_model.bin")
     write_voice(volume / VOICES)
     build_aligner(volume, seed)
+    build_whisper(volume, seed)
     return settings(volume)
 
 

@@ -20,16 +20,19 @@ reuse the cache under ``.cache/container`` (``BOOTSTRAP_CACHE_DIR`` moves it).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 import uuid
 import wave
 from collections.abc import Iterator
@@ -523,3 +526,157 @@ def test_sigterm_mid_boot_ends_in_a_reported_clean_shutdown(
     assert not result.named("boot.ready")
     reports = list((volume / ".bootstrap" / "reports").glob("*.json"))
     assert [json.loads(p.read_text())["outcome"] for p in reports] == ["stopped"]
+
+
+# -- RunPod's conventions on the baked image --------------------------------------------------
+
+BAKED_IMAGE = "localhost/bootstrap-worker:test-baked"
+RUNPOD_TESTS = REPO / ".runpod" / "tests.json"
+# Where the tiny model is mounted, read-only: model files, not a network volume, and away
+# from /runpod-volume, which stays absent as on an endpoint without one.
+TINY = Path("/opt/tiny")
+
+
+@pytest.fixture(scope="module")
+def baked_image(podman_env: dict[str, str]) -> str:
+    """The baked image (torch, F5-TTS and the RunPod SDK inside), built by image/build.sh.
+    The first build downloads torch with its CUDA libraries (about 13 minutes, 9.6 GB); a
+    later one reuses that layer and rebuilds only bootstrap's own (seconds)."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(REPO / "image/build.sh"), "--variant", "baked", "--tag", BAKED_IMAGE, "--",
+         "--build-arg", f"BASE_IMAGE={podman_env['BOOTSTRAP_TEST_BASE']}"],
+        env=podman_env, capture_output=True, text=True, timeout=1500)
+    if result.returncode != 0:
+        pytest.fail(f"baked image build failed ({result.returncode}):\n"
+                    f"{(result.stdout + result.stderr)[-6000:]}")
+    print(f"built {BAKED_IMAGE} in {time.monotonic() - started:.1f} s")
+    return BAKED_IMAGE
+
+
+@pytest.fixture(scope="module")
+def baked_tiny_model(podman_env: dict[str, str], baked_image: str,
+                     tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random F5-TTS model, built by the baked image's own torch and F5-TTS."""
+    folder = tmp_path_factory.mktemp("tiny")
+    subprocess.run(["podman", "run", "--rm", "--network=none", "--volume", f"{folder}:{TINY}",
+                    "--entrypoint", "python3", baked_image, "-m", "handler.tiny_model",
+                    str(TINY)],
+                   env=podman_env, check=True, capture_output=True, timeout=600)
+    return folder
+
+
+def _runpod_tests_env(port: int) -> dict[str, str]:
+    """tests.json's own environment, plus what this machine needs and RunPod's does not:
+    the tiny model instead of a download (no network, no GPU), the CPU allowed, and the
+    SDK's local HTTP server standing in for RunPod's queue."""
+    env = {e["key"]: e["value"] for e in json.loads(RUNPOD_TESTS.read_text())["config"]["env"]}
+    tiny = tiny_model.settings(TINY)
+    # The voice stays unset: "default" is the one the image provides (F5-TTS's own example
+    # voice, put on the container disk by the model stage), not the tiny model's.
+    del tiny["model_voices"]
+    env |= {f"BOOTSTRAP_{key.upper()}": value for key, value in tiny.items()}
+    env |= {"BOOTSTRAP_ALLOW_CPU": "true",
+            "BOOTSTRAP_SERVE_ARGS": f"--rp_serve_api --rp_api_port {port}"}
+    return env
+
+
+def _runsync(port: int, job_input: dict[str, Any], timeout: float) -> tuple[int, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/runsync",
+                                     data=json.dumps({"input": job_input}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, json.loads(response.read())
+
+
+def _serving(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the container exited {proc.returncode} before serving:\n"
+                        f"{log.read_text()[-6000:]}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"not serving after {timeout} s:\n{log.read_text()[-6000:]}")
+        time.sleep(0.5)
+
+
+def test_runpod_hub_tests_pass_against_the_baked_image_without_a_network_volume(
+    podman_env: dict[str, str], baked_image: str, baked_tiny_model: Path, tmp_path: Path,
+) -> None:
+    """Every job of .runpod/tests.json, sent as the Hub sends it (one job per request) to the
+    baked image booted by its own entrypoint with tests.json's environment and no volume
+    mounted at /runpod-volume: each one answers 200 and COMPLETED within its timeout."""
+    tests = json.loads(RUNPOD_TESTS.read_text())["tests"]
+    port = _free_port()
+    name = f"bootstrap-test-{uuid.uuid4().hex[:10]}"
+    argv = _run_argv(baked_image, name, env=_runpod_tests_env(port), volume=None,
+                     read_only=False, user=None, tini=True,
+                     mounts=[f"{baked_tiny_model}:{TINY}:ro"], args=[])
+    log, errors = tmp_path / "boot.log", tmp_path / "boot.err"
+    answers: dict[str, Any] = {}
+    with log.open("wb") as out, errors.open("wb") as err:
+        proc = subprocess.Popen(argv, env=podman_env, stdout=out, stderr=err)
+        try:
+            _serving(proc, port, log, timeout=600)
+            for test in tests:
+                started = time.monotonic()
+                status, answer = _runsync(port, test["input"], timeout=test["timeout"] / 1000)
+                took_ms = (time.monotonic() - started) * 1000
+                print(f"{test['name']}: {answer.get('status')} in {took_ms:.0f} ms")
+                assert status == 200 and answer["status"] == "COMPLETED", (test["name"], answer)
+                assert took_ms <= test["timeout"], (test["name"], took_ms)
+                answers[test["name"]] = answer["output"]
+            subprocess.run(["podman", "kill", "--signal", "TERM", name], env=podman_env,
+                           check=True, capture_output=True)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            subprocess.run(["podman", "rm", "--force", "--ignore", name], env=podman_env,
+                           capture_output=True)
+    stdout = log.read_text()
+    result = Boot(proc.returncode, stdout, errors.read_text(), _events(stdout))
+    # No network volume: the volume stage says image mode needs none; nothing was mounted.
+    assert any(e.get("code") == "volume.I001" for e in result.events), result.describe()
+    (loaded,) = result.named("model.loaded")
+    assert "default" in loaded["voices"], result.describe()
+    assert result.named("boot.ready"), result.describe()
+    assert (result.summary["status"], result.summary["cause"]) == ("stopped", "SIGTERM")
+    # What each answer says, beyond COMPLETED: speech in the image's voice, and that voice
+    # in the library.
+    for test in tests:
+        output = answers[test["name"]]
+        if test["input"].get("action", "synthesize") == "synthesize":
+            wav = base64.b64decode(output["audio"])
+            assert wav[:4] == b"RIFF" and output["reference"] == {"voice": "default"}
+        elif test["input"]["action"] == "list_voices":
+            assert "default" in {v["name"] for v in output["voices"]}
+
+
+def test_rp_handler_in_the_baked_image_boots_through_bootstrap(
+    podman_env: dict[str, str], baked_image: str,
+) -> None:
+    """`python3 /opt/bootstrap/rp_handler.py --test_input JOB` in the image: the stages run
+    (image mode, no volume), the SDK answers the job (the echo handler: no model), exit 0."""
+    job = {"input": {"text": "from the image's rp_handler.py"}}
+    result = subprocess.run(
+        ["podman", "run", "--rm", "--network=none", "--env", "BOOTSTRAP_LOG_FORMAT=json",
+         "--env", "BOOTSTRAP_HANDLER=handler.echo:make_handler",
+         "--env", f"BOOTSTRAP_SKIP={SKIP_MODEL_STAGES}", "--entrypoint", "python3",
+         baked_image, "/opt/bootstrap/rp_handler.py", "--test_input", json.dumps(job)],
+        env=podman_env, capture_output=True, text=True, timeout=300)
+    boot_result = Boot(result.returncode, result.stdout, result.stderr, _events(result.stdout))
+    assert (result.returncode, boot_result.summary["status"]) == (0, "ok"), \
+        boot_result.describe()
+    assert boot_result.named("boot.ready"), boot_result.describe()
+    answers = [e for e in boot_result.named("output") if "Job result" in e.get("line", "")]
+    assert answers and repr(job["input"]) in answers[0]["line"], boot_result.describe()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,6 +1,8 @@
 """model: proves the F5-TTS assets on the volume, fetches what is missing, then loads the
 model and vocoder onto the device the cuda stage chose. With word timings enabled it does
-the same for the aligner (``ctx.state["aligner"]``); without, it never looks at it.
+the same for the aligner (``ctx.state["aligner"]``); without, it never looks at it. With
+transcription enabled (the default) it does the same for the Whisper model that transcribes
+a reference sent without its text (``ctx.state["transcriber"]``); without, likewise never.
 
 Order matters: the files are checked (present, complete, shapes and vocab agreeing with
 the architecture) before anything is imported, because a wrong checkpoint fails deep
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap import aligner, checkpoint, events, f5, voices
+from bootstrap import aligner, checkpoint, events, f5, transcriber, voices
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
@@ -66,12 +68,25 @@ E018 = error("model.E018", "loading the aligner onto {device} failed",
              "the cause is torchaudio's own error; out of memory and corrupt files are typical")
 E019 = error("model.E019", "downloading the aligner from {url} failed: {why}",
              "check the network and BOOTSTRAP_ALIGNER_URL, or copy the file to {path}")
+E020 = error("model.E020", "recognition model {path} lacks {files} (transcription is on)",
+             "copy a Whisper model's files there, set BOOTSTRAP_ASR_MODEL to fetch them, or "
+             "BOOTSTRAP_TRANSCRIBE=0 (then every job must send ref_text)")
+E021 = error("model.E021", "recognition model {path} is not usable: {why}",
+             "an interrupted copy or download, or files of two models; delete the folder and "
+             "fetch or copy it again")
+E022 = error("model.E022", "loading the recognition model onto {device} failed",
+             "the cause is transformers' own error; out of memory and corrupt files are typical")
+E023 = error("model.E023", "downloading {file} of the recognition model {repo} failed: {why}",
+             "check BOOTSTRAP_ASR_MODEL (a Whisper repo), HF_TOKEN and the network, or copy "
+             "the files to {path}")
 W001 = warning("model.W001", "no voices in {path}",
                "store NAME.wav with its reference text in NAME.txt there")
 I001 = info("model.I001", "{path} is missing: would download it from {repo}",
             "to skip the download, copy the file there before the boot")
 I002 = info("model.I002", "aligner {path} is missing: would download it from {url}",
             "to skip the download, copy the file there before the boot")
+I003 = info("model.I003", "recognition model {path} lacks {files}: would download them from "
+            "{repo}", "to skip the download, copy the files there before the boot")
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,12 @@ def check(ctx: Context) -> list[Message]:
         found += inspect_aligner(ctx.config, can_download=bool(url))
         if url and not weights.is_file():
             found.append(I002.at(weights, path=weights, url=url))
+    if ctx.config.transcribe:
+        folder, repo = ctx.config.on_volume(ctx.config.asr_dir), ctx.config.asr_model
+        found += inspect_asr(ctx.config, can_download=bool(repo))
+        lacking = transcriber.missing(folder)
+        if repo and lacking:  # the files `_fetch_asr` would fetch
+            found.append(I003.at(folder, path=folder, files=", ".join(lacking), repo=repo))
     return found
 
 
@@ -207,6 +228,62 @@ def _load_aligner(ctx: Context, device: str) -> dict[str, object]:
         raise StageFailed(E018.at(device, device=device),
                           cause=f"{type(exc).__name__}: {exc}") from exc
     return {"path": str(weights), "arch": c.aligner_arch,
+            "load_s": round(time.monotonic() - started, 2)}
+
+
+def inspect_asr(c: Config, can_download: bool) -> list[Message]:
+    """What is wrong with the recognition model's files, read-only (no transformers
+    import). Before fetching, missing files that will be downloaded are not an error."""
+    folder = c.on_volume(c.asr_dir)
+    lacking = transcriber.missing(folder)
+    if lacking and not can_download:
+        return [E020.at(folder, path=folder, files=", ".join(lacking))]
+    try:
+        transcriber.verify(folder)
+    except transcriber.WhisperFileError as exc:
+        return [E021.at(folder, path=folder, why=exc)]
+    return []
+
+
+def _fetch_asr(ctx: Context) -> int:
+    """The recognition model's missing files from ``asr_model``, through the download
+    helper and its lease like every other asset; the bytes fetched."""
+    from bootstrap import download
+
+    c = ctx.config
+    folder = c.on_volume(c.asr_dir)
+    lacking = transcriber.missing(folder)
+    if not lacking:  # complete: a warm boot asks the hub nothing
+        return 0
+    fetched = 0
+    for name in (*lacking, *transcriber.OPTIONAL):
+        remote = download.Remote(c.asr_model, name)
+        try:
+            fetched += download.ensure(remote, folder / name, c.volume / ".bootstrap" / "locks",
+                                       ctx.worker_id)
+        except download.DownloadError as exc:
+            if name in transcriber.OPTIONAL and exc.kind == "not_found":
+                continue  # not every Whisper repo has the older tokenizer files
+            url = remote.url(os.environ.get("HF_ENDPOINT", download.DEFAULT_ENDPOINT))
+            raise StageFailed(E023.at(url, file=name, repo=c.asr_model, path=folder, why=exc),
+                              cause=str(exc),
+                              transient=exc.kind in ("rate_limited", "failed", "incomplete")
+                              ) from exc
+    return fetched
+
+
+def _load_transcriber(ctx: Context, device: str) -> dict[str, object]:
+    """The recognition model, its files proven, into ``ctx.state["transcriber"]``."""
+    c = ctx.config
+    folder = c.on_volume(c.asr_dir)
+    started = time.monotonic()
+    try:
+        loaded = transcriber.load(folder, device)
+    except Exception as exc:
+        raise StageFailed(E022.at(device, device=device),
+                          cause=f"{type(exc).__name__}: {exc}") from exc
+    ctx.state["transcriber"] = loaded
+    return {"path": str(folder), "repo": c.asr_model, "dtype": loaded.dtype,
             "load_s": round(time.monotonic() - started, 2)}
 
 
@@ -289,10 +366,15 @@ def run(ctx: Context) -> Outcome:
     timings = ctx.config.timings
     if timings and ctx.config.aligner_url:
         facts["aligner_fetched_bytes"] = _fetch_aligner(ctx)
+    transcribe = ctx.config.transcribe
+    if transcribe and ctx.config.asr_model:
+        facts["asr_fetched_bytes"] = _fetch_asr(ctx)
     _from_package(ctx, assets)
     problems = inspect(assets, can_download=False, final=True)
-    # The aligner's files are proven before the slow F5 load, so a bad one fails fast.
+    # The aligner's and recognizer's files are proven before the slow F5 load, so a bad
+    # one fails fast.
     problems += inspect_aligner(ctx.config, can_download=False) if timings else []
+    problems += inspect_asr(ctx.config, can_download=False) if transcribe else []
     if problems:
         raise StageFailed(problems[0])
     assert assets.arch is not None  # inspect() named it otherwise
@@ -320,6 +402,8 @@ def run(ctx: Context) -> Outcome:
     facts["load_s"] = round(time.monotonic() - started, 2)
     facts["after"] = _memory(device)
     facts["aligner"] = _load_aligner(ctx, device) if timings else "off (timings disabled)"
+    facts["transcriber"] = (_load_transcriber(ctx, device) if transcribe
+                            else "off (transcription disabled)")
     names = sorted(voices.library(ctx.config).all())
     facts["voices"] = names
     facts["arch"] = arch.name
@@ -330,4 +414,4 @@ def run(ctx: Context) -> Outcome:
 
 
 STAGE = Stage(name="model", run=run, check=check, side=Side.WORKER, exit_code=ExitCode.MODEL,
-              deadline_s=1800)  # a first boot downloads 1.35 GB
+              deadline_s=1800)  # a first boot downloads 1.35 GB (and Whisper's 1.6 GB)

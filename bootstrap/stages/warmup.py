@@ -5,6 +5,10 @@ vocoder or a zeroed checkpoint, or run on another device than intended. The warm
 output must be finite and audible, made on the chosen device; its real-time factor
 (seconds of compute per second of audio) is reported. It also pays the first-call costs
 (kernel selection, allocator growth) so the first client does not.
+
+With transcription on, the same voice is transcribed once too: the recognizer is proven
+end to end (a tokenizer that loads but cannot decode fails here, not on a client's job),
+and its first-call costs are paid at boot as well.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ E005 = error("warmup.E005", "the model is on {found}, not on the chosen {device}
              "the model must be placed explicitly; this is a bug in the model stage")
 E006 = error("warmup.E006", "no model is loaded; the model stage must run before warmup",
              "keep model before warmup in the pipeline")
+E007 = error("warmup.E007", "the warm-up transcription of voice {voice!r} failed: {why}",
+             "check the recognition model's files (asr_dir), or BOOTSTRAP_TRANSCRIBE=0 "
+             "(then every job must send ref_text)")
 
 
 def check(ctx: Context) -> list[Message]:
@@ -78,9 +85,21 @@ def run(ctx: Context) -> Outcome:
     if rms < MIN_RMS:
         raise StageFailed(E004.at(device, rms=rms))
     seconds = samples.size / model.sample_rate
-    facts = {"device": device, "voice": voice.name, "nfe_step": ctx.config.warmup_nfe,
-             "audio_s": round(seconds, 3), "compute_s": round(elapsed, 3),
-             "rtf": round(elapsed / seconds, 4), "rms": round(rms, 5)}
+    facts: dict[str, object] = {
+        "device": device, "voice": voice.name, "nfe_step": ctx.config.warmup_nfe,
+        "audio_s": round(seconds, 3), "compute_s": round(elapsed, 3),
+        "rtf": round(elapsed / seconds, 4), "rms": round(rms, 5)}
+    recognizer = ctx.state.get("transcriber")
+    if recognizer is not None:
+        started = time.monotonic()
+        try:
+            heard = recognizer.transcribe(clip.samples, clip.rate)
+        except Exception as exc:  # TranscriptionError, or ValueError on a bad clip
+            raise StageFailed(E007.at(voice.name, voice=voice.name, why=exc),
+                              cause=f"{type(exc).__name__}: {exc}") from exc
+        # Its length only: the text is the voice's, not worth a log line.
+        facts["transcription"] = {"compute_s": round(time.monotonic() - started, 3),
+                                  "chars": len(heard)}
     events.emit("info", "warmup.done", **facts)
     return Outcome(facts=facts)
 

@@ -1,0 +1,1 @@
+../rp_handler.py
