@@ -6,9 +6,11 @@ the CPU, the RunPod SDK's local HTTP server on 127.0.0.1) starts in its own proc
 its own working directory and TMPDIR. A warm-up sends every good and bad job three times;
 then the baseline is taken: the lowest RSS over 3 s, the open descriptors, VmHWM reset
 (``/proc/PID/clear_refs``). CLIENTS threads then send the mix of tests/fixtures/job_mix.py
-to ``/runsync`` for DURATION seconds (each finishes its round): per round and client, six
-good jobs (three syntheses at nfe_step 2, list, add and delete of its own voice), six bad
-ones and one hostile one. Every answer is checked as the load test checks it, and
+to ``/runsync`` for DURATION seconds (each finishes its round): per round and client, seven
+good jobs at nfe_step 2 (four syntheses: a stored voice, the client's own voice, a reference
+with its text and one without, which is transcribed; list, add and delete of its own voice;
+every fourth round also a long text, ~70 s of audio), a bad job after each good one, and one
+hostile one. Every answer is checked as the load test checks it, and
 the wrong ones are counted. Printed: jobs/s of each kind (the worker runs one job at a
 time, so the kinds share its time: the rates add up to the worker's throughput), latency
 percentiles of the good jobs (from the client: waiting behind other clients' jobs included),
