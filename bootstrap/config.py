@@ -119,6 +119,9 @@ class Config:
     # A reference over 10 s is cut to its middle 8 s (the replaced worker's rule) instead
     # of refused; its transcript then comes from the transcriber (docs/handler.md).
     ref_clip_long: bool = True
+    # The handler's other limits by name (docs/handler.md), BOOTSTRAP_LIMIT_<NAME>=value:
+    # read by the handler, which refuses a name it does not know.
+    job_limits: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def reports_dir(self) -> Path:
@@ -231,6 +234,7 @@ def load(
         raise ConfigError(f"configuration file {path} does not exist")
 
     deadlines = dict(values["deadlines"])
+    limits = dict(values["job_limits"])
     for key, value in environ.items():
         if not key.startswith("BOOTSTRAP_") or key == "BOOTSTRAP_CONFIG":
             continue
@@ -238,10 +242,17 @@ def load(
         if name.startswith("deadline_"):
             deadlines[name.removeprefix("deadline_")] = _coerce("stop_grace_s", value)
             sources["deadlines"] = "env BOOTSTRAP_DEADLINE_*"
+        elif name.startswith("limit_"):
+            try:
+                limits[name.removeprefix("limit_")] = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: cannot use {value!r} (expected a number)") from None
+            sources["job_limits"] = "env BOOTSTRAP_LIMIT_*"
         elif name in _FIELDS:
             values[name] = _coerce(name, value)
             sources[name] = f"env {key}"
     values["deadlines"] = deadlines
+    values["job_limits"] = limits
 
     for name, value in (flags or {}).items():
         if value is None or value == ():

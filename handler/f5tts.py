@@ -142,9 +142,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     svc = Services(
         model=model, fetch=fetch,
         library=library(ctx.config, BucketVoices(storage) if storage else None),
-        limits=limits or Limits(job_timeout_s=ctx.config.job_timeout_s,
-                                max_audio_s=ctx.config.job_max_audio_s,
-                                clip_long=ctx.config.ref_clip_long),
+        limits=limits or Limits.of(ctx.config),
         transcriber=ctx.state.get("transcriber"),  # loaded by the model stage when on
         transcripts=TranscriptCache.of(ctx.config) if ctx.state.get("transcriber") else None,
         aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -73,6 +74,30 @@ class Limits:
     max_audio_s: float = 600.0
     # Added voices on the volume: any client may add one, and the volume is shared and finite.
     max_voices: int = 1000
+
+
+    @classmethod
+    def of(cls, config: Any) -> Limits:
+        """The limits a worker with ``config`` (a ``bootstrap.config.Config``) applies:
+        the job budget's own settings, and any other limit by name from ``job_limits``
+        (``BOOTSTRAP_LIMIT_<NAME>``). A name that is not a limit is a boot failure, not
+        a setting ignored in silence."""
+        values: dict[str, Any] = {"job_timeout_s": config.job_timeout_s,
+                                  "max_audio_s": config.job_max_audio_s,
+                                  "clip_long": config.ref_clip_long}
+        kinds = {f.name: type(getattr(cls(), f.name)) for f in dataclasses.fields(cls)}
+        for name, value in config.job_limits.items():
+            if name not in kinds or name in values:
+                known = ", ".join(sorted(set(kinds) - set(values)))
+                raise ValueError(f"BOOTSTRAP_LIMIT_{name.upper()} is not a limit of the "
+                                 f"handler (limits: {known}; the job's budget and clipping "
+                                 "have their own settings)")
+            # A level in dBFS is under 0; every other limit is a size, a count or a time.
+            if not math.isfinite(value) or (value <= 0 and not name.endswith("_dbfs")):
+                raise ValueError(f"BOOTSTRAP_LIMIT_{name.upper()}={value:g} must be a "
+                                 "number over 0")
+            values[name] = kinds[name](value)
+        return cls(**values)
 
 
 @dataclass(frozen=True)

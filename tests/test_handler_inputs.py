@@ -133,6 +133,25 @@ def test_add_voice_needs_audio_and_text_and_keeps_overwrite() -> None:
 def test_timing_format_needs_timings() -> None:
     with pytest.raises(InputError, match=r"^timing_format: needs return_word_timings"):
         parse({"text": "hi", "voice": "a", "timing_format": "srt"}, Limits())
-    with pytest.raises(InputError, match=r"^timing_format: must be one of srt, vtt, json"):
+    with pytest.raises(InputError, match=r"^timing_format: must be one of srt, vtt, json, "
+                       r"csv, ass"):
         parse({"text": "hi", "voice": "a", "return_word_timings": True,
-               "timing_format": "ass"}, Limits())
+               "timing_format": "sub"}, Limits())
+
+
+def test_every_limit_is_a_setting_and_a_misspelt_one_is_refused() -> None:
+    from bootstrap.config import load
+
+    env = {"BOOTSTRAP_LIMIT_MAX_TEXT_CHARS": "8000", "BOOTSTRAP_LIMIT_MIN_REF_DBFS": "-60",
+           "BOOTSTRAP_LIMIT_FETCH_TIMEOUT_S": "4.5", "BOOTSTRAP_JOB_TIMEOUT_S": "120"}
+    loaded = load(environ=env)
+    assert loaded.sources["job_limits"] == "env BOOTSTRAP_LIMIT_*"
+    limits = Limits.of(loaded.config)
+    assert (limits.max_text_chars, limits.min_ref_dbfs, limits.fetch_timeout_s,
+            limits.job_timeout_s) == (8000, -60.0, 4.5, 120.0)
+    assert isinstance(limits.max_text_chars, int)
+    for bad, why in (({"BOOTSTRAP_LIMIT_MAX_TEXT_CHAR": "1"}, "is not a limit"),
+                     ({"BOOTSTRAP_LIMIT_JOB_TIMEOUT_S": "1"}, "is not a limit"),
+                     ({"BOOTSTRAP_LIMIT_MAX_VOICES": "0"}, "must be a number over 0")):
+        with pytest.raises(ValueError, match=why):
+            Limits.of(load(environ=bad).config)

@@ -87,15 +87,29 @@ def test_with_clipping_off_a_long_reference_is_rejected_not_trimmed(
     assert "rejected, not trimmed" in result["error"]
 
 
-def test_a_clipped_reference_needs_a_transcript_of_what_is_left(handler: Any,
-                                                                tmp_path: Path) -> None:
-    """Cut to its middle 8 s, the clip no longer says its ref_text: without a transcriber
-    the job is refused, naming the field that would have to change."""
+def without_transcriber(booted: Context) -> Any:
+    """The handler of a worker with transcription off (BOOTSTRAP_TRANSCRIBE=0)."""
+    state = {k: v for k, v in booted.state.items() if k != "transcriber"}
+    return f5tts.make_handler(Context(booted.config, booted.run_id, booted.worker_id,
+                                      state=state))
+
+
+def test_a_clipped_reference_is_transcribed_and_the_answer_says_so(
+        handler: Any, booted: Context, tmp_path: Path) -> None:
+    """Cut to its middle 8 s, the clip no longer says its ref_text: the middle is
+    transcribed, or, without a transcriber, the job is refused naming the field."""
     wav = tiny_model.write_voice(tmp_path, "long", seconds=13.0)
-    result = handler(job(text="Hi there.", ref_audio=base64.b64encode(
-        wav.read_bytes()).decode(), ref_text="A long reference."))
-    assert result["error"].startswith("ref_text: is needed: this reference has no "
-                                      "transcript, and transcription is off"), result
+    fields = {"text": "Hi there.", "ref_audio": base64.b64encode(wav.read_bytes()).decode(),
+              "ref_text": "A long reference.", "nfe_step": 2}
+    transcriber = booted.state["transcriber"]
+    before = transcriber.transcriptions
+    result = handler(job(**fields))
+    assert result["reference"] == {"ref_audio_s": pytest.approx(8.0, abs=1.0),
+                                   "trimmed": True, "original_s": 13.0}, result
+    assert transcriber.transcriptions == before + 1
+    refused = without_transcriber(booted)(job(**fields))
+    assert refused["error"].startswith("ref_text: is needed: this reference has no "
+                                       "transcript, and transcription is off"), refused
 
 
 @pytest.mark.parametrize(("fields", "field"), [
@@ -202,9 +216,10 @@ def test_an_answer_passes_the_redactor(handler: Any, monkeypatch: pytest.MonkeyP
     assert answer["error"].startswith("action: unknown action '[redacted]'"), answer
 
 
-def test_a_reference_without_its_text_needs_the_transcriber(handler: Any,
+def test_a_reference_without_its_text_needs_the_transcriber(booted: Context,
                                                             tmp_path: Path) -> None:
     wav = tiny_model.write_voice(tmp_path, "clip", seconds=2.0)
-    result = handler(job(text="Hi.", ref_audio=base64.b64encode(wav.read_bytes()).decode()))
+    result = without_transcriber(booted)(job(
+        text="Hi.", ref_audio=base64.b64encode(wav.read_bytes()).decode()))
     assert result["error"].startswith("ref_text: is needed: this reference has no "
                                       "transcript, and transcription is off"), result

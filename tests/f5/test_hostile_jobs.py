@@ -152,12 +152,13 @@ def test_a_silent_or_near_silent_reference_is_refused_in_every_action(
 
 def test_a_short_transcript_over_a_long_reference_is_refused_before_any_compute(
         worker: Any) -> None:
-    """``ref_text: "A."`` over 12 s makes each byte of text last seconds and the text fall
+    """``ref_text: "A."`` over 12 s made each byte of text last seconds and the text fall
     into chunks of a few bytes, each re-reading the whole reference: 165 characters made
-    1,358 s of audio."""
+    1,358 s of audio. (A reference over 10 s is now cut and transcribed; 9.5 s is not.)"""
     text = ("Go on. " * 24)[:165]  # sentences under 10 bytes: F5-TTS slows them to 0.3
     planned = len(worker.events("job.planned"))
-    answer = synth(worker, text=text, ref_audio=b64(clip(24000, 12.0)), ref_text="A.")
+    # 9.5 s: under the 10 s past which a reference is cut to its middle (and transcribed).
+    answer = synth(worker, text=text, ref_audio=b64(clip(24000, 9.5)), ref_text="A.")
     assert answer["status"] == "FAILED"
     assert answer["error"].startswith("text: would make about "), answer
     assert "a job may make at most 600 s" in answer["error"]

@@ -123,9 +123,23 @@ def test_list_voices_in_the_old_shape(booted: Context, bucket: Server) -> None:
     assert by_name["narrator.wav"]["last_modified"].endswith("Z")
 
 
-def test_a_bucket_voice_without_a_transcript_needs_the_transcriber(
+def test_a_bucket_voice_without_a_transcript_is_transcribed_once_and_kept_beside_it(
         booted: Context, bucket: Server) -> None:
-    answer = run(handler_for(booted, bucket.old_env()), text="Hi.", local_voice="mute.wav")
+    transcriber = booted.state["transcriber"]
+    handler = handler_for(booted, bucket.old_env())
+    before = transcriber.transcriptions
+    first = run(handler, text="Hi.", local_voice="mute.wav")
+    assert first["status"] == "completed", first
+    kept = bucket.client().get_object(Bucket=bucket.bucket, Key="voices/mute.txt")
+    assert kept["Body"].read().strip()
+    second = run(handler, text="Again.", local_voice="mute.wav")
+    assert second["status"] == "completed" and transcriber.transcriptions == before + 1
+    # With transcription off (BOOTSTRAP_TRANSCRIBE=0), a voice without one is refused.
+    bucket.client().delete_object(Bucket=bucket.bucket, Key="voices/mute.txt")
+    state = {k: v for k, v in booted.state.items() if k != "transcriber"}
+    off = handler_for(Context(booted.config, booted.run_id, booted.worker_id, state=state),
+                      bucket.old_env())
+    answer = run(off, text="Hi.", local_voice="mute.wav")
     assert answer["error"].startswith("local_voice: is needed: this reference has no "
                                       "transcript, and transcription is off"), answer
 
@@ -214,6 +228,8 @@ def test_an_uploaded_voice_lands_in_the_bucket_and_speaks(
     assert (info.samplerate, info.channels) == (24000, 1)
     listed = run(handler, endpoint="list_voices")
     assert "john_speaker.wav" in {v["name"] for v in listed["voices"]}
-    # No transcript came with it: without a transcriber, using it is refused by field.
+    # No transcript came with it: it is transcribed at its first use, and kept beside it.
     spoken = run(handler, text="Hi.", local_voice="john_speaker.wav")
-    assert spoken["error"].startswith("local_voice: is needed"), spoken
+    assert spoken["status"] == "completed", spoken
+    assert bucket.client().get_object(Bucket=bucket.bucket,
+                                      Key="voices/john_speaker.txt")["Body"].read().strip()
