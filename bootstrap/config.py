@@ -206,6 +206,27 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
 class Loaded:
     config: Config
     sources: dict[str, str]  # setting -> "default" | "bootstrap.toml" | "env BOOTSTRAP_X" | "flag"
+    # BOOTSTRAP_* variables that are no setting, each with what to say about it: a typo
+    # must not be ignored in silence.
+    unknown: tuple[str, ...] = ()
+
+
+# BOOTSTRAP_* variables that are not settings: set by bootstrap for its own processes, or
+# read by a part of it on its own (the store's, the entrypoint's, the image build's).
+OTHER_VARIABLES = frozenset({"BOOTSTRAP_CONFIG", "BOOTSTRAP_WORKER_CONFIG", "BOOTSTRAP_RUN_DIR",
+                             "BOOTSTRAP_RUN_ID", "BOOTSTRAP_WORKER_ID", "BOOTSTRAP_PYTHON",
+                             "BOOTSTRAP_ENGINE", "BOOTSTRAP_CACHE_DIR"})
+OTHER_PREFIXES = ("BOOTSTRAP_STORAGE_",)
+
+
+def _unknown(key: str) -> str:
+    """What to say about ``key``, a BOOTSTRAP_* variable that is no setting."""
+    import difflib
+
+    names = [f"BOOTSTRAP_{name.upper()}" for name in _FIELDS]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+    guess = f"; did you mean {close[0]}?" if close else ""
+    return f"{key} is not a setting and is ignored{guess}"
 
 
 def load(
@@ -235,12 +256,17 @@ def load(
 
     deadlines = dict(values["deadlines"])
     limits = dict(values["job_limits"])
+    unknown = []
     for key, value in environ.items():
         if not key.startswith("BOOTSTRAP_") or key == "BOOTSTRAP_CONFIG":
             continue
         name = key.removeprefix("BOOTSTRAP_").lower()
         if name.startswith("deadline_"):
-            deadlines[name.removeprefix("deadline_")] = _coerce("stop_grace_s", value)
+            try:
+                deadlines[name.removeprefix("deadline_")] = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: cannot use {value!r} from env {key} (expected "
+                                  "seconds, e.g. 300; 0 means no deadline)") from None
             sources["deadlines"] = "env BOOTSTRAP_DEADLINE_*"
         elif name.startswith("limit_"):
             try:
@@ -251,6 +277,8 @@ def load(
         elif name in _FIELDS:
             values[name] = _coerce(name, value)
             sources[name] = f"env {key}"
+        elif key not in OTHER_VARIABLES and not key.startswith(OTHER_PREFIXES):
+            unknown.append(_unknown(key))
     values["deadlines"] = deadlines
     values["job_limits"] = limits
 
@@ -265,4 +293,4 @@ def load(
         values["allow_cpu"] = True
         sources["allow_cpu"] = "default (local mode)"
     _validate(values, sources)
-    return Loaded(Config(**values), sources)
+    return Loaded(Config(**values), sources, tuple(sorted(unknown)))

@@ -89,3 +89,30 @@ def test_a_configuration_error_exits_2_with_one_event() -> None:
     last = json.loads(result.stdout.splitlines()[-1])
     assert last["event"] == "summary" and last["stage"] == "config"
     assert "BOOTSTRAP_MODE" in last["msg"] and last["hint"]
+
+
+def test_a_bad_deadline_names_its_variable_and_where_it_came_from() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(environ={"BOOTSTRAP_DEADLINE_SERVE": "soon"})
+    assert str(caught.value).startswith(
+        "BOOTSTRAP_DEADLINE_SERVE: cannot use 'soon' from env BOOTSTRAP_DEADLINE_SERVE")
+    assert "stop_grace_s" not in str(caught.value)
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_setting() -> None:
+    loaded = config.load(environ={"BOOTSTRAP_INSTAL_ATTEMPTS": "2", "BOOTSTRAP_MODE": "local",
+                                  "BOOTSTRAP_STORAGE_ATTEMPTS": "3", "BOOTSTRAP_RUN_ID": "r"})
+    assert loaded.unknown == ("BOOTSTRAP_INSTAL_ATTEMPTS is not a setting and is ignored; did "
+                              "you mean BOOTSTRAP_INSTALL_ATTEMPTS?",)
+    assert config.load(environ={"BOOTSTRAP_XYZZY": "1"}).unknown == (
+        "BOOTSTRAP_XYZZY is not a setting and is ignored",)
+
+
+def test_a_boot_warns_about_a_misspelt_variable(tmp_path: Path) -> None:
+    from conftest import boot
+
+    result = boot(tmp_path, env={"BOOTSTRAP_HEARTBEAT_SECONDS": "5"})
+    assert result.returncode == 0, result.stdout
+    warned = result.named("config.unknown")
+    assert len(warned) == 1 and warned[0]["level"] == "warn"
+    assert warned[0]["msg"].startswith("BOOTSTRAP_HEARTBEAT_SECONDS is not a setting")

@@ -33,11 +33,14 @@ def config(config_file: Path | None, output: str, **flags: Any) -> None:
         data = {name: {"value": _plain(value), "source": source} for name, value, source in rows}
         data = redaction.redact(data)
         if output == "json":
-            click.echo(json.dumps({"version": 1, "config": data}, indent=2))
+            click.echo(json.dumps({"version": 1, "config": data,
+                                   "unknown": list(loaded.unknown)}, indent=2))
             return
         width = max(len(name) for name, _, _ in rows)
         for name, item in data.items():
             click.echo(f"{name:<{width}}  {item['value']!s:<40}  ({item['source']})")
+        for note in loaded.unknown:
+            click.echo(f"warning: {note}")
 
 
 def _plain(value: Any) -> Any:

@@ -27,6 +27,9 @@ def run(config_file: Path | None, test_input: str | None, **flags: Any) -> None:
     with error_boundary():
         loaded = load_config(config_file, test_input=test_input, **flags)
         events.configure(loaded.config.log_format, level=loaded.config.log_level)
+        for note in loaded.unknown:
+            events.emit("warn", "config.unknown", msg=note,
+                        hint="bootstrap config lists every setting and its variable")
         from bootstrap.supervisor import Supervisor
 
         sys.exit(Supervisor(loaded.config).run())
