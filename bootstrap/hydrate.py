@@ -10,7 +10,6 @@ Layout, under ``hydrate_dir`` (the container disk):
 
     <key>/                  a complete copy; .bootstrap-hydrated.json says of which pack
     <key>.tmp-<pid>/        an unpack in progress (or what a killed one left)
-
     <key>.lock              held (flock) by the one worker copying this key
 
 A copy is trusted only when its record names the same pack (key, size, build time) and its
@@ -36,7 +35,8 @@ from bootstrap import diskspace, envpack, envstore
 
 RECORD = ".bootstrap-hydrated.json"
 # Lookups slower than this make running from the volume lose to one sequential read
-# (docs/performance.md, "Cold start from the volume"): a local disk answers in a few
+# (docs/performance.md, "Cold start from the volume": at the lowest latency measured, a
+# 0.49 ms lookup, the copy was ready 12x sooner): a local disk answers in a few
 # microseconds, any FUSE or network file system in tens to hundreds.
 MIN_LOOKUP_MS = 0.05
 # Room left on the container disk beyond the copy itself, for the worker's own writes.

@@ -69,6 +69,9 @@ def backing(tmp_path: Path, wheels: Path) -> Path:
     assert result.returncode == 0, result.output + result.stderr
     (env,) = envs(volume)
     assert (volume / ".bootstrap" / "envs" / env / envpack.PACK).is_file()
+    # a local disk answers a lookup in microseconds: auto keeps the worker on the volume
+    assert hydrate_stage.I002.id in result.codes()
+    assert facts(result, "hydrate")["from"] == "volume"
     return volume
 
 
