@@ -16,6 +16,7 @@ from typing import Any
 MODES = ("volume", "image", "local")
 LOG_FORMATS = ("auto", "json", "console")
 INSTALLERS = ("auto", "uv", "pip")
+HYDRATE = ("auto", "always", "never")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_TOML = "bootstrap.toml"
 
@@ -78,6 +79,12 @@ class Config:
     install_backoff_s: float = 5.0
     # Modules imported (and timed) in the environment after install, and in image mode.
     import_check: tuple[str, ...] = ()
+    # -- hydrate stage: run the environment from a copy on the container disk -------------
+    # auto: when the volume's lookups are slow and the disk has room; always; never (nor
+    # write the packed form at build time).
+    hydrate: str = "auto"
+    # Where local copies go: the container disk (not the volume).
+    hydrate_dir: Path = Path("/var/cache/bootstrap/envs")
     # Check ids `bootstrap check` counts as silenced instead of reporting, e.g. "preflight.I001".
     silence: tuple[str, ...] = ()
     # F5-TTS (cuda, model, warmup stages). Relative paths are under the volume.
@@ -186,7 +193,7 @@ def _coerce(name: str, value: Any) -> Any:
 
 # Settings that take one of a few words.
 CHOICES = {"mode": MODES, "log_format": LOG_FORMATS, "installer": INSTALLERS,
-           "log_level": LOG_LEVELS}
+           "log_level": LOG_LEVELS, "hydrate": HYDRATE}
 
 
 def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:

@@ -89,7 +89,7 @@ class Store:
         """Move a complete build to its final name. Raises FileExistsError when another
         worker published the same key first (then the caller uses theirs)."""
         final = self.path(key)
-        _retarget_scripts(staging / "bin", staging, final)
+        retarget_scripts(staging / "bin", staging, final)
         try:
             os.rename(staging, final)
         except OSError as exc:
@@ -180,7 +180,7 @@ def health(env: Path, python_version: str | None = None) -> str | None:
     return None
 
 
-def _retarget_scripts(bin_dir: Path, old: Path, new: Path) -> None:
+def retarget_scripts(bin_dir: Path, old: Path, new: Path) -> None:
     """Point the scripts an installer wrote (shebangs, activate) at the final path."""
     if not bin_dir.is_dir():
         return

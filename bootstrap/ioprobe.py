@@ -17,6 +17,11 @@ from pathlib import Path
 SMALL_FILES = 20
 SMALL_SIZE = 4096
 SEQ_MB = 2
+# Lookups of names that do not exist: on a network file system each is one round trip to
+# the metadata server (MooseFS caches no negative entries by default), on a local disk a
+# few microseconds. Imports make tens of thousands of them, so this is the latency that
+# decides whether running an environment from the volume is slow (bootstrap/hydrate.py).
+LOOKUPS = 20
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,12 @@ class Rates:
     small_files_per_s: float
     write_mb_s: float
     read_mb_s: float
+    lookup_ms: float  # the median time of one lookup of a missing name
 
     def to_dict(self) -> dict[str, float]:
         return {"small_files_per_s": round(self.small_files_per_s),
-                "write_mb_s": round(self.write_mb_s, 1), "read_mb_s": round(self.read_mb_s, 1)}
+                "write_mb_s": round(self.write_mb_s, 1), "read_mb_s": round(self.read_mb_s, 1),
+                "lookup_ms": round(self.lookup_ms, 3)}
 
 
 def probe_name(volume: Path) -> Path:
@@ -46,6 +53,17 @@ def write_probe(volume: Path) -> None:
             raise OSError(f"{path} read back different bytes")
     finally:
         path.unlink(missing_ok=True)
+
+
+def lookup_ms(directory: Path) -> float:
+    """The median time to look up a name that is not in ``directory``: writes nothing, so
+    ``bootstrap check`` can measure it too."""
+    times = []
+    for i in range(LOOKUPS):
+        started = time.perf_counter()
+        os.path.lexists(directory / f".bootstrap-absent-{os.getpid()}-{i}")
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2] * 1000
 
 
 def rates(volume: Path) -> Rates:
@@ -80,7 +98,7 @@ def rates(volume: Path) -> Rates:
             while f.read(1 << 20):
                 pass
         read = SEQ_MB / max(time.perf_counter() - started, 1e-6)
-        return Rates(small, write, read)
+        return Rates(small, write, read, lookup_ms(scratch))
     finally:
         for path in scratch.iterdir():
             path.unlink(missing_ok=True)

@@ -19,13 +19,14 @@ from bootstrap.target import resolve
 
 
 def supervisor_stages() -> list[Stage]:
-    from bootstrap.stages import install, preflight, venv, volume
+    from bootstrap.stages import hydrate, install, preflight, venv, volume
 
     return [
         preflight.STAGE,
         volume.STAGE,
         venv.STAGE,
         install.STAGE,
+        hydrate.STAGE,
     ]
 
 

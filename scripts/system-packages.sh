@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages named as arguments when their program is missing
-# (root on a fresh machine). Each package here is named after the program it provides:
+# (root on a fresh machine). An argument is a package named after the program it provides,
+# or PROGRAM:PACKAGE where the names differ:
 #   ffmpeg    FFmpeg's shared libraries for torchcodec, and the programs pydub calls
 #   chromium  the tests open the HTML boot report headless and screenshot it
+#   fusermount3:fuse3  libfuse 3 and its mount helper: the slow-volume test bed
+#             (tests/env/slowfs.py, through the mfusepy binding of the dev extra)
 set -euo pipefail
 needed=()
-for package in "$@"; do
-    command -v "$package" >/dev/null || needed+=("$package")
+for argument in "$@"; do
+    program="${argument%%:*}"
+    package="${argument#*:}"
+    command -v "$program" >/dev/null || needed+=("$package")
 done
 [ "${#needed[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -3,7 +3,7 @@
 set -euo pipefail
 # shellcheck source=scripts/venv.sh
 source "$(dirname "$0")/venv.sh"
-bash "$ROOT/scripts/system-packages.sh" ffmpeg chromium
+bash "$ROOT/scripts/system-packages.sh" ffmpeg chromium fusermount3:fuse3
 ensure_venv dev,f5
 cd "$ROOT"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -12,8 +12,8 @@ from conftest import MODEL_STAGES, REPO, boot, boot_env
 # The echo handler needs no model: skip the model stages, keep serve.
 NO_SERVE_SKIP = ",".join(MODEL_STAGES)
 
-SUPERVISOR = ["preflight", "volume", "venv", "install"]
-SUPERVISOR_RAN = ["preflight", "volume", "venv"]  # install is skipped without requirements
+SUPERVISOR = ["preflight", "volume", "venv", "install", "hydrate"]
+SUPERVISOR_RAN = ["preflight", "volume", "venv"]  # install, hydrate: skipped without requirements
 
 
 def test_a_local_boot_reaches_ready_and_answers_a_job(volume: Path) -> None:
@@ -48,7 +48,8 @@ def test_every_line_of_a_boot_is_a_json_event_with_the_boot_identity(volume: Pat
     assert [e["process"] for e in starts] == ["supervisor"] * len(SUPERVISOR) + ["worker"] * 2
     skipped = [e for e in result.events if e["event"] == "stage" and e["status"] == "skip"]
     # local mode without requirements: no environment, so nothing to install
-    assert [e["stage"] for e in skipped] == ["install", *MODEL_STAGES, "storage", "serve"]
+    assert [e["stage"] for e in skipped] == ["install", "hydrate", *MODEL_STAGES, "storage",
+                                             "serve"]
 
 
 def test_worker_id_comes_from_runpod(volume: Path) -> None:

@@ -89,9 +89,10 @@ def test_a_supervisor_killed_mid_boot_leaves_a_booting_report(volume: Path) -> N
     (path,) = (volume / ".bootstrap" / "reports").glob("*.json")
     data = json.loads(path.read_text())
     assert data["outcome"] == "booting"
-    assert [s["stage"] for s in data["stages"]] == ["preflight", "volume", "venv", "install"]
+    assert [s["stage"] for s in data["stages"]] == ["preflight", "volume", "venv", "install",
+                                                       "hydrate"]
     said = boot(volume, ()).named("previous_boot")
-    assert "never finished; its last finished stage was install" in said[0]["msg"]
+    assert "never finished; its last finished stage was hydrate" in said[0]["msg"]
 
 
 def report_cli(volume: Path, *args: str) -> subprocess.CompletedProcess[str]:

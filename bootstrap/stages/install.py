@@ -31,6 +31,7 @@ from bootstrap import (
     command,
     compat,
     diskspace,
+    envpack,
     envprobe,
     envstore,
     events,
@@ -71,6 +72,9 @@ W001 = warning("install.W001", "inconsistent environment: {detail}",
                "the installer's check reports it; pin compatible versions")
 W002 = warning("install.W002", "known-bad versions: {detail}",
                "pin versions that match (torch, torchaudio and torchcodec move together)")
+W003 = warning("install.W003", "the environment was not packed: {reason}",
+               "it is published without its packed form; boots run it from the volume "
+               "(hydrate.W001)")
 I001 = info("install.I001", "environment {key}: {count} packages, no installer run", "")
 I002 = info("install.I002", "{count} requirement(s) and {imports} import(s) verified in {python}",
             "")
@@ -179,6 +183,24 @@ def _consistency(build: Build) -> list[Message]:
     return []
 
 
+def _pack(ctx: Context, build: Build, messages: list[Message]) -> envpack.Pack | None:
+    """The packed form the hydrate stage copies to the container disk, written before the
+    marker so that it is published with the environment or not at all. A failure leaves
+    the environment unpacked, with a warning: boots then run it from the volume."""
+    if ctx.config.hydrate == "never":
+        return None
+    # Console scripts get their final path now (publish would do it after the pack).
+    envstore.retarget_scripts(build.staging / "bin", build.staging, build.final)
+    try:
+        return envpack.write(build.staging, timeout_s=ctx.config.install_timeout_s)
+    except envpack.PackFailed as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and diskspace.is_full(cause):
+            raise cause from None  # the volume is full: the build's own E003 says so
+        messages.append(W003.at(build.key, reason=str(exc)))
+        return None
+
+
 def _build(ctx: Context, build: Build) -> Outcome:
     published = False
     try:
@@ -193,12 +215,14 @@ def _build(ctx: Context, build: Build) -> Outcome:
         if failures:
             raise StageFailed(failures[0])
         messages = _consistency(build) + _warnings(probe["versions"])
+        packed = _pack(ctx, build, messages)
         envstore.write_marker(build.staging, {
             "key": build.key, "inputs": build.inputs, "python": platform.python_version(),
             "base_python": os.path.realpath(sys.executable), "created": time.time(),
             "built_by": ctx.worker_id, "installer": build.installer.label,
             "versions": probe["versions"], "imports": probe["imports"],
             "install_s": install_s, "reason": build.reason,
+            **({envpack.RECORD: packed.to_dict()} if packed is not None else {}),
         })
         store = envstore.Store(ctx.config.volume)
         try:
@@ -210,7 +234,8 @@ def _build(ctx: Context, build: Build) -> Outcome:
         ctx.state["env"] = str(final)
         ctx.state["python"] = str(Path(final) / "bin" / "python")
         facts = {"key": build.key, "attempts": attempts, "install_s": install_s,
-                 "packages": len(probe["versions"]), "imports_ms": probe["imports"]}
+                 "packages": len(probe["versions"]), "imports_ms": probe["imports"],
+                 "packed": packed.to_dict() if packed is not None else None}
         busy = {p.name[len("env-"):-len(".lease")] for p in store.locks.glob("env-*.lease")}
         removed = store.gc(ctx.config.envs_keep, build.key, busy)
         if removed:

@@ -92,6 +92,7 @@ def check(ctx: Context) -> list[Message]:
     final = envstore.Store(ctx.config.volume).path(key)
     reason = envstore.health(final)
     if reason is None:
+        ctx.state["env"] = str(final)  # the hydrate stage's check predicts from it
         ctx.state["python"] = str(final / "bin" / "python")
         return [I001.at(final, key=key, action="would reuse it")]
     action = "would build it" if reason == "missing" else "would rebuild it"

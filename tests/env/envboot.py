@@ -88,6 +88,8 @@ def base_env(tmp: Path, wheels: Path, volume: Path) -> dict[str, str]:
         "BOOTSTRAP_REQUIREMENTS_TEXT": "bsdemo_a",
         "BOOTSTRAP_FALLBACK_REPORTS": str(tmp / "fallback-reports"),
         "BOOTSTRAP_INSTALL_BACKOFF_S": "0.05",
+        # local copies of environments (the hydrate stage) stay in the test's directory
+        "BOOTSTRAP_HYDRATE_DIR": str(tmp / "copies"),
         "PYTHONPATH": str(REPO),
     })
     return env

@@ -1,0 +1,159 @@
+"""hydrate: run the worker from a copy of the environment on the container disk, where
+that is faster than running it from the volume.
+
+After install, the environment on the volume is published and healthy. When the volume's
+lookups are slow (the volume stage's I/O probe, ``lookup_ms``) and the container disk has
+room, its packed form (``bootstrap.envpack``) is unpacked to ``hydrate_dir/<key>``
+(``bootstrap.hydrate``) and the worker starts from there; a copy made by an earlier boot
+of this container is reused. Anything in the way (no packed form, no room, a damaged
+pack, a failed unpack) is a warning, and the worker runs from the volume as it always
+could: this stage never fails a boot.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bootstrap import diskspace, envpack, envstore, hydrate, ioprobe
+from bootstrap.context import Context
+from bootstrap.exit_codes import ExitCode
+from bootstrap.message import Message, info, warning
+from bootstrap.stage import Outcome, Side, Stage
+from bootstrap.stages.volume import IO_STATE
+
+W001 = warning("hydrate.W001", "environment {key} has no packed form: the worker runs from "
+                               "the volume",
+               "it was built before packing existed, or with BOOTSTRAP_HYDRATE=never; a "
+               "rebuild packs it (remove {env} to rebuild it)")
+W002 = warning("hydrate.W002", "no room for a local copy on {disk}: {free_mb} MB free, "
+                               "{need_mb} MB needed",
+               "the worker runs from the volume; raise the container disk size, or set "
+               "BOOTSTRAP_HYDRATE_DIR to a disk with room")
+W003 = warning("hydrate.W003", "the packed environment cannot be used: {reason}",
+               "the worker runs from the volume; remove {env} to have it rebuilt and packed")
+W004 = warning("hydrate.W004", "copying the environment to {local} failed: {reason}",
+               "the worker runs from the volume; a full container disk or a damaged pack "
+               "(remove {env} to rebuild it)")
+I001 = info("hydrate.I001", "environment {key}: {action} {local}", "{why}")
+I002 = info("hydrate.I002", "environment {key} runs from the volume: {why}",
+            "BOOTSTRAP_HYDRATE=always copies it to the container disk regardless")
+
+
+def _lookup_ms(ctx: Context) -> tuple[float | None, float | None]:
+    """The volume's lookup latency and read rate: the volume stage's probe when it ran,
+    else (``bootstrap check``, or a boot that does not build there) lookups alone, which
+    write nothing."""
+    rates = ctx.state.get(IO_STATE)
+    if isinstance(rates, ioprobe.Rates):
+        return rates.lookup_ms, rates.read_mb_s
+    try:
+        return ioprobe.lookup_ms(ctx.config.volume), None
+    except OSError:
+        return None, None
+
+
+def _plan(ctx: Context, env: Path) -> tuple[hydrate.Plan, dict[str, Any]]:
+    marker = envstore.read_marker(env) or {}
+    lookup, read = _lookup_ms(ctx)
+    plan = hydrate.decide(ctx.config.hydrate, env, marker, ctx.config.hydrate_dir, lookup, read)
+    return plan, marker
+
+
+def _env(ctx: Context) -> Path | None:
+    env = ctx.state.get("env")
+    return Path(env) if env else None
+
+
+def check(ctx: Context) -> list[Message]:
+    env = _env(ctx)
+    if env is None or envstore.read_marker(env) is None:
+        return []  # no environment, or the venv stage says what it would build
+    plan, marker = _plan(ctx, env)
+    key = str(marker.get("key", env.name))
+    if plan.pack is None and ctx.config.hydrate != "never":
+        return [W001.at(env, key=key, env=env)]
+    if not plan.hydrate or plan.pack is None:
+        return [I002.at(env, key=key, why=plan.why)]
+    if hydrate.trusted(plan.local, hydrate.identity(marker, plan.pack)) is None:
+        return [I001.at(plan.local, key=key, action="would reuse the local copy",
+                        local=plan.local, why=plan.why)]
+    free, need = hydrate.room(ctx.config.hydrate_dir, plan.pack)
+    if free < need:
+        return [W002.at(ctx.config.hydrate_dir, disk=diskspace.describe_disk(
+            ctx.config.hydrate_dir), free_mb=free, need_mb=need)]
+    return [I001.at(plan.local, key=key, action="would copy it to", local=plan.local,
+                    why=plan.why)]
+
+
+def _use(ctx: Context, local: Path) -> None:
+    ctx.state["python"] = str(local / "bin" / "python")
+    ctx.state["hydrated"] = str(local)
+
+
+def run(ctx: Context) -> Outcome:
+    env = _env(ctx)
+    if env is None:
+        return Outcome(facts={"from": None}, skipped=True)
+    plan, marker = _plan(ctx, env)
+    key = str(marker.get("key", env.name))
+    facts: dict[str, Any] = {"key": key, **plan.facts}
+    if not plan.hydrate or plan.pack is None:
+        facts.update({"from": "volume", "why": plan.why})
+        message = (W001.at(env, key=key, env=env)
+                   if plan.pack is None and ctx.config.hydrate != "never"
+                   else I002.at(env, key=key, why=plan.why))
+        return Outcome(facts=facts, messages=[message])
+    pack, local = plan.pack, plan.local
+    want = hydrate.identity(marker, pack)
+    if hydrate.trusted(local, want) is None:
+        _use(ctx, local)
+        return Outcome(facts={**facts, "from": "local", "reused": True},
+                       messages=[I001.at(local, key=key, action="reusing the local copy",
+                                         local=local, why=plan.why)])
+    return _copy(ctx, env, marker, pack, local, facts, plan.why)
+
+
+def _volume(facts: dict[str, Any], message: Message, why: str) -> Outcome:
+    return Outcome(facts={**facts, "from": "volume", "why": why}, messages=[message])
+
+
+def _copy(ctx: Context, env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path,
+          facts: dict[str, Any], why: str) -> Outcome:
+    key = str(marker.get("key", env.name))
+    hydrate_dir = ctx.config.hydrate_dir
+    damaged = envpack.damage(pack)
+    if damaged is not None:
+        return _volume(facts, W003.at(pack.path, reason=damaged, env=env), damaged)
+    free, need = hydrate.room(hydrate_dir, pack)
+    if free < need:
+        disk = diskspace.describe_disk(hydrate_dir)
+        return _volume(facts, W002.at(hydrate_dir, disk=disk, free_mb=free, need_mb=need),
+                       f"{free} MB free on {disk}, {need} MB needed")
+    started = time.monotonic()
+    try:
+        copied = hydrate.copy(env, marker, pack, local)
+    except (envpack.PackFailed, OSError) as exc:
+        if diskspace.is_full(exc):
+            reason = f"{diskspace.describe_disk(hydrate_dir)} is full"
+        else:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return _volume(facts, W004.at(local, local=local, reason=reason, env=env), reason)
+    copy_s = round(time.monotonic() - started, 2)
+    problem = hydrate.trusted(local, hydrate.identity(marker, pack))
+    if problem is not None:
+        hydrate.discard(local)
+        return _volume(facts, W004.at(local, local=local, reason=problem, env=env), problem)
+    _use(ctx, local)
+    if copied.removed:
+        facts["removed_leftovers"] = copied.removed
+    action = "copied to" if copied.made else "another worker copied it to"
+    return Outcome(facts={**facts, "from": "local", "reused": False, "copy_s": copy_s,
+                          "copied_by_another": not copied.made},
+                   messages=[I001.at(local, key=key, action=action, local=local,
+                                     why=f"{why}; {copy_s} s")])
+
+
+STAGE = Stage(name="hydrate", run=run, check=check, side=Side.SUPERVISOR,
+              exit_code=ExitCode.VENV, deadline_s=3600)

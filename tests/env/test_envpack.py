@@ -1,0 +1,53 @@
+"""The packed form of an environment (bootstrap/envpack.py) on a tree made here: what is
+packed, what is left on the volume and linked, and what a damaged pack does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bootstrap import envpack
+
+
+def make_env(root: Path) -> Path:
+    env = root / "env"
+    (env / "lib" / "pkg" / "tests").mkdir(parents=True)
+    (env / "include" / "sub").mkdir(parents=True)
+    (env / "lib" / "pkg" / "__init__.py").write_text("X = 1\n")
+    (env / "lib" / "pkg" / "tests" / "test_x.py").write_text("def test(): pass\n")
+    (env / "include" / "sub" / "h.h").write_text("#pragma once\n")
+    (env / "lib" / "pkg" / "big.so").write_bytes(os.urandom(envpack.LARGE_BYTES))
+    (env / "lib64").symlink_to("lib")
+    return env
+
+
+def test_small_files_are_packed_and_large_ones_and_test_and_header_trees_linked(
+        tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    pack = envpack.write(env, timeout_s=60)
+    assert pack.linked == 3  # big.so, include/, lib/pkg/tests/
+    assert pack.size < envpack.LARGE_BYTES, "the large file is not in the pack"
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    envpack.unpack(envpack.find(env, {envpack.RECORD: pack.to_dict()}) or pack, env, copy,
+                   timeout_s=60)
+    assert (copy / "lib" / "pkg" / "__init__.py").read_text() == "X = 1\n"
+    assert not (copy / "lib" / "pkg" / "__init__.py").is_symlink()
+    assert os.readlink(copy / "lib64") == "lib"
+    for rel in ("lib/pkg/big.so", "include", "lib/pkg/tests"):
+        assert os.readlink(copy / rel) == str(env / rel)
+    assert (copy / "lib" / "pkg" / "tests" / "test_x.py").read_text() == "def test(): pass\n"
+    assert not (copy / envpack.PACK).exists(), "the pack does not contain itself"
+
+
+def test_a_truncated_pack_is_refused(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    pack = envpack.write(env, timeout_s=60)
+    os.truncate(pack.path, 2048)  # inside the members, not only the end's zero padding
+    assert "the marker recorded" in (envpack.damage(pack) or "")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    with pytest.raises(envpack.PackFailed):
+        envpack.unpack(pack, env, copy, timeout_s=60)

@@ -1,0 +1,218 @@
+"""Boots from a volume that behaves like RunPod's (tests/env/slowfs.py: a FUSE mount with
+a latency per metadata operation and MooseFS's caching), and the hydrate stage's local
+copy of the environment: made, reused, killed half-way, refused for lack of room, made
+once for four workers at once. Each test mounts its own volume; the environment is the
+tests' wheelhouse (bsdemo_a, and bsdemo_many's 1,500 modules for a pack worth killing).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import slowfs
+from envboot import REPO, WORKER_STAGES, Boot, base_env, envs, needs_root, parse
+
+from bootstrap import envpack
+from bootstrap.stages import hydrate as hydrate_stage
+
+FIXTURES = REPO / "tests" / "fixtures"
+REQUIREMENTS = "bsdemo_a\nbsdemo_many"
+
+pytestmark = needs_root
+
+
+def settings(tmp: Path, wheels: Path, volume: Path, copies: Path, **over: str) -> dict[str, str]:
+    env = base_env(tmp, wheels, volume)
+    env.update({
+        "BOOTSTRAP_REQUIREMENTS_TEXT": REQUIREMENTS,
+        "BOOTSTRAP_HYDRATE_DIR": str(copies),
+        # the worker's stages are skipped; one user stage says where the worker runs from
+        "BOOTSTRAP_SKIP": WORKER_STAGES,
+        "BOOTSTRAP_EXTRA_STAGES": "stage_where:where",
+        "PYTHONPATH": os.pathsep.join((str(REPO), str(FIXTURES))),
+    })
+    env.update(over)
+    return env
+
+
+def run_boot(env: dict[str, str], prefix: tuple[str, ...] = (), timeout: float = 240) -> Boot:
+    argv = [*prefix, sys.executable, "-m", "bootstrap", "run"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=REPO)
+    return Boot(proc.returncode, parse(proc.stdout), proc.stdout, proc.stderr, argv)
+
+
+def facts(result: Boot, stage: str) -> dict[str, Any]:
+    found: dict[str, Any] = result.stage(stage).get("facts", {})
+    return found
+
+
+def ran_from(result: Boot) -> str:
+    return str(facts(result, "where")["prefix"])
+
+
+@pytest.fixture
+def backing(tmp_path: Path, wheels: Path) -> Path:
+    """A volume directory with the environment built and packed on it, directly (a build
+    through the slow mount is what the 4-worker test does; here it would only cost time)."""
+    volume = tmp_path / "backing"
+    volume.mkdir()
+    result = run_boot(settings(tmp_path, wheels, volume, tmp_path / "unused"))
+    assert result.returncode == 0, result.output + result.stderr
+    (env,) = envs(volume)
+    assert (volume / ".bootstrap" / "envs" / env / envpack.PACK).is_file()
+    return volume
+
+
+def test_a_boot_from_the_slow_volume_runs_the_worker_from_a_local_copy(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    copies = tmp_path / "copies"
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=1.0) as volume:
+        env = settings(tmp_path, wheels, volume, copies)
+        check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], env=env,
+                               capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert hydrate_stage.I001.id in check.stdout and "would copy it to" in check.stdout, \
+            check.stdout
+        slowfs.drop_caches()
+        first = run_boot(env)
+        second = run_boot(env)  # a warm restart of the same container: the copy is reused
+        today = run_boot(env | {"BOOTSTRAP_HYDRATE": "never"})
+    assert first.returncode == 0, first.output + first.stderr
+    made = facts(first, "hydrate")
+    assert made["from"] == "local" and made["reused"] is False, made
+    assert made["lookup_ms"] >= 0.9, "the volume stage measured the mount's latency"
+    (key,) = envs(backing)
+    assert ran_from(first) == str(copies / key)
+    assert second.returncode == 0, second.output
+    assert facts(second, "hydrate")["reused"] is True
+    assert ran_from(second) == str(copies / key)
+    assert today.returncode == 0, today.output
+    assert facts(today, "hydrate")["from"] == "volume"
+    assert ran_from(today) == str(volume / ".bootstrap" / "envs" / key)
+    # large files stay on the volume, linked from the copy
+    assert sorted(p.name for p in copies.iterdir()) == [key, f"{key}.lock"]
+
+
+def test_a_hydrate_killed_half_way_leaves_nothing_a_later_boot_trusts(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    copies = tmp_path / "copies"
+    (key,) = envs(backing)
+    pack = backing / ".bootstrap" / "envs" / key / envpack.PACK
+    # read at 1 MB/s, the pack takes seconds to unpack: time to kill the boot in the middle
+    mb_s = 1.0
+    assert pack.stat().st_size > 3 * mb_s * 1e6, "the pack is big enough to be killed in"
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.1, mb_s=mb_s) as volume:
+        env = settings(tmp_path, wheels, volume, copies)
+        # its own PID namespace: SIGKILL to the boot takes tar and everything with it, as
+        # when a container is killed
+        proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", sys.executable,
+                                 "-m", "bootstrap", "run"], env=env, cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith(f"{key}.tmp-") and any(p.rglob("*.py"))
+                      for p in (copies.iterdir() if copies.is_dir() else [])):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        left = sorted(p.name for p in copies.iterdir())
+        assert key not in left, "a killed copy was published"
+        assert any(name.startswith(f"{key}.tmp-") for name in left), left
+        predicted = subprocess.run([sys.executable, "-m", "bootstrap", "check"], env=env,
+                                   capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert "would copy it to" in predicted.stdout, predicted.stdout
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.1) as volume:
+        again = run_boot(settings(tmp_path, wheels, volume, copies))
+    assert again.returncode == 0, again.output + again.stderr
+    made = facts(again, "hydrate")
+    assert made["from"] == "local" and made["reused"] is False, made
+    assert [name for name in made["removed_leftovers"] if ".tmp-" in name], made
+    assert sorted(p.name for p in copies.iterdir()) == [key, f"{key}.lock"]
+
+
+def test_a_full_container_disk_falls_back_to_the_volume_with_a_warning(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    # the container disk: a 1 MB tmpfs in a private mount namespace
+    script = f'mount -t tmpfs -o size=1m bootstrap-test {copies} || exit 99; exec "$@"'
+    prefix = ("unshare", "-m", "--propagation", "private", "sh", "-c", script, "boot")
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.5) as volume:
+        result = run_boot(settings(tmp_path, wheels, volume, copies), prefix=prefix)
+    assert result.returncode == 0, result.output + result.stderr
+    assert result.stage("hydrate")["status"] == "warn"
+    assert hydrate_stage.W002.id in result.codes()
+    (key,) = envs(backing)
+    assert facts(result, "hydrate")["from"] == "volume"
+    assert ran_from(result) == str(volume / ".bootstrap" / "envs" / key)
+
+
+def test_a_damaged_pack_falls_back_to_the_volume(tmp_path: Path, wheels: Path,
+                                                 backing: Path) -> None:
+    (key,) = envs(backing)
+    pack = backing / ".bootstrap" / "envs" / key / envpack.PACK
+    size = pack.stat().st_size
+    # same size, garbage inside: only tar can tell
+    with open(pack, "r+b") as f:
+        f.write(os.urandom(64 << 10))
+    copies = tmp_path / "copies"
+    env = settings(tmp_path, wheels, backing, copies, BOOTSTRAP_HYDRATE="always")
+    garbled = run_boot(env)
+    assert garbled.returncode == 0, garbled.output + garbled.stderr
+    assert hydrate_stage.W004.id in garbled.codes(), garbled.output
+    assert ran_from(garbled) == str(backing / ".bootstrap" / "envs" / key)
+    # cut short, as a copy of the volume that stopped half-way would leave it
+    os.truncate(pack, size // 2)
+    truncated = run_boot(env)
+    assert truncated.returncode == 0, truncated.output
+    assert hydrate_stage.W003.id in truncated.codes(), truncated.output
+    assert not (copies / key).exists()
+
+
+def test_an_environment_without_a_pack_runs_from_the_volume_with_a_warning(
+        tmp_path: Path, wheels: Path) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    copies = tmp_path / "copies"
+    built = run_boot(settings(tmp_path, wheels, volume, copies, BOOTSTRAP_HYDRATE="never"))
+    assert built.returncode == 0, built.output
+    (key,) = envs(volume)
+    assert not (volume / ".bootstrap" / "envs" / key / envpack.PACK).exists()
+    result = run_boot(settings(tmp_path, wheels, volume, copies, BOOTSTRAP_HYDRATE="always"))
+    assert result.returncode == 0, result.output
+    assert hydrate_stage.W001.id in result.codes()
+    assert ran_from(result) == str(volume / ".bootstrap" / "envs" / key)
+
+
+def test_four_workers_at_once_on_one_slow_volume_all_get_ready(tmp_path: Path,
+                                                               wheels: Path) -> None:
+    backing = tmp_path / "backing"
+    backing.mkdir()
+    copies = tmp_path / "copies"
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.3) as volume:
+        # an empty volume: one of them builds through the slow mount, the others wait
+        env = settings(tmp_path, wheels, volume, copies, BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_a",
+                       BOOTSTRAP_HYDRATE="always")
+        procs = [subprocess.Popen([sys.executable, "-m", "bootstrap", "run"],
+                                  env=env | {"RUNPOD_POD_ID": f"worker-{i}"}, cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(4)]
+        outputs = [proc.communicate(timeout=600) for proc in procs]
+    results = [Boot(proc.returncode, parse(out), out, err)
+               for proc, (out, err) in zip(procs, outputs, strict=True)]
+    for result in results:
+        assert result.returncode == 0, result.output + result.stderr
+    (key,) = envs(backing)
+    assert {ran_from(result) for result in results} == {str(copies / key)}
+    made = [facts(result, "hydrate") for result in results]
+    assert sum(not m.get("copied_by_another", True) for m in made) == 1, made
+    assert sorted(p.name for p in copies.iterdir()) == [key, f"{key}.lock"]
+    shutil.rmtree(copies)
