@@ -250,31 +250,3 @@ def test_a_bad_port_or_a_mapped_private_address_is_refused_by_field(worker: Any,
     assert answer["status"] == "FAILED"
     assert answer["error"].startswith("ref_audio: "), answer
     still_serving(worker)
-
-
-def test_replacing_and_deleting_one_voice_at_once_over_http_only_ever_answers_by_field(
-        worker: Any) -> None:
-    audio = b64(clip(24000, 1.0))
-    answers: list[dict[str, Any]] = []
-
-    def replace() -> None:
-        for _ in range(15):
-            answers.append(worker.post({"input": {
-                "action": "add_voice", "name": "raced", "ref_audio": audio,
-                "ref_text": "A tone.", "overwrite": True}}))
-
-    def delete() -> None:
-        for _ in range(15):
-            answers.append(worker.post({"input": {"action": "delete_voice",
-                                                  "name": "raced"}}))
-
-    threads = [threading.Thread(target=replace), threading.Thread(target=replace),
-               threading.Thread(target=delete)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(answers) == 45
-    for answer in answers:
-        assert answer["status"] == "COMPLETED" or answer["error"].startswith("name: "), answer
-    still_serving(worker)

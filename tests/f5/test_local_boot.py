@@ -33,8 +33,8 @@ def test_local_boot_with_the_tiny_model_serves_a_job_and_writes_the_wav(
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     summary = events[-1]
     assert done.returncode == 0 and summary["status"] == "ok", done.stdout[-3000:]
-    assert list(summary["stages"]) == ["preflight", "volume", "venv", "install", "cuda",
-                                       "audio", "model", "warmup", "storage", "serve"]
+    assert list(summary["stages"]) == ["preflight", "volume", "venv", "install", "hydrate",
+                                       "cuda", "audio", "model", "warmup", "storage", "serve"]
     codes = [e.get("code") for e in events if e["event"] == "message"]
     assert "cuda.W001" in codes  # the CPU is used, and said so
     written = [e for e in events if e["event"] == "job.written"]

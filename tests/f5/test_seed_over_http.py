@@ -214,3 +214,18 @@ def test_a_reference_without_its_text_is_transcribed_once(worker: Any) -> None:
     send(worker, job)
     assert len(worker.events("transcribe.done")) == done + 1
     assert len(worker.events("transcribe.cached")) == cached + 1
+
+
+def test_with_a_bucket_an_amplifying_reference_is_still_refused_before_compute(
+        worker: Any) -> None:
+    """With a bucket nothing used to bound the audio (no inline limit applies): 660
+    characters over a reference transcribed "A." made 5,433 s of audio. This worker has
+    a bucket; the job's audio bound refuses it at the plan."""
+    import base64
+
+    planned = len(worker.events("job.planned"))
+    answer = worker.post({"input": {"text": ("Go on. " * 95)[:660], "ref_text": "A.",
+                                    "ref_audio": base64.b64encode(clip(9.5)).decode()}})
+    assert answer["status"] == "FAILED"
+    assert answer["error"].startswith("text: would make about "), answer
+    assert len(worker.events("job.planned")) == planned
