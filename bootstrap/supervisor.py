@@ -45,6 +45,7 @@ class Supervisor:
         self.report = report.BootReport(self.ctx.run_id, self.ctx.worker_id, config.mode)
         self.started = time.monotonic()
         self.monitor: Monitor | None = None
+        self._current: str | None = None  # the supervisor stage running now
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -62,6 +63,7 @@ class Supervisor:
         try:
             self.lifecycle.advance(Phase.BOOTING)
             for stage in pipeline.supervisor_stages():
+                self._current = stage.name  # where a stop signal finds the boot
                 result = (skip_stage(stage, "skipped by configuration")
                           if stage.name in self.config.skip else run_stage(stage, self.ctx))
                 self.report.stages.append(result.to_dict())
@@ -69,7 +71,7 @@ class Supervisor:
                     return self._finish_failed(result.failure)
             return self._run_worker()
         except Shutdown as stop:
-            return self._finish_stopped(stop.signum)
+            return self._finish_stopped(stop.signum, self._current)
         except Exception as exc:  # a bug in bootstrap itself: still one summary, one report
             return self._finish_failed(Failure(
                 stage="supervisor", exit_code=int(ExitCode.INTERNAL),
@@ -120,7 +122,9 @@ class Supervisor:
         crash_stack = redaction.redact(read_from(run_dir / FAULT_LOG, 0).strip())
         shutil.rmtree(run_dir, ignore_errors=True)  # one per boot in /tmp: never left behind
         if end.stopped_by is not None:
-            return self._finish_stopped(end.stopped_by)
+            last = self.report.stages[-1]["stage"] if self.report.stages else None
+            return self._finish_stopped(end.stopped_by, "serve" if self.report.ready_ms
+                                        is not None else last)
         failure = end.failure or self._failure_from_death(end, crash_stack)
         if failure is not None:
             return self._finish_failed(failure, end.output_tail)
@@ -172,13 +176,23 @@ class Supervisor:
         self.report.outcome = "ok"
         return self._summary("info", "ok", int(ExitCode.OK), msg="the worker finished cleanly")
 
-    def _finish_stopped(self, signum: int) -> int:
+    def _finish_stopped(self, signum: int, stage: str | None) -> int:
+        """A stop signal ended the boot: where it found it, and what usually sends one."""
+        ready = self.report.ready_ms is not None
         self.lifecycle.advance(Phase.STOPPING)
         self.lifecycle.advance(Phase.STOPPED)
         self.report.outcome = "stopped"
         name = signal.Signals(signum).name
-        return self._summary("warn", "stopped", for_signal(signum),
-                             msg=f"stopped on {name}", cause=name)
+        where = stage or "before its first stage"
+        if ready:
+            hint = ("the platform stopped a worker that was serving (scaling down, an idle "
+                    "timeout, a new release): a normal end")
+        else:
+            hint = (f"stopped before it was ready, in {where}: the platform scaling the "
+                    "endpoint down, or the boot running past the endpoint's initialization "
+                    "timeout; the stage timings show where the time went (bootstrap report)")
+        return self._summary("warn", "stopped", for_signal(signum), stage=stage,
+                             msg=f"stopped on {name} in {where}", hint=hint, cause=name)
 
     def _finish_failed(self, failure: Failure, output_tail: list[str] | None = None) -> int:
         self.lifecycle.advance(Phase.SETUP_FAILED)

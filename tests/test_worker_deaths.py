@@ -112,6 +112,9 @@ def test_sigterm_to_the_supervisor_stops_the_worker_cleanly(volume: Path) -> Non
     last = result.last
     assert last["event"] == "summary" and last["status"] == "stopped"
     assert last["cause"] == "SIGTERM"
+    # Where it stopped, and what usually sends a stop before the worker is ready.
+    assert last["stage"] == "hang" and last["msg"] == "stopped on SIGTERM in hang"
+    assert "the endpoint's initialization timeout" in last["hint"]
     # the worker itself received it and said so before exiting
     stopped = result.named("worker.stopped")
     assert stopped and stopped[0]["process"] == "worker"
