@@ -313,18 +313,23 @@ class Storage:
         return other
 
     def head(self, key: str) -> Stored | None:
-        """What is stored at ``key``; None when nothing is."""
+        """What is stored at ``key``; None when nothing is. Through the same retries and
+        named errors as every call: only "not found" is an answer rather than a failure."""
         from botocore.exceptions import ClientError
 
         full = self.key(key)
-        try:
-            meta = self._client_now().head_object(Bucket=self.settings.bucket, Key=full)
-        except ClientError as exc:
-            if _status(exc) == 404 or _code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            failure = self._named("head", full, _code(exc), exc)
-            raise failure or StorageError(E007.at(full, op="head", code=_code(exc)),
-                                          self._clean(str(exc))) from None
+
+        def attempt(client: Any) -> Any:
+            try:
+                return client.head_object(Bucket=self.settings.bucket, Key=full)
+            except ClientError as exc:
+                if _status(exc) == 404:
+                    return None
+                raise
+
+        meta = self._call("head", full, attempt)
+        if meta is None:
+            return None
         return Stored(key, int(meta["ContentLength"]), _iso(meta["LastModified"]),
                       str(meta.get("ContentType", "")))
 

@@ -130,7 +130,7 @@ def _reference(request: Request, svc: Services,
     text = request.ref_text
     if clip.trimmed or not text:
         text = _transcript(clip, svc, fields.text, None)
-    return clip, text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": clip.trimmed,
+    return clip, text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": False,
                         **_trim(clip)}
 
 
