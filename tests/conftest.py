@@ -185,6 +185,32 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "cert.pem", folder / "key.pem"
 
 
+@contextlib.contextmanager
+def _https_server(handler: Any, cert_and_key: tuple[Path, Path],
+                  port: int = 0) -> Iterator[int]:
+    """``handler`` (an http.server request handler class) over real HTTPS on 127.0.0.1,
+    with the given certificate; yields the port."""
+    import http.server
+    import ssl
+    import threading
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*cert_and_key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield int(httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def https_server() -> Any:
+    """``with https_server(Handler, (cert, key)) as port``: a test's own HTTPS host."""
+    return _https_server
+
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
     """A real S3-compatible server (moto) on 127.0.0.1 with the test bucket, open to any key."""

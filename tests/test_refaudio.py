@@ -9,10 +9,10 @@ from __future__ import annotations
 import http.server
 import ipaddress
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +27,8 @@ def loopback_only(address: refaudio.IPAddress) -> bool:
 
 
 @pytest.fixture
-def server(tls: tuple[Path, Path]) -> Iterator[tuple[str, ssl.SSLContext]]:
+def server(tls: tuple[Path, Path],
+           https_server: Any) -> Iterator[tuple[str, ssl.SSLContext]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -63,14 +64,8 @@ def server(tls: tuple[Path, Path]) -> Iterator[tuple[str, ssl.SSLContext]]:
                 self.send_response(404)
                 self.end_headers()
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(*tls)
-    httpd.socket = server_ctx.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    client = ssl.create_default_context(cafile=str(tls[0]))
-    yield f"https://localhost:{httpd.server_address[1]}", client
-    httpd.shutdown()
+    with https_server(Handler, tls) as port:
+        yield f"https://localhost:{port}", ssl.create_default_context(cafile=str(tls[0]))
 
 
 def test_fetches_over_https_with_the_certificate_checked(server: tuple[str, ssl.SSLContext]

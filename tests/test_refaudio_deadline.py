@@ -18,10 +18,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +40,8 @@ def loopback_only(address: refaudio.IPAddress) -> bool:
 
 
 @pytest.fixture
-def slow_server(tls: tuple[Path, Path]) -> Iterator[tuple[str, ssl.SSLContext]]:
+def slow_server(tls: tuple[Path, Path],
+                https_server: Any) -> Iterator[tuple[str, ssl.SSLContext]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -75,14 +76,8 @@ def slow_server(tls: tuple[Path, Path]) -> Iterator[tuple[str, ssl.SSLContext]]:
                 self.send_response(404)
                 self.end_headers()
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(*tls)
-    httpd.socket = server_ctx.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield (f"https://localhost:{httpd.server_address[1]}",
-           ssl.create_default_context(cafile=str(tls[0])))
-    httpd.shutdown()
+    with https_server(Handler, tls) as port:
+        yield f"https://localhost:{port}", ssl.create_default_context(cafile=str(tls[0]))
 
 
 def timed_refusal(url: str, timeout_s: float, context: ssl.SSLContext | None = None

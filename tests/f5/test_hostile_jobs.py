@@ -13,8 +13,6 @@ import contextlib
 import http.server
 import io
 import json
-import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -50,7 +48,7 @@ def b64(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def dripping(tls: tuple[Path, Path]) -> Iterator[str]:
+def dripping(tls: tuple[Path, Path], https_server: Any) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1 that sends its status line one byte every 0.3 s."""
     class Drip(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -63,13 +61,8 @@ def dripping(tls: tuple[Path, Path]) -> Iterator[str]:
                     self.wfile.flush()
                     time.sleep(0.3)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*tls)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"https://localhost:{httpd.server_address[1]}/voice.wav"
-    httpd.shutdown()
+    with https_server(Drip, tls) as port:
+        yield f"https://localhost:{port}/voice.wav"
 
 
 @pytest.fixture(scope="module")

@@ -178,11 +178,9 @@ def test_without_a_bucket_the_audio_comes_inline(booted: Context) -> None:
 
 
 @pytest.fixture
-def clip_server(tls: tuple[Path, Path], tmp_path: Path) -> Iterator[str]:
+def clip_server(tls: tuple[Path, Path], tmp_path: Path, https_server: Any) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1 (certificate for localhost) serving one voice clip."""
     import http.server
-    import ssl
-    import threading
 
     body = tiny_model.write_voice(tmp_path / "served", "john", seconds=2.5).read_bytes()
 
@@ -196,13 +194,8 @@ def clip_server(tls: tuple[Path, Path], tmp_path: Path) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Clip)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*tls)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"https://localhost:{httpd.server_address[1]}/audio.wav"
-    httpd.shutdown()
+    with https_server(Clip, tls) as port:
+        yield f"https://localhost:{port}/audio.wav"
 
 
 def test_an_uploaded_voice_lands_in_the_bucket_and_speaks(

@@ -17,9 +17,7 @@ import io
 import json
 import re
 import shutil
-import ssl
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -69,7 +67,8 @@ def clip(seconds: float, rate: int = 44100) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def example_com(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def example_com(tmp_path_factory: pytest.TempPathFactory,
+                https_server: Any) -> Iterator[Path]:
     """https://example.com/audio.wav on 127.0.0.1:443; returns its certificate."""
     folder = tmp_path_factory.mktemp("example-com")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -88,13 +87,8 @@ def example_com(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             self.end_headers()
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 443), Audio)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield folder / "cert.pem"
-    httpd.shutdown()
+    with https_server(Audio, (folder / "cert.pem", folder / "key.pem"), port=443):
+        yield folder / "cert.pem"
 
 
 @pytest.fixture(scope="module")

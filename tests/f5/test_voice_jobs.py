@@ -10,7 +10,6 @@ import functools
 import http.server
 import io
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,19 +30,14 @@ def job(**input: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def https(tls: tuple[Path, Path], tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
+def https(tls: tuple[Path, Path], tmp_path: Path,
+          https_server: Any) -> Iterator[tuple[str, ssl.SSLContext]]:
     """Files under ``tmp_path/www`` over real HTTPS on 127.0.0.1."""
     root = tmp_path / "www"
     root.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(*tls)
-    httpd.socket = server_ctx.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"https://localhost:{httpd.server_address[1]}", ssl.create_default_context(
-        cafile=str(tls[0]))
-    httpd.shutdown()
+    with https_server(handler, tls) as port:
+        yield f"https://localhost:{port}", ssl.create_default_context(cafile=str(tls[0]))
 
 
 @pytest.fixture
