@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bootstrap import events, f5
 from bootstrap.f5 import F5Model
@@ -30,6 +30,10 @@ from handler import audio_io, refaudio
 from handler.budget import Budget
 from handler.inputs import InputError, Limits, Request
 from handler.refaudio import Fetch
+
+if TYPE_CHECKING:  # the transcriber imports transformers only when it loads
+    from bootstrap.transcriber import Transcriber
+    from bootstrap.transcripts import TranscriptCache
 
 Job = dict[str, Any]
 
@@ -45,9 +49,8 @@ class Services:
     aligner: Any  # bootstrap.aligner.Aligner when timings are on, else None
     storage: Storage | None  # set by the storage stage when a bucket is configured
     keep: Path | None  # local mode: answers are also written here
-    # bootstrap.transcriber.Transcriber when transcription is on (the model stage), else None
-    transcriber: Any = None
-    transcripts: Any = None  # bootstrap.transcripts.TranscriptCache: transcripts by clip hash
+    transcriber: Transcriber | None = None  # loaded by the model stage when transcribing
+    transcripts: TranscriptCache | None = None  # transcripts by clip hash, on the volume
 
 
 @dataclass(frozen=True)

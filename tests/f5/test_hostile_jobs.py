@@ -234,12 +234,13 @@ def test_a_reference_url_dripping_its_answer_ends_within_the_total_fetch_deadlin
     still_serving(worker)
 
 
-@pytest.mark.parametrize("url", ["https://example.com:99999/voice.wav",
-                                 "https://[64:ff9b::7f00:1]/voice.wav",
-                                 "https://[::ffff:127.0.0.1]/voice.wav"])
-def test_a_bad_port_or_a_mapped_private_address_is_refused_by_field(worker: Any,
-                                                                     url: str) -> None:
-    answer = synth(worker, text="Hi.", ref_audio=url, ref_text="A tone.")
+def test_a_url_port_out_of_range_is_refused_by_field(worker: Any) -> None:
+    """It ended as "synthesis failed: ValueError". (Mapped and NAT64 addresses are refused
+    by the production address rule, tested in tests/test_refaudio.py: this worker's fetch
+    trusts loopback only, so it could not tell that rule's answer from its own.)"""
+    answer = synth(worker, text="Hi.", ref_audio="https://example.com:99999/voice.wav",
+                   ref_text="A tone.")
     assert answer["status"] == "FAILED"
     assert answer["error"].startswith("ref_audio: "), answer
+    assert "synthesis failed" not in answer["error"]
     still_serving(worker)
