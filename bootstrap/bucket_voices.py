@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from bootstrap.storage import Storage, Stored
+from bootstrap.storage import Storage, StorageError, Stored
 from bootstrap.voices import Voice
 
 PREFIX = "voices/"
@@ -56,8 +56,6 @@ class BucketVoices:
         voice = self.get(name)
         if voice is None:
             return None
-        from bootstrap.storage import StorageError
-
         try:
             return voice, self.store.read(f"{PREFIX}{name}.wav")
         except StorageError:

@@ -61,9 +61,8 @@ def _timings(aligner: Any, wave: Any, rate: int, request: Request) -> Job | str:
 def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
     request = parse(job.get("input"), svc.limits)
     model = svc.model
-    if request.return_word_timings and svc.aligner is None:
-        raise InputError("return_word_timings", "word timings are off on this worker; its "
-                         "operator turns them on with BOOTSTRAP_TIMINGS=1")
+    if request.return_word_timings:
+        speech.require_aligner(svc)
     if request.store and svc.storage is None:
         raise InputError("store", "no storage is configured on this worker (BUCKET_* "
                          "variables); omit store to get the result inline")

@@ -65,9 +65,8 @@ def _request(old: Speak) -> Request:
 
 
 def _tts(job: Job, old: Speak, svc: Services, budget: Budget) -> Job:
-    if old.timings and svc.aligner is None:
-        raise InputError("return_word_timings", "word timings are off on this worker; its "
-                         "operator turns them on with BOOTSTRAP_TIMINGS=1")
+    if old.timings:
+        speech.require_aligner(svc)
     spoken = speech.speak(_request(old), svc, budget, job, FIELDS)
     rate = svc.model.sample_rate
     job_id = str(uuid.uuid4())

@@ -53,6 +53,13 @@ class Services:
     transcripts: TranscriptCache | None = None  # transcripts by clip hash, on the volume
 
 
+def require_aligner(svc: Services) -> None:
+    """Refuses, before any compute, timings on a worker that did not load the aligner."""
+    if svc.aligner is None:
+        raise InputError("return_word_timings", "word timings are off on this worker; its "
+                         "operator turns them on with BOOTSTRAP_TIMINGS=1")
+
+
 @dataclass(frozen=True)
 class Spoken:
     wave: Any  # float32 samples at the model's rate
