@@ -22,10 +22,10 @@ Two kinds of context:
   job and they end with it (the serve stage wraps every app's handler in it).
 
 Import cost: ``import structlog`` imports all of its modules, and its dev renderers import
-rich when rich is installed (the F5 environment has it, through gradio): 80-130 ms here. We
-hide rich while structlog is imported (its dev ConsoleRenderer then shows plain tracebacks;
-we use our own console form anyway), which leaves ~45 ms, half of it asyncio that the
-worker's RunPod SDK imports anyway. docs/performance.md has the measured budget.
+rich (and colorama) when installed (the F5 environment has rich, through gradio): 80-130 ms
+here. We hide them while structlog is imported (its dev ConsoleRenderer then shows plain
+tracebacks; we use our own console form anyway), which leaves ~45 ms, half of it asyncio
+that the worker's RunPod SDK imports anyway. docs/performance.md has the measured budget.
 """
 
 from __future__ import annotations
@@ -39,19 +39,23 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
+# What structlog's dev renderers import when installed, and we never use.
+_STRUCTLOG_EXTRAS = ("rich", "colorama", "better_exceptions")
 
-def _import_structlog_without_rich() -> None:
-    hidden = "rich" not in sys.modules
-    if hidden:
-        sys.modules["rich"] = None  # type: ignore[assignment]  # import rich -> ImportError
+
+def _import_structlog_without_extras() -> None:
+    hidden = [name for name in _STRUCTLOG_EXTRAS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # import name -> ImportError
     try:
         import structlog  # noqa: F401
     finally:
-        if hidden and sys.modules.get("rich", 0) is None:
-            del sys.modules["rich"]
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
-_import_structlog_without_rich()
+_import_structlog_without_extras()
 
 import structlog  # noqa: E402
 import structlog.contextvars  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bootstrap.config import Config
 
-WORKER_REQUIREMENTS = ("click>=8.1", "psutil>=5.9")
+WORKER_REQUIREMENTS = ("click>=8.1", "psutil>=5.9", "structlog>=24.1")
 
 
 class RequirementsMissing(Exception):

@@ -112,10 +112,15 @@ def test_the_supervisor_never_imports_the_heavy_stack(volume: Path) -> None:
     result = boot(volume, ("stage_passes:passes",), skip=NO_SERVE_SKIP,
                   env={"PYTHONPROFILEIMPORTTIME": "1"}, test_input=json.dumps({"text": "hi"}))
     assert result.returncode == 0, result.stdout
-    imported = {line.split("|")[-1].strip().split(".")[0]
-                for line in result.stderr.splitlines() if line.startswith("import time:")}
+    modules = {line.split("|")[-1].strip()
+               for line in result.stderr.splitlines() if line.startswith("import time:")}
+    imported = {name.split(".")[0] for name in modules}
     assert "bootstrap" in imported and "click" in imported  # the measurement works
-    assert not imported & {"torch", "torchaudio", "f5_tts", "runpod", "numpy", "structlog"}
+    assert not imported & {"torch", "torchaudio", "f5_tts", "runpod", "numpy"}
+    # structlog is the event stream's (docs/performance.md has its cost); rich, which its
+    # dev renderers import when it is installed (it is, here), is kept out: only the
+    # refused attempt at the package shows, none of its modules
+    assert "structlog.dev" in modules and not any(m.startswith("rich.") for m in modules)
     relayed = [e["line"] for e in result.named("output") if e["stream"] == "stderr"]
     assert any(line.startswith("import time:") and "runpod" in line for line in relayed)
 

@@ -52,7 +52,7 @@ from bootstrap.throttle import Throttle
 MAX_WAIT_S = 120.0
 
 # The modules behind WORKER_REQUIREMENTS: the worker cannot start without them.
-WORKER_MODULES = ("click", "psutil")
+WORKER_MODULES = ("click", "psutil", "structlog")
 
 E001 = error("install.E001", "the installer failed: {reason}",
              "a permanent error (a missing or conflicting requirement); the cause holds "

@@ -29,7 +29,7 @@ def test_cold_boot_builds_publishes_and_starts_the_worker_from_the_env(
     assert result.named("worker.start")[0]["argv"][0] == str(env / "bin" / "python")
     marker = envstore.read_marker(env)
     assert marker is not None and marker["versions"]["bsdemo-a"] == "1.0"
-    assert set(marker["imports"]) == {"click", "psutil"}
+    assert set(marker["imports"]) == {"click", "psutil", "structlog"}
     # byte-compiled at install: workers never write .pyc files to the shared volume
     site = next((env / "lib").glob("python3*/site-packages"))
     assert list((site / "bsdemo_a" / "__pycache__").glob("__init__.*.pyc"))

@@ -18,7 +18,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-OWN_DEPS = ("click", "psutil")
+OWN_DEPS = ("click", "psutil", "structlog")
 BIG_MB = 24
 
 
