@@ -80,7 +80,7 @@ def boot_env(volume: Path, stages: tuple[str, ...] = (), **settings: str) -> dic
     # These boots test the supervisor with user stages: the model stages (their own tests
     # are under tests/f5) and serve are skipped unless a test asks for them.
     env.setdefault("BOOTSTRAP_SKIP", ",".join((*MODEL_STAGES, "serve")))
-    env.setdefault("BOOTSTRAP_HANDLER", "handler.echo:make_handler")
+    env.setdefault("BOOTSTRAP_HANDLER", "bootstrap.echo:make_handler")
     env.update({f"BOOTSTRAP_{k.upper()}": v for k, v in settings.items()})
     return env
 

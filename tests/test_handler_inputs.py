@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handler.inputs import (
+from f5worker.handler.inputs import (
     ACTIONS,
     FIELDS,
     InputError,

@@ -31,7 +31,7 @@ from conftest import MODEL_STAGES, REPO, boot_env, kill_boot
 
 from bootstrap import config, redaction, storage
 from bootstrap.runpod_platform import torch_cuda
-from handler import inputs
+from f5worker.handler import inputs
 
 HUB = REPO / ".runpod" / "hub.json"
 TESTS = REPO / ".runpod" / "tests.json"
@@ -255,7 +255,7 @@ def test_the_parser_refuses_what_these_checks_would_let_through() -> None:
 
 def rp_env(volume: Path, **settings: str) -> dict[str, str]:
     """A local boot of the echo handler (no model, no GPU) with the real serve stage."""
-    settings = {"skip": ",".join(MODEL_STAGES), "handler": "handler.echo:make_handler",
+    settings = {"skip": ",".join(MODEL_STAGES), "handler": "bootstrap.echo:make_handler",
                 **settings}
     env = boot_env(volume, **settings)
     # rp_handler.py finds this checkout's packages itself, from any working directory.

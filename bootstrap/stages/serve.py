@@ -1,7 +1,8 @@
 """serve: hands the warm process to the request handler.
 
-The handler is built by the configured factory (``module:callable``, called with the
-context so it can reach the warm model), then started with ``runpod.serverless.start``.
+The handler is built by the app's factory, or the one the ``handler`` setting names
+(``module:callable``, called with the context so it can reach what the app's stages
+loaded), then started with ``runpod.serverless.start``.
 The RunPod SDK is imported here and nowhere else: it is heavy, and its own checks may end
 the process, which the supervisor then names as a death during this stage.
 
@@ -30,7 +31,8 @@ from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.target import resolve
 
 E001 = error("serve.E001", "the handler factory {target} could not be loaded",
-             "check BOOTSTRAP_HANDLER (module:callable) and that the module is installed")
+             "check BOOTSTRAP_APP or BOOTSTRAP_HANDLER (module:callable) and that the module "
+             "is installed")
 E002 = error("serve.E002", "the handler factory {target} failed",
              "the factory raised; the cause says why")
 E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
@@ -120,7 +122,9 @@ async def _awaited_in_job_context(result: Awaitable[Any], job: Any) -> Any:
 
 
 def run(ctx: Context) -> Outcome:
-    target = ctx.config.handler
+    from bootstrap import app as apps
+
+    target = ctx.config.handler or apps.load(ctx.config.app).handler
     try:
         factory: Any = resolve(target)
     except Exception as exc:
@@ -137,7 +141,7 @@ def run(ctx: Context) -> Outcome:
                 handler=target)
     sys.argv = _sdk_argv(ctx)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
-    # (for a TTS worker: megabytes of base64 audio per request) into the console.
+    # (audio or images: megabytes of base64 per request) into the console.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
         runpod.serverless.start({"handler": with_job_context(handler)})

@@ -13,9 +13,9 @@ import pytest
 
 from bootstrap import events
 from bootstrap.context import Context
-from bootstrap.f5 import expected_samples
-from handler import f5tts, tiny_model
-from handler.inputs import Limits
+from f5worker.f5 import expected_samples
+from f5worker.handler import f5tts, tiny_model
+from f5worker.handler.inputs import Limits
 
 
 def decode(result: dict[str, Any]) -> tuple[Any, int]:
@@ -101,7 +101,7 @@ def test_a_clipped_reference_is_transcribed_and_the_answer_says_so(
     wav = tiny_model.write_voice(tmp_path, "long", seconds=13.0)
     fields = {"text": "Hi there.", "ref_audio": base64.b64encode(wav.read_bytes()).decode(),
               "ref_text": "A long reference.", "nfe_step": 2}
-    transcriber = booted.state["transcriber"]
+    transcriber = booted.app_state.transcriber
     before = transcriber.transcriptions
     result = handler(job(**fields))
     assert result["reference"] == {"ref_audio_s": pytest.approx(8.0, abs=1.0),

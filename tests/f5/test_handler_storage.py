@@ -15,8 +15,8 @@ from s3server import FlakyProxy, Server, download, free_port, moto_server
 from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.storage import Storage
-from handler import f5tts
-from handler.inputs import Limits
+from f5worker.handler import f5tts
+from f5worker.handler.inputs import Limits
 
 JOB = {"text": "Stored, not inlined.", "voice": "default", "nfe_step": 2, "seed": 21}
 

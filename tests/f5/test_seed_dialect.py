@@ -20,7 +20,7 @@ from s3server import Server, download
 
 from bootstrap.context import Context
 from bootstrap.storage import Storage
-from handler import f5tts, tiny_model
+from f5worker.handler import f5tts, tiny_model
 
 OLD_FIELDS = {"audio_url": str, "duration": float, "job_id": str, "seed": int, "status": str,
               "text": str}
@@ -125,7 +125,7 @@ def test_list_voices_in_the_old_shape(booted: Context, bucket: Server) -> None:
 
 def test_a_bucket_voice_without_a_transcript_is_transcribed_once_and_kept_beside_it(
         booted: Context, bucket: Server) -> None:
-    transcriber = booted.state["transcriber"]
+    transcriber = booted.app_state.transcriber
     handler = handler_for(booted, bucket.old_env())
     before = transcriber.transcriptions
     first = run(handler, text="Hi.", local_voice="mute.wav")
@@ -203,7 +203,7 @@ def test_an_uploaded_voice_lands_in_the_bucket_and_speaks(
     import functools
     import ssl
 
-    from handler import refaudio
+    from f5worker.handler import refaudio
 
     # Loopback is refused in production; this test's host is trusted explicitly.
     fetch = functools.partial(refaudio.fetch, allowed=lambda a: a.is_loopback,

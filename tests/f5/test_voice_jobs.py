@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from bootstrap.context import Context
-from handler import f5tts, refaudio, tiny_model
-from handler.inputs import Limits
+from f5worker.handler import f5tts, refaudio, tiny_model
+from f5worker.handler.inputs import Limits
 
 
 def b64(path: Path) -> str:
@@ -150,7 +150,7 @@ def test_bad_voices_are_refused_and_nothing_is_stored(handler: Any, library_ctx:
         result = handler(job(action="add_voice", name=name, ref_audio=b64(short_wav),
                              ref_text="x"))
         assert result["error"].startswith("name: must be a voice name")
-    voices = library_ctx.config.model_voices
+    voices = library_ctx.settings.of(config).model_voices
     assert not voices.exists() or not [p for p in voices.iterdir() if p.name != ".staging"]
 
 

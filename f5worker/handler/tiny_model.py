@@ -3,7 +3,7 @@ a tiny random word aligner (MMS_FA's wav2vec2 structure, small) and a tiny rando
 speech recognizer (transformers' own classes, its tokenizer built here: nothing is
 downloaded).
 
-    python -m handler.tiny_model VOLUME
+    python -m f5worker.handler.tiny_model VOLUME
 
 The model is built with F5-TTS's and Vocos's own classes and loads through their real
 loaders, so a boot and a request exercise the whole path in seconds on a CPU. Its output
