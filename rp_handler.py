@@ -89,6 +89,8 @@ def child_env(argv: list[str], environ: dict[str, str], here: Path) -> dict[str,
     if args.test_input is not None:
         # The setting would come after the flags and win; the command line is the newer word.
         env["BOOTSTRAP_TEST_INPUT"] = ""
+    # This file is the F5-TTS worker's: it boots that app unless told otherwise.
+    env.setdefault("BOOTSTRAP_APP", "f5worker.app:APP")
     if (here / "bootstrap" / "__init__.py").is_file():
         # A checkout: its packages, whatever the working directory or an installed copy.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here), environ.get("PYTHONPATH")]))

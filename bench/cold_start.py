@@ -142,8 +142,8 @@ def prepare(source: Path) -> Path:
     backing.mkdir(parents=True, exist_ok=True)
     publish(source, backing)
     if not (backing / "models" / "tiny" / "model.safetensors").exists():
-        subprocess.run([sys.executable, "-m", "f5worker.handler.tiny_model", str(backing)], check=True,
-                       cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "f5worker.handler.tiny_model", str(backing)],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return backing
 
 

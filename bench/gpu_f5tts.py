@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bootstrap import events  # noqa: E402
-from bootstrap.config import Config, _coerce  # noqa: E402
+from bootstrap.config import from_settings  # noqa: E402
 from bootstrap.context import Context  # noqa: E402
 from bootstrap.runner import run_stage  # noqa: E402
 from bootstrap.stages import cuda  # noqa: E402
@@ -138,15 +138,14 @@ def main() -> int:
         if args.tiny:
             from f5worker.handler import tiny_model
 
-            # The settings are strings (as in bootstrap.toml): typed as bootstrap types
-            # them, so that "0" is off and paths are paths.
-            settings: dict[str, Any] = {k: _coerce(k, v)
-                                        for k, v in tiny_model.build(volume).items()}
+            # The settings are strings (as in bootstrap.toml), typed by from_settings.
+            settings: dict[str, Any] = dict(tiny_model.build(volume))
         else:
             settings = build_full(volume)
             result["parameters"] = settings.pop("parameters")
         result["build_s"] = round(time.monotonic() - build_started, 2)
-        config = Config(volume=volume, mode="local", allow_cpu=args.allow_cpu, **settings)
+        config = from_settings({"app": "f5worker.app:APP", **settings, "volume": volume,
+                                "mode": "local", "allow_cpu": args.allow_cpu})
         ctx = Context(config, run_id="bench", worker_id="bench")
         stages: dict[str, Any] = {}
         for stage in (cuda, audio, model, warmup):

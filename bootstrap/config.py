@@ -6,6 +6,7 @@ is what it is. Bad values are usage errors (exit 2) that name the setting and it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -121,15 +122,20 @@ class Config:
         app = {f.name: getattr(self.app_settings, f.name) for f in fields(self.app_settings)}
         return {**own, **app}
 
+    def replace(self, **changes: Any) -> Config:
+        """A copy with settings changed by name, the framework's or the app's."""
+        theirs = {name: value for name, value in changes.items() if name not in _FIELDS}
+        own = {name: value for name, value in changes.items() if name in _FIELDS}
+        return dataclasses.replace(self, **own,
+                                   app_settings=dataclasses.replace(self.app_settings, **theirs))
+
     def to_env(self) -> str:
         """The configuration as JSON, handed to the worker so both sides agree."""
         return json.dumps({name: _jsonable(value) for name, value in self.settings().items()})
 
     @classmethod
     def from_env(cls, text: str) -> Config:
-        values = json.loads(text)
-        app = apps.load(values.get("app", ""))
-        return _build(app, values)
+        return from_settings(json.loads(text))
 
 
 def _jsonable(value: Any) -> Any:
@@ -191,6 +197,12 @@ def _build(app: apps.App, values: Mapping[str, Any]) -> Config:
     return Config(**own, app_settings=app.settings(**theirs))
 
 
+def from_settings(values: Mapping[str, Any]) -> Config:
+    """A Config from settings by name, the framework's and those of the app that
+    ``values["app"]`` names, each coerced to its type; the rest stay at their defaults."""
+    return _build(apps.load(str(values.get("app", ""))), values)
+
+
 # Settings that take one of a few words.
 CHOICES = {"mode": MODES, "log_format": LOG_FORMATS, "installer": INSTALLERS,
            "log_level": LOG_LEVELS, "hydrate": HYDRATE}
@@ -204,11 +216,8 @@ def _validate(config: Config, app: apps.App, sources: dict[str, str]) -> None:
     for name, problem in app.validate(config.app_settings):
         raise ConfigError(f"{name}: {getattr(config.app_settings, name)!r} from "
                           f"{sources[name]} {problem}")
-    if not (config.handler or app.handler):
-        raise ConfigError("no handler: set BOOTSTRAP_APP to an app (module:attribute), or "
-                          "BOOTSTRAP_HANDLER to a handler factory (module:callable)")
-    for target in (config.handler or app.handler, *config.extra_stages):
-        if ":" not in target:
+    for target in (config.handler, *config.extra_stages):
+        if target and ":" not in target:
             raise ConfigError(f"{target!r} should be module:callable")
 
 

@@ -33,6 +33,8 @@ def _never_the_real_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     existed = REAL_VOLUME.exists()
     monkeypatch.setenv("BOOTSTRAP_VOLUME", str(tmp_path / "default-volume-guard"))
     monkeypatch.setenv("BOOTSTRAP_FALLBACK_REPORTS", str(tmp_path / "fallback-reports"))
+    # The F5-TTS app unless a test boots another (tests/apps/).
+    monkeypatch.setenv("BOOTSTRAP_APP", "f5worker.app:APP")
     redaction.reset()
     yield
     redaction.reset()

@@ -26,7 +26,7 @@ from typing import Any
 from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
-from bootstrap.message import error
+from bootstrap.message import Message, error
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.target import resolve
 
@@ -37,6 +37,9 @@ E002 = error("serve.E002", "the handler factory {target} failed",
              "the factory raised; the cause says why")
 E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
              "add runpod to the requirements (pip install 'bootstrap-worker[serve]')")
+E005 = error("serve.E005", "no handler to serve: no app and no handler is configured",
+             "set BOOTSTRAP_APP to an app (module:attribute), or BOOTSTRAP_HANDLER to a "
+             "handler factory (module:callable)")
 E004 = error("serve.E004", "the RunPod SDK ended the worker with exit code {code}",
              "the SDK's own lines above say why: a failed test job, or a failed fitness check")
 
@@ -121,10 +124,21 @@ async def _awaited_in_job_context(result: Awaitable[Any], job: Any) -> Any:
         return await result
 
 
-def run(ctx: Context) -> Outcome:
+def _target(ctx: Context) -> str:
+    """The handler factory: the ``handler`` setting, else the app's."""
     from bootstrap import app as apps
 
-    target = ctx.config.handler or apps.load(ctx.config.app).handler
+    return ctx.config.handler or apps.load(ctx.config.app).handler
+
+
+def check(ctx: Context) -> list[Message]:
+    return [] if _target(ctx) else [E005.at("handler")]
+
+
+def run(ctx: Context) -> Outcome:
+    target = _target(ctx)
+    if not target:
+        raise StageFailed(E005.at("handler"))
     try:
         factory: Any = resolve(target)
     except Exception as exc:
@@ -151,5 +165,5 @@ def run(ctx: Context) -> Outcome:
     return Outcome()
 
 
-STAGE = Stage(name="serve", run=run, side=Side.WORKER, exit_code=ExitCode.SERVE,
+STAGE = Stage(name="serve", run=run, check=check, side=Side.WORKER, exit_code=ExitCode.SERVE,
               deadline_s=0)  # serving has no end

@@ -79,11 +79,16 @@ head:
 VOCODER_YAML = vocoder_yaml(dim=64, intermediate_dim=128, num_layers=2)
 
 
+# The app these settings belong to.
+APP = "f5worker.app:APP"
+
+
 def settings(volume: Path, timings: bool = False, transcribe: bool = True) -> dict[str, str]:
     """The bootstrap settings that select the tiny model on ``volume`` (and its aligner,
     checked and loaded only with ``timings``; and its recognizer, checked and loaded only
     with ``transcribe``, on by default as in production)."""
     return {
+        "app": APP,
         "timings": "1" if timings else "0",
         "transcribe": "1" if transcribe else "0",
         "asr_dir": str(volume / ASR),

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.config import Config, _coerce
+from bootstrap.config import Config, from_settings
 from bootstrap.context import Context
 from f5worker.handler import tiny_model
 
@@ -60,9 +60,8 @@ def volume(tiny_volume: Path, tmp_path: Path) -> Path:
 
 
 def config_for(volume: Path, **over: object) -> Config:
-    values = {k: _coerce(k, v) for k, v in tiny_model.settings(volume).items()}
-    values.update({"mode": "local", "allow_cpu": True}, **over)
-    return Config(volume=volume, **values)  # type: ignore[arg-type]
+    return from_settings({**tiny_model.settings(volume), "mode": "local", "allow_cpu": True,
+                          "volume": volume, **over})
 
 
 def make_ctx(volume: Path, **over: object) -> Context:

@@ -13,7 +13,7 @@ import pytest
 
 from bootstrap.context import Context
 from bootstrap.stage import StageFailed
-from f5worker import aligner
+from f5worker import aligner, state
 from f5worker.handler import tiny_model
 from f5worker.stages import model
 
@@ -26,7 +26,7 @@ def run_fails(ctx: Context) -> StageFailed:
     ctx.device = "cpu"
     with pytest.raises(StageFailed) as failed:
         model.run(ctx)
-    assert "aligner" not in ctx.state
+    assert state.of(ctx).aligner is None
     return failed.value
 
 
@@ -60,7 +60,7 @@ def test_disabled_nothing_is_checked_or_loaded(
     assert model.check(ctx) == []
     ctx.device = "cpu"
     outcome = model.run(ctx)
-    assert "aligner" not in ctx.state and "model" in ctx.state
+    assert state.of(ctx).aligner is None and state.of(ctx).model is not None
     assert outcome.facts["aligner"] == "off (timings disabled)"
 
 
@@ -124,4 +124,4 @@ def test_an_aligner_that_cannot_go_onto_its_device_is_named(
         model._load_aligner(ctx, "cuda:99")
     assert failed.value.message.id == "model.E018"
     assert "cuda:99" in failed.value.message.msg and failed.value.cause
-    assert "aligner" not in ctx.state
+    assert state.of(ctx).aligner is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,8 +25,7 @@ JOB = {"text": "Stored, not inlined.", "voice": "default", "nfe_step": 2, "seed"
 def handler_for(booted: Context, env: dict[str, str] | None, limits: Limits | None = None,
                 **state: Any) -> Any:
     storage = Storage.from_env(env) if env is not None else None
-    ctx = Context(booted.config, booted.run_id, booted.worker_id,
-                  state={**booted.state, "storage": storage, **state})
+    ctx = replace(booted, storage=storage, app_state=replace(booted.app_state, **state))
     return f5tts.make_handler(ctx, limits)
 
 

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,7 @@ def bucket(s3: Server, tmp_path: Path) -> Iterator[Server]:
 
 def handler_for(booted: Context, env: dict[str, str] | None, **state: Any) -> Any:
     storage = Storage.from_env(env) if env is not None else None
-    ctx = Context(booted.config, booted.run_id, booted.worker_id,
-                  state={**booted.state, "storage": storage, **state})
+    ctx = replace(booted, storage=storage, app_state=replace(booted.app_state, **state))
     return f5tts.make_handler(ctx)
 
 
@@ -136,9 +136,7 @@ def test_a_bucket_voice_without_a_transcript_is_transcribed_once_and_kept_beside
     assert second["status"] == "completed" and transcriber.transcriptions == before + 1
     # With transcription off (BOOTSTRAP_TRANSCRIBE=0), a voice without one is refused.
     bucket.client().delete_object(Bucket=bucket.bucket, Key="voices/mute.txt")
-    state = {k: v for k, v in booted.state.items() if k != "transcriber"}
-    off = handler_for(Context(booted.config, booted.run_id, booted.worker_id, state=state),
-                      bucket.old_env())
+    off = handler_for(booted, bucket.old_env(), transcriber=None)
     answer = run(off, text="Hi.", local_voice="mute.wav")
     assert answer["error"].startswith("local_voice: is needed: this reference has no "
                                       "transcript, and transcription is off"), answer
@@ -209,8 +207,7 @@ def test_an_uploaded_voice_lands_in_the_bucket_and_speaks(
     fetch = functools.partial(refaudio.fetch, allowed=lambda a: a.is_loopback,
                               context=ssl.create_default_context(cafile=str(tls[0])))
     storage = Storage.from_env(bucket.old_env())
-    ctx = Context(booted.config, booted.run_id, booted.worker_id,
-                  state={**booted.state, "storage": storage})
+    ctx = replace(booted, storage=storage)
     handler = f5tts.make_handler(ctx, fetch=fetch)
     answer = run(handler, endpoint="upload", voice_name="john_speaker.wav",
                  voice_file_url=clip_server)

@@ -20,7 +20,7 @@ from bootstrap.context import Context
 from bootstrap.message import Message
 from bootstrap.stage import StageFailed
 from bootstrap.stages import cuda
-from f5worker import voices
+from f5worker import state, voices
 from f5worker.stages import audio, model, warmup
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,14 +176,14 @@ def test_warmup_speaks_with_an_added_voice(booted: Context, tmp_path: Path) -> N
     from f5worker.handler import tiny_model
 
     wav = tiny_model.write_voice(tmp_path / "in", "added", seconds=2.0)
-    config = replace(booted.config, model_voices=tmp_path / "voices", warmup_voice="added")
+    config = booted.config.replace(model_voices=tmp_path / "voices", warmup_voice="added")
     voices.library(config).add("added", wav.read_bytes(), "An added voice.", {})
-    outcome = warmup.run(Context(config, "r", "w", state=dict(booted.state)))
+    outcome = warmup.run(replace(booted, config=config))
     assert outcome.facts["voice"] == "added"
 
 
 def test_warmup_without_its_voice_is_named(booted: Context) -> None:
-    ctx = Context(replace(booted.config, warmup_voice="nobody"), "r", "w", state=dict(booted.state))
+    ctx = replace(booted, config=booted.config.replace(warmup_voice="nobody"))
     assert fail(warmup.run, ctx).message == about(warmup.E001, "nobody")
 
 
@@ -259,7 +259,7 @@ def test_missing_vocoder_is_downloaded_from_the_hub_then_loaded(
     ctx.device = "cpu"
     outcome = model.run(ctx)
     assert sorted(outcome.facts["fetched_bytes"]) == ["config.yaml", "pytorch_model.bin"]
-    assert (vocoder / "pytorch_model.bin").is_file() and "model" in ctx.state
+    assert (vocoder / "pytorch_model.bin").is_file() and state.of(ctx).model is not None
     assert not list((volume / ".bootstrap" / "locks").iterdir())
 
 
@@ -285,7 +285,7 @@ def test_hub_refusals_are_named(volume: Path, ctx_for: Callable[..., Context],
 
 
 def test_warmup_refuses_a_model_on_another_device_than_chosen(booted: Context) -> None:
-    ctx = Context(booted.config, "r", "w", state={**booted.state, "device": "cuda:0"})
+    ctx = replace(booted, device="cuda:0")
     failed = fail(warmup.run, ctx)
     assert failed.message == about(warmup.E005, "cpu")
     assert "cuda:0" in failed.message.msg

@@ -24,7 +24,7 @@ from conftest import REPO, snapshot
 from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.stage import StageFailed
-from f5worker import transcriber
+from f5worker import settings, state, transcriber
 from f5worker.handler import tiny_model
 from f5worker.stages import model, warmup
 
@@ -41,7 +41,7 @@ def run(ctx: Context) -> Any:
 def run_fails(ctx: Context) -> StageFailed:
     with pytest.raises(StageFailed) as failed:
         run(ctx)
-    assert "transcriber" not in ctx.state
+    assert state.of(ctx).transcriber is None
     return failed.value
 
 
@@ -71,7 +71,7 @@ def test_the_boot_loads_the_transcriber(booted: Context) -> None:
 def test_enabled_and_present_is_proven_and_loaded_fast(
         volume: Path, ctx_for: Callable[..., Context]) -> None:
     ctx = ctx_for(volume)
-    assert settings.of(ctx.config).transcribe and settings.of(ctx.config).asr_model == ""
+    assert settings.of(ctx.config).transcribe and not settings.of(ctx.config).asr_model
     assert model.check(ctx) == []
     outcome = run(ctx)
     facts = outcome.facts["transcriber"]
@@ -87,7 +87,7 @@ def test_disabled_nothing_is_checked_or_loaded(
     ctx = ctx_for(volume, transcribe=False, asr_model="org/whisper")
     assert model.check(ctx) == []
     outcome = run(ctx)
-    assert "transcriber" not in ctx.state and "model" in ctx.state
+    assert state.of(ctx).transcriber is None and state.of(ctx).model is not None
     assert outcome.facts["transcriber"] == "off (transcription disabled)"
     assert "asr_fetched_bytes" not in outcome.facts
     assert not folder(volume).exists()
@@ -225,7 +225,7 @@ def test_a_recognizer_that_cannot_go_onto_its_device_is_named(
     with pytest.raises(StageFailed) as failed:
         model._load_transcriber(ctx, "cuda:99")
     assert failed.value.message == model.E022.at("cuda:99")
-    assert failed.value.cause and "transcriber" not in ctx.state
+    assert failed.value.cause and state.of(ctx).transcriber is None
 
 
 # -- the recognizer ----------------------------------------------------------------------
