@@ -1,9 +1,10 @@
 """A whole boot answering one job, against the same handler run the way RunPod's template
 runs it, measured side by side in one run.
 
-Method (docs/performance.md): each command runs N times, interleaved (A, B, A, B, ...) after
-one warm-up each (page cache, .pyc files), so the noise of this shared machine falls on all
-alike; we report medians and the ratio boot / template.
+Method (docs/performance.md): each command runs N times, interleaved (A, B, C, then B, C,
+A, ...: the order turns each round) after one warm-up each (page cache, .pyc files), so the
+noise of this shared machine falls on all alike; we report medians and the ratio boot /
+template.
 
 - template: `python handler.py --test_input '{"input": ...}'`, a handler file that defines
             the echo handler and calls `runpod.serverless.start` itself, as RunPod's worker
@@ -93,8 +94,11 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in commands}
     for argv, env, cwd in commands.values():
         timed(argv, env, cwd)
-    for _ in range(args.runs):
-        for name, (argv, env, cwd) in commands.items():
+    names = list(commands)
+    for run in range(args.runs):
+        # the order turns each round, so no command always follows the same one
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            argv, env, cwd = commands[name]
             samples[name].append(timed(argv, env, cwd))
     median = {name: statistics.median(values) for name, values in samples.items()}
     result = {
