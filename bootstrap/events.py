@@ -213,7 +213,10 @@ def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
 
 
 def _render_console(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
-    return render_console(event_dict, _stream.isatty())
+    colour = False
+    with contextlib.suppress(OSError, ValueError):  # a closed stream: the writer copes
+        colour = _stream.isatty()
+    return render_console(event_dict, colour)
 
 
 def render_console(event: Mapping[str, Any], colour: bool) -> str:

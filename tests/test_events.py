@@ -79,9 +79,10 @@ def test_capture_collects_events_instead_of_writing(pipe: Pipe) -> None:
     assert pipe.getvalue() == ""
 
 
-def test_a_closed_stdout_does_not_raise() -> None:
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_closed_stdout_does_not_raise(fmt: str) -> None:
     stream = Pipe()
-    events.configure("json", stream)
+    events.configure(fmt, stream)
     stream.close()
     events.emit("info", "boot")  # must not raise: a log line never takes the worker down
 
@@ -108,9 +109,10 @@ def test_a_handlers_structlog_and_stdlib_lines_carry_the_boot_and_the_job(volume
         assert (line["job_id"], line["action"]) == ("local_test", "speak")
     assert said["words"] == 3 and said["level"] == "info"
     assert (library["level"], library["msg"]) == ("warn", "a library line for this job")
-    # the job's fields end with the job
-    after = [e for e in stream if e["event"] == "summary"]
-    assert after and all("job_id" not in e and "voice" not in e for e in after)
+    # the job's fields end with the job: the worker's last event, serve's end, has none
+    (served,) = [e for e in stream if e["event"] == "stage" and e["status"] == "ok"
+                 and e["stage"] == "serve"]
+    assert "job_id" not in served and "voice" not in served
 
 
 # The SDK's own job runners (rp_job.run_job, run_job_generator), as its worker loop calls
