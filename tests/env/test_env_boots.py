@@ -249,3 +249,23 @@ def test_a_stop_signal_mid_install_leaves_no_staging_and_no_lease(
     summary = parse(out)[-1]
     assert (summary["status"], summary["stage"]) == ("stopped", "install"), out + err
     assert envs(volume) == [] and _leases(volume) == []
+
+
+def test_a_volume_boot_whose_requirements_do_not_name_runpod_serves(
+        boot: BootFn, tmp_path: Path, wheels: Path, sdk_wheels: Path) -> None:
+    """The serve stage needs the RunPod SDK: the environment holds it whether or not the
+    requirements name it (it used to fail at serve, serve.E003, after the whole build)."""
+    volume = tmp_path / "vol"
+    skip = ",".join(stage for stage in WORKER_STAGES.split(",") if stage != "serve")
+    result = boot(volume, BOOTSTRAP_MODE="volume", BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_a",
+                  BOOTSTRAP_FIND_LINKS=f"{wheels},{sdk_wheels}", BOOTSTRAP_SKIP=skip,
+                  BOOTSTRAP_HANDLER="bootstrap.echo:make_handler",
+                  BOOTSTRAP_TEST_INPUT='{"text": "hello"}',
+                  BOOTSTRAP_HYDRATE="never")  # the packed form is other tests' subject
+    assert result.returncode == 0, result.output + result.stderr
+    assert result.stage("serve")["status"] == "ok"
+    assert "'echo': {'text': 'hello'}" in result.output
+    facts = result.stage("venv")["facts"]
+    assert facts["added"]["runpod>=1.10,<1.13"] == "the serve stage"
+    marker = envstore.read_marker(volume / ".bootstrap" / "envs" / facts["key"])
+    assert marker is not None and "runpod" in marker["versions"]
