@@ -16,7 +16,8 @@ given here wins over ``BOOTSTRAP_TEST_INPUT``. Without ``--test_input``, off the
 the SDK answers ``test_input.json`` from the working directory, as for any handler file.
 
 Everything else comes from the usual settings (``BOOTSTRAP_*``, ``bootstrap.toml``); in a
-checkout, the ``bootstrap`` and ``handler`` packages next to this file are the ones used.
+checkout, the ``bootstrap`` and ``f5worker`` packages next to this file are the ones used;
+the app is the F5-TTS one unless ``BOOTSTRAP_APP`` names another.
 """
 
 from __future__ import annotations

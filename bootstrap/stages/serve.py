@@ -36,7 +36,8 @@ E001 = error("serve.E001", "the handler factory {target} could not be loaded",
 E002 = error("serve.E002", "the handler factory {target} failed",
              "the factory raised; the cause says why")
 E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
-             "add runpod to the requirements (pip install 'bootstrap-worker[serve]')")
+             "install it where the worker runs: the image (pip install "
+             "'bootstrap-worker[serve]'); environments bootstrap builds get it added")
 E005 = error("serve.E005", "no handler to serve: no app and no handler is configured",
              "set BOOTSTRAP_APP to an app (module:attribute), or BOOTSTRAP_HANDLER to a "
              "handler factory (module:callable)")

@@ -153,9 +153,9 @@ def build_aligner(volume: Path, seed: int = 0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "aligner.json").write_text(json.dumps(ALIGNER_PARAMS, indent=1) + "\n")
     torch.manual_seed(seed)
-    params = dict(ALIGNER_PARAMS)
-    params["extractor_conv_layer_config"] = [tuple(x) for x in ALIGNER_PARAMS[
-        "extractor_conv_layer_config"]]  # type: ignore[union-attr]
+    params: dict[str, Any] = dict(ALIGNER_PARAMS)
+    params["extractor_conv_layer_config"] = [tuple(x) for x in params[
+        "extractor_conv_layer_config"]]
     model = wav2vec2_model(**params)
     torch.save(model.state_dict(), root / "model.pt")
     return root / "model.pt"
