@@ -57,8 +57,16 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without settings, and with bytecode caching on: the warm-up run
+    writes the .pyc files every later run reads, as an installed package has them (a shell
+    with PYTHONDONTWRITEBYTECODE would make every boot compile bootstrap from source)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("BOOTSTRAP_") and k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def boot_env(tree: Path, volume: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTSTRAP_")}
+    env = clean_env()
     env.update({
         "PYTHONPATH": str(tree),  # this checkout first, ahead of any installed bootstrap
         "BOOTSTRAP_MODE": "local", "BOOTSTRAP_VOLUME": str(volume),
@@ -79,7 +87,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-template-"))
     (work / "handler.py").write_text(TEMPLATE)
     py = sys.executable
-    template_env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTSTRAP_")}
+    template_env = clean_env()
     template_env.pop("PYTHONPATH", None)
     # name -> (argv, env, cwd)
     commands = {
@@ -105,6 +113,8 @@ def main() -> None:
         "runs": args.runs,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "median_s": {name: round(value, 3) for name, value in median.items()},
+        "min_s": {name: round(min(values), 3) for name, values in samples.items()},
+        "samples_s": {name: [round(v, 2) for v in values] for name, values in samples.items()},
         "ratio_to_template": {name: round(value / median["template"], 3)
                               for name, value in median.items() if name != "template"},
         "budget": BUDGET,
