@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bootstrap import events
+from bootstrap.protocol import Heartbeat as Beat
 
 
 class Heartbeat:
@@ -34,5 +34,4 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self.interval_s):
             elapsed = int(time.monotonic() - self._started)
-            events.emit("info", "heartbeat", stage=self.stage, elapsed_s=elapsed,
-                        msg=f"still running, {elapsed} s")
+            Beat(self.stage, elapsed).emit()

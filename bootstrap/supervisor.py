@@ -28,8 +28,9 @@ from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode, for_signal
 from bootstrap.monitor import Monitor, WorkerEnd, read_from
-from bootstrap.runner import Shutdown, run_stage, skip_stage
-from bootstrap.stage import Failure, Lifecycle, Phase, StageResult, Status
+from bootstrap.protocol import Failure, StageResult, Status
+from bootstrap.runner import Shutdown, StageLoop
+from bootstrap.stage import Lifecycle, Phase
 from bootstrap.worker import FAULT_LOG
 
 
@@ -45,7 +46,9 @@ class Supervisor:
         self.report = report.BootReport(self.ctx.run_id, self.ctx.worker_id, config.mode)
         self.started = time.monotonic()
         self.monitor: Monitor | None = None
-        self._current: str | None = None  # the supervisor stage running now
+        # The supervisor's own stages: deadlines watched in this process.
+        self.loop = StageLoop(self.ctx, watch=True, on_stuck=self._end_stuck_stage,
+                              on_result=lambda result: self.report.stages.append(result.to_dict()))
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -62,16 +65,13 @@ class Supervisor:
         report.save(self.report, self.config)
         try:
             self.lifecycle.advance(Phase.BOOTING)
-            for stage in pipeline.supervisor_stages():
-                self._current = stage.name  # where a stop signal finds the boot
-                result = (skip_stage(stage, "skipped by configuration")
-                          if stage.name in self.config.skip else run_stage(stage, self.ctx))
-                self.report.stages.append(result.to_dict())
-                if result.status is Status.FAIL and result.failure is not None:
-                    return self._finish_failed(result.failure)
+            failed = self.loop.run(pipeline.supervisor_stages())
+            if failed is not None and failed.failure is not None:
+                return self._finish_failed(failed.failure)
             return self._run_worker()
         except Shutdown as stop:
-            return self._finish_stopped(stop.signum, self._current)
+            current = self.loop.current
+            return self._finish_stopped(stop.signum, current.name if current else None)
         except Exception as exc:  # a bug in bootstrap itself: still one summary, one report
             return self._finish_failed(Failure(
                 stage="supervisor", exit_code=int(ExitCode.INTERNAL),
@@ -86,6 +86,15 @@ class Supervisor:
             self.monitor.request_stop(signum)
         elif not self.lifecycle.finished:
             raise Shutdown(signum)
+
+    def _end_stuck_stage(self, failure: Failure) -> None:
+        """A stage interrupted at its deadline did not stop (a wait no signal ends): the
+        boot ends from the watchdog's thread, with the same report and summary."""
+        started_at = self.loop.started_at or time.time()
+        self.report.stages.append(StageResult(
+            failure.stage, Status.FAIL, int((time.time() - started_at) * 1000), failure=failure,
+            started_at=started_at).to_dict())
+        os._exit(self._finish_failed(failure))
 
     # -- the worker -----------------------------------------------------------------------
 

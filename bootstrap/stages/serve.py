@@ -14,10 +14,10 @@ import shlex
 import sys
 from typing import Any
 
-from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import error
+from bootstrap.protocol import Ready
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.target import resolve
 
@@ -55,8 +55,7 @@ def run(ctx: Context) -> Outcome:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
         raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
-    events.emit("info", "ready", msg="worker ready; handing requests to the handler",
-                handler=target)
+    Ready().emit(handler=target)
     sys.argv = _sdk_argv(ctx)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
     # (for a TTS worker: megabytes of base64 audio per request) into the console.

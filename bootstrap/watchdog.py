@@ -1,0 +1,109 @@
+"""A deadline for a stage that runs in this process: the supervisor's stages.
+
+A worker stage is watched from outside, by the supervisor's ``Monitor`` (SIGUSR1 for a
+stack dump, then SIGTERM, then SIGKILL). A supervisor stage has nobody outside, so a
+thread watches it, with the same steps:
+
+1. at the deadline, every thread's stack is dumped by faulthandler (the same form as the
+   worker's dump) and a ``deadline`` event says so;
+2. the main thread gets SIGALRM, whose handler raises :class:`DeadlineInterrupt`. A read
+   on a silent socket, a wait on a child, a sleep: each returns with EINTR, and the
+   exception unwinds the stage through its ``finally`` blocks (leases are released, the
+   children of ``bootstrap.command`` killed with their process group);
+3. a wait that no signal ends -- a request a FUSE file system took and never answers ends
+   only when the process dies -- gets ``grace_s``; then ``on_stuck`` ends the boot from
+   this thread (the supervisor writes its report and summary, then exits).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+from bootstrap import redaction
+from bootstrap.protocol import DeadlinePassed, Failure, deadline_failure
+
+INTERRUPT_SIGNAL = signal.SIGALRM
+
+
+class DeadlineInterrupt(BaseException):
+    """Raised in the main thread when its stage ran past its deadline.
+
+    A BaseException, so that a stage's ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, passed: DeadlinePassed) -> None:
+        super().__init__(f"stage {passed.stage} ran past its deadline of {passed.deadline_s:g} s")
+        self.passed = passed
+
+    @property
+    def failure(self) -> Failure:
+        return deadline_failure(self.passed.stage, self.passed.deadline_s, self.passed.stack)
+
+
+def dump_stacks() -> str:
+    """Every thread's Python stack, written by faulthandler (it needs no cooperation from
+    the thread that is stuck), redacted."""
+    with tempfile.TemporaryFile() as dump:
+        faulthandler.dump_traceback(file=dump, all_threads=True)
+        dump.seek(0)
+        text = dump.read().decode("utf-8", "replace")
+    return redaction.current().text(text.strip())
+
+
+class Watchdog:
+    """``with Watchdog(...):`` around a stage run in the main thread."""
+
+    def __init__(self, stage: str, deadline_s: float, grace_s: float,
+                 on_stuck: Callable[[Failure], None] | None = None) -> None:
+        self.stage = stage
+        self.deadline_s = deadline_s
+        self.grace_s = grace_s
+        self.on_stuck = on_stuck
+        self.passed: DeadlinePassed | None = None
+        self._done = threading.Event()
+        self._raised = False
+        self._thread: threading.Thread | None = None
+        self._previous: Any = None
+
+    def __enter__(self) -> Watchdog:
+        # A signal handler can only be set, and only runs, in the main thread.
+        if self.deadline_s > 0 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(INTERRUPT_SIGNAL, self._interrupt)
+            self._thread = threading.Thread(target=self._watch, name=f"deadline-{self.stage}",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+            signal.signal(INTERRUPT_SIGNAL, self._previous)
+
+    def _watch(self) -> None:
+        if self._done.wait(self.deadline_s):
+            return
+        self.passed = DeadlinePassed(self.stage, self.deadline_s, dump_stacks())
+        self.passed.emit("stage ran past its deadline; interrupting it")
+        main = threading.main_thread().ident
+        assert main is not None
+        signal.pthread_kill(main, INTERRUPT_SIGNAL)
+        if self._done.wait(self.grace_s):
+            return
+        DeadlinePassed(self.stage, self.deadline_s, dump_stacks()).emit(
+            f"the stage did not stop within {self.grace_s:g} s of its interrupt (a wait no "
+            "signal ends); ending the boot")
+        if self.on_stuck is not None:
+            self.on_stuck(deadline_failure(self.stage, self.deadline_s, self.passed.stack))
+
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        if self.passed is not None and not self._raised and not self._done.is_set():
+            self._raised = True
+            raise DeadlineInterrupt(self.passed)
