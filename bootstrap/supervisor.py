@@ -46,6 +46,8 @@ class Supervisor:
         self.report = report.BootReport(self.ctx.run_id, self.ctx.worker_id, config.mode)
         self.started = time.monotonic()
         self.monitor: Monitor | None = None
+        # How long a report may take to reach the volume; None: as long as it takes.
+        self.report_wait_s: float | None = None
         # The supervisor's own stages: deadlines watched in this process.
         self.loop = StageLoop(self.ctx, watch=True, on_stuck=self._end_stuck_stage,
                               on_result=lambda result: self.report.stages.append(result.to_dict()))
@@ -89,7 +91,13 @@ class Supervisor:
 
     def _end_stuck_stage(self, failure: Failure) -> None:
         """A stage interrupted at its deadline did not stop (a wait no signal ends): the
-        boot ends from the watchdog's thread, with the same report and summary."""
+        boot ends from the watchdog's thread, with the same report and summary.
+
+        The volume may be what hangs, so the report waits for it at most ``stop_grace_s``
+        before it goes to the fallback directory. A request a FUSE daemon took and never
+        answers holds even a killed thread: the process then ends only when the volume
+        answers or the platform removes the container, but its story is already out."""
+        self.report_wait_s = self.config.stop_grace_s  # the volume may be what hangs
         started_at = self.loop.started_at or time.time()
         self.report.stages.append(StageResult(
             failure.stage, Status.FAIL, int((time.time() - started_at) * 1000), failure=failure,
@@ -174,7 +182,7 @@ class Supervisor:
     def _summary(self, level: str, status: str, exit_code: int, **fields: object) -> int:
         self.report.exit_code = exit_code
         self.report.ended_at = time.time()
-        path = report.save(self.report, self.config)
+        path = report.save(self.report, self.config, self.report_wait_s)
         events.emit(level, "summary", status=status, exit_code=exit_code,
                     total_ms=self._elapsed_ms(), stages=self.report.stage_durations(),
                     report=str(path) if path else None, **fields)

@@ -11,7 +11,7 @@ thread watches it, with the same steps:
    exception unwinds the stage through its ``finally`` blocks (leases are released, the
    children of ``bootstrap.command`` killed with their process group);
 3. a wait that no signal ends -- a request a FUSE file system took and never answers ends
-   only when the process dies -- gets ``grace_s``; then ``on_stuck`` ends the boot from
+   only when it is answered -- gets ``grace_s``; then ``on_stuck`` ends the boot from
    this thread (the supervisor writes its report and summary, then exits).
 """
 
