@@ -121,9 +121,14 @@ class StageResult:
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> StageResult | None:
+        """The result in a stage's end event; None for any other line (a user's library
+        may log an event named "stage" too: it must not take the supervisor down)."""
         if event.get("event") != STAGE or event.get("status") in (None, Status.START):
             return None
-        return cls.from_dict(event)
+        try:
+            return cls.from_dict(event)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -141,9 +146,12 @@ class StageStart:
     def from_event(cls, event: dict[str, Any]) -> StageStart | None:
         if event.get("event") != STAGE or event.get("status") != Status.START:
             return None
-        return cls(str(event["stage"]), str(event.get("side", "")),
-                   float(event.get("deadline_s") or 0),
-                   int(event.get("fail_exit_code") or ExitCode.CUSTOM_STAGE))
+        try:
+            return cls(str(event["stage"]), str(event.get("side", "")),
+                       float(event.get("deadline_s") or 0),
+                       int(event.get("fail_exit_code") or ExitCode.CUSTOM_STAGE))
+        except (KeyError, ValueError, TypeError):
+            return None
 
 
 def emit_message(stage: str, message: Message) -> None:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -48,6 +49,9 @@ class Supervisor:
         self.monitor: Monitor | None = None
         # How long a report may take to reach the volume; None: as long as it takes.
         self.report_wait_s: float | None = None
+        # Taken by the thread that writes the summary, never given back: when the watchdog
+        # thread ends a stuck boot, a main thread that wakes up late must not write a second.
+        self._one_summary = threading.RLock()
         # The supervisor's own stages: deadlines watched in this process.
         self.loop = StageLoop(self.ctx, watch=True, on_stuck=self._end_stuck_stage,
                               on_result=lambda result: self.report.stages.append(result.to_dict()))
@@ -180,6 +184,7 @@ class Supervisor:
         return int((time.monotonic() - self.started) * 1000)
 
     def _summary(self, level: str, status: str, exit_code: int, **fields: object) -> int:
+        self._one_summary.acquire()  # a second caller waits here for the first one's exit
         self.report.exit_code = exit_code
         self.report.ended_at = time.time()
         path = report.save(self.report, self.config, self.report_wait_s)

@@ -20,6 +20,8 @@ import hungfs
 import pytest
 from conftest import Boot, boot, finish_boot, start_boot
 
+from bootstrap import events, report
+from bootstrap.config import Config
 from bootstrap.exit_codes import ExitCode
 
 
@@ -113,12 +115,14 @@ def test_an_install_waiting_on_a_silent_index_is_stopped_at_its_deadline(
 def test_a_volume_lookup_that_never_returns_ends_the_boot_with_its_stack(
         tmp_path: Path) -> None:
     """A FUSE request the daemon took is never interrupted by a signal: after the grace the
-    supervisor ends the boot itself, the report going to the fallback directory since the
-    volume does not answer. The process's exit waits for the kernel to give its thread
+    supervisor ends the boot itself. The report goes to the volume if it still answers
+    there within the grace (here it does: only /hung is silent), else to the fallback
+    directory (the next test). The process's exit waits for the kernel to give its thread
     back, which happens when the volume's daemon goes away."""
     backing = tmp_path / "backing"
     (backing / "hung").mkdir(parents=True)
-    with hungfs.mounted(backing, tmp_path / "volume", "/hung") as volume:
+    mountpoint = tmp_path / "volume"
+    with hungfs.mounted(backing, mountpoint, "/hung") as volume:
         started = time.monotonic()
         proc = start_boot(volume, volume_expect="hung/vocab.txt", deadline_volume="2",
                           stop_grace_s="2")
@@ -133,9 +137,29 @@ def test_a_volume_lookup_that_never_returns_ends_the_boot_with_its_stack(
                 break
         took = time.monotonic() - started
     result = finish_boot(proc, lines, volume)
-    (saved,) = (tmp_path / "fallback-reports").glob("*.json")
+    saved = Path(result.last["report"])
+    if saved.is_relative_to(mountpoint):  # the volume answered; read it without the mount
+        saved = backing / saved.relative_to(mountpoint)
     stack = assert_stopped_at_deadline(result, "volume", 2, json.loads(saved.read_text()))
     assert 'bootstrap/stages/volume.py", line' in stack and "in _doubled" in stack
     assert [e for e in result.named("deadline") if "did not stop" in e["msg"]]
-    assert "the volume did not answer in 2 s" in result.named("report.fallback")[0]["reason"]
     assert took < 2 + 2 + 2 + 10, f"the summary came after {took:.1f} s"
+
+
+@pytest.mark.timeout(60)
+def test_a_report_the_volume_does_not_take_goes_to_the_fallback(tmp_path: Path) -> None:
+    backing = tmp_path / "backing"
+    (backing / ".bootstrap").mkdir(parents=True)
+    fallback = tmp_path / "fallback"
+    boot_report = report.BootReport("run1", "worker1", "volume")
+    with hungfs.mounted(backing, tmp_path / "volume", "/.bootstrap") as volume:
+        config = Config(volume=volume, fallback_reports=fallback)
+        with events.capture() as said:
+            started = time.monotonic()
+            path = report.save(boot_report, config, volume_wait_s=1)
+            took = time.monotonic() - started
+    assert path is not None and path.parent == fallback
+    assert json.loads(path.read_text())["run_id"] == "run1"
+    assert took < 1 + 5, f"the save took {took:.1f} s"
+    (moved,) = [e for e in said if e["event"] == "report.fallback"]
+    assert "the volume did not answer in 1 s" in moved["reason"]
