@@ -20,7 +20,7 @@ h1{font-size:20px;margin:0 0 4px} .meta{color:#5a6472;margin-bottom:16px}
 .outcome{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
 .failure{border-left:4px solid #d64545;background:#fdf1f1;padding:10px 14px;margin:16px 0}
 .warning{border-left:4px solid #d9a21b;background:#fdf6e0;padding:10px 14px;margin:16px 0}
-.hint{font-weight:600} pre{background:#f4f5f7;padding:10px;overflow-x:auto;font-size:12px}
+.hint{font-weight:600} pre{background:#f3f4f6;padding:10px;overflow-x:auto;font-size:12px}
 table{border-collapse:collapse} td,th{padding:3px 12px 3px 0;text-align:left}
 svg text{font:12px system-ui,sans-serif}
 """

@@ -87,11 +87,16 @@ class StageLoop:
                 for message in checks_of(stage, self.ctx)]
 
     def _run(self, stage: Stage) -> StageResult:
-        deadline_s = self.ctx.config.deadline_for(stage.name, stage.deadline_s)
         if not self.watch:
-            return run_stage(stage, self.ctx, deadline_s)
-        return run_stage(stage, self.ctx, deadline_s, Watchdog(
-            stage.name, deadline_s, self.ctx.config.stop_grace_s, self.on_stuck))
+            return run_stage(stage, self.ctx)
+        return run_stage(stage, self.ctx, Watchdog(
+            stage.name, deadline_of(stage, self.ctx), self.ctx.config.stop_grace_s,
+            self.on_stuck))
+
+
+def deadline_of(stage: Stage, ctx: Context) -> float:
+    """The stage's own deadline, unless the configuration (`deadlines`) overrides it."""
+    return ctx.config.deadline_for(stage.name, stage.deadline_s)
 
 
 def checks_of(stage: Stage, ctx: Context) -> list[Message]:
@@ -107,13 +112,15 @@ def _status(messages: list[Message]) -> Status:
     return Status.WARN if any(m.level >= Level.WARNING for m in messages) else Status.OK
 
 
-def run_stage(stage: Stage, ctx: Context, deadline_s: float,
-              watchdog: Watchdog | None = None) -> StageResult:
-    """Run ``stage`` and report it. Never raises, except :class:`Shutdown`."""
+def run_stage(stage: Stage, ctx: Context, watchdog: Watchdog | None = None) -> StageResult:
+    """Run ``stage`` and report it. Never raises, except :class:`Shutdown`.
+
+    ``watchdog``: enforces the deadline in this process; without one, only a watcher
+    outside (the supervisor's Monitor) does."""
     events.bind(stage=stage.name)
     # The supervisor follows these fields: the deadline it enforces, the code it exits
     # with if the worker dies in this stage without a word.
-    StageStart(stage.name, str(stage.side), deadline_s, int(stage.exit_code)).emit()
+    StageStart(stage.name, str(stage.side), deadline_of(stage, ctx), int(stage.exit_code)).emit()
     started = time.monotonic()
     started_at = time.time()
 

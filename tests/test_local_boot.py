@@ -97,7 +97,7 @@ def test_a_worker_whose_interpreter_cannot_start_is_named(volume: Path) -> None:
 
 def test_the_sdk_failing_a_test_job_is_a_named_serve_failure(volume: Path) -> None:
     """A job the SDK cannot run: its own ERROR line keeps its level, then serve.E004."""
-    result = boot(volume, (), skip=NO_SERVE_SKIP, handler="handler.echo:make_handler",
+    result = boot(volume, (), skip=NO_SERVE_SKIP, handler="bootstrap.echo:make_handler",
                   test_input="null")
     assert result.returncode == 18
     assert result.last["code"] == "serve.E004"

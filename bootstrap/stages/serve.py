@@ -1,7 +1,8 @@
 """serve: hands the warm process to the request handler.
 
-The handler is built by the configured factory (``module:callable``, called with the
-context so it can reach the warm model), then started with ``runpod.serverless.start``.
+The handler is built by the app's factory, or the one the ``handler`` setting names
+(``module:callable``, called with the context so it can reach what the app's stages
+loaded), then started with ``runpod.serverless.start``.
 The RunPod SDK is imported here and nowhere else: it is heavy, and its own checks may end
 the process, which the supervisor then names as a death during this stage.
 """
@@ -16,17 +17,22 @@ from typing import Any
 
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
-from bootstrap.message import error
+from bootstrap.message import Message, error
 from bootstrap.protocol import Ready
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.target import resolve
 
 E001 = error("serve.E001", "the handler factory {target} could not be loaded",
-             "check BOOTSTRAP_HANDLER (module:callable) and that the module is installed")
+             "check BOOTSTRAP_APP or BOOTSTRAP_HANDLER (module:callable) and that the module "
+             "is installed")
 E002 = error("serve.E002", "the handler factory {target} failed",
              "the factory raised; the cause says why")
 E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
-             "add runpod to the requirements (pip install 'bootstrap-worker[serve]')")
+             "install it where the worker runs: the image (pip install "
+             "'bootstrap-worker[serve]'); environments bootstrap builds get it added")
+E005 = error("serve.E005", "no handler to serve: no app and no handler is configured",
+             "set BOOTSTRAP_APP to an app (module:attribute), or BOOTSTRAP_HANDLER to a "
+             "handler factory (module:callable)")
 E004 = error("serve.E004", "the RunPod SDK ended the worker with exit code {code}",
              "the SDK's own lines above say why: a failed test job, or a failed fitness check")
 
@@ -41,8 +47,21 @@ def _sdk_argv(ctx: Context) -> list[str]:
     return argv
 
 
+def _target(ctx: Context) -> str:
+    """The handler factory: the ``handler`` setting, else the app's."""
+    from bootstrap import app as apps
+
+    return ctx.config.handler or apps.load(ctx.config.app).handler
+
+
+def check(ctx: Context) -> list[Message]:
+    return [] if _target(ctx) else [E005.at("handler")]
+
+
 def run(ctx: Context) -> Outcome:
-    target = ctx.config.handler
+    target = _target(ctx)
+    if not target:
+        raise StageFailed(E005.at("handler"))
     try:
         factory: Any = resolve(target)
     except Exception as exc:
@@ -58,7 +77,7 @@ def run(ctx: Context) -> Outcome:
     Ready().emit(handler=target)
     sys.argv = _sdk_argv(ctx)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
-    # (for a TTS worker: megabytes of base64 audio per request) into the console.
+    # (audio or images: megabytes of base64 per request) into the console.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
         runpod.serverless.start({"handler": handler})
@@ -68,5 +87,5 @@ def run(ctx: Context) -> Outcome:
     return Outcome()
 
 
-STAGE = Stage(name="serve", run=run, side=Side.WORKER, exit_code=ExitCode.SERVE,
+STAGE = Stage(name="serve", run=run, check=check, side=Side.WORKER, exit_code=ExitCode.SERVE,
               deadline_s=0)  # serving has no end

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from envboot import REPO
 
-from bootstrap import compat, envkey, envstore, mounts
+from bootstrap import compat, envkey, envstore, mounts, requirements
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.requirements import WORKER_REQUIREMENTS, Requirements
@@ -114,6 +114,22 @@ def test_worker_requirements_are_the_package_dependencies() -> None:
     environment must hold every runtime dependency bootstrap declares."""
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert sorted(WORKER_REQUIREMENTS) == sorted(declared)
+
+
+def test_the_serve_stage_adds_the_sdk_the_package_declares_for_serving() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    added = [a.line for a in requirements.FRAMEWORK if a.stage == "serve"]
+    assert added == project["optional-dependencies"]["serve"]
+
+
+def test_what_a_stage_needs_is_added_only_when_it_runs() -> None:
+    serving = requirements.load(Config(requirements_text="bsdemo_a"))
+    assert serving.all_lines == ("click>=8.1", "psutil>=5.9", "runpod>=1.10,<1.13", "bsdemo_a")
+    assert "runpod>=1.10,<1.13 (added: the serve stage)" in serving.describe()
+    quiet = requirements.load(Config(requirements_text="bsdemo_a", skip=("serve",)))
+    assert quiet.all_lines == ("click>=8.1", "psutil>=5.9", "bsdemo_a")
+    # a different environment: a boot that serves never reuses one built without the SDK
+    assert serving.text() != quiet.text()
 
 
 def _ctx(tmp_path: Path, **settings: object) -> Context:
