@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bootstrap.protocol import Heartbeat as Beat
+from bootstrap.protocol import emit_heartbeat
 
 
 class Heartbeat:
@@ -34,4 +34,4 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self.interval_s):
             elapsed = int(time.monotonic() - self._started)
-            Beat(self.stage, elapsed).emit()
+            emit_heartbeat(self.stage, elapsed)

@@ -25,11 +25,11 @@ from bootstrap.death import Death
 from bootstrap.protocol import (
     DeadlinePassed,
     Failure,
-    Ready,
     StageResult,
     StageStart,
     Status,
     deadline_failure,
+    is_ready,
 )
 
 # After SIGUSR1, how long to wait for faulthandler's dump before moving on to SIGTERM.
@@ -152,7 +152,7 @@ class Monitor:
             events.emit(level_of(line), "output", stream=stream, line=line)
             return
         self._follow(event)
-        ready = Ready.is_one(event)
+        ready = is_ready(event)
         level = str(event.pop("level", "info"))
         name = str(event.pop("event"))
         events.emit(level if level in events.LEVELS else "info", name, **event)

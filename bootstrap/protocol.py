@@ -2,15 +2,18 @@
 
 The worker writes JSON event lines on stdout (``bootstrap/events.py``); the supervisor's
 ``Monitor`` reads them back. Each message that the other side acts on or records is a
-class here with the one way to write it (``emit``) and the one way to read it
-(``from_event``), so the writer and the reader cannot drift apart:
+type or function here with the one way to write it (``emit``) and, where the supervisor
+acts on it, the one way to read it (``from_event``), so writer and reader cannot drift:
 
 - ``StageStart``: a stage began, with the deadline the supervisor enforces and the exit
   code it uses if the worker dies inside it without a word;
 - ``StageResult``: a stage ended. The end event *is* the result's dict, the same dict the
   boot report keeps, whichever process ran the stage (a warning keeps its message, a
   failure its hint and stack);
-- ``Heartbeat``, ``Ready``, ``WorkerStopped``, ``DeadlinePassed``: the rest of the story.
+- heartbeats, ready, the worker's reported stop, ``DeadlinePassed``: the rest of the story.
+
+Cheap to import (it is paid on every boot, by both processes): the small messages are
+named tuples and functions, not dataclasses.
 
 Check messages (``message`` events) carry a :class:`~bootstrap.message.Message`.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from bootstrap import events
 from bootstrap.exit_codes import ExitCode
@@ -131,8 +134,7 @@ class StageResult:
             return None
 
 
-@dataclass(frozen=True)
-class StageStart:
+class StageStart(NamedTuple):
     stage: str
     side: str
     deadline_s: float
@@ -163,38 +165,26 @@ def emit_message(stage: str, message: Message) -> None:
         for key, value in message.to_dict().items() if key != "level"})
 
 
-@dataclass(frozen=True)
-class Heartbeat:
-    stage: str
-    elapsed_s: int
-
-    def emit(self) -> None:
-        events.emit("info", HEARTBEAT, stage=self.stage, elapsed_s=self.elapsed_s,
-                    msg=f"still running, {self.elapsed_s} s")
+def emit_heartbeat(stage: str, elapsed_s: int) -> None:
+    """A stage is still running: six minutes of silence look the same as a hang."""
+    events.emit("info", HEARTBEAT, stage=stage, elapsed_s=elapsed_s,
+                msg=f"still running, {elapsed_s} s")
 
 
-@dataclass(frozen=True)
-class Ready:
+def emit_ready(**facts: Any) -> None:
     """The worker hands over to the handler: the boot is complete."""
-
-    def emit(self, **facts: Any) -> None:
-        events.emit("info", READY, msg="worker ready; handing requests to the handler", **facts)
-
-    @staticmethod
-    def is_one(event: dict[str, Any]) -> bool:
-        return event.get("event") == READY
+    events.emit("info", READY, msg="worker ready; handing requests to the handler", **facts)
 
 
-@dataclass(frozen=True)
-class WorkerStopped:
-    signal: str
-
-    def emit(self) -> None:
-        events.emit("warn", WORKER_STOPPED, signal=self.signal, msg="stopped on request")
+def is_ready(event: dict[str, Any]) -> bool:
+    return event.get("event") == READY
 
 
-@dataclass(frozen=True)
-class DeadlinePassed:
+def emit_worker_stopped(signal: str) -> None:
+    events.emit("warn", WORKER_STOPPED, signal=signal, msg="stopped on request")
+
+
+class DeadlinePassed(NamedTuple):
     """Announced by whoever enforces a deadline, before it stops the stage."""
 
     stage: str

@@ -18,12 +18,11 @@ thread watches it, with the same steps:
 from __future__ import annotations
 
 import faulthandler
+import os
 import signal
-import tempfile
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
 
 from bootstrap import redaction
 from bootstrap.protocol import DeadlinePassed, Failure, deadline_failure
@@ -49,11 +48,27 @@ class DeadlineInterrupt(BaseException):
 def dump_stacks() -> str:
     """Every thread's Python stack, written by faulthandler (it needs no cooperation from
     the thread that is stuck), redacted."""
-    with tempfile.TemporaryFile() as dump:
+    # A file in memory: faulthandler writes to a file descriptor, and a pipe could fill up.
+    with open(os.memfd_create("bootstrap-stacks"), "w+b") as dump:
         faulthandler.dump_traceback(file=dump, all_threads=True)
         dump.seek(0)
         text = dump.read().decode("utf-8", "replace")
     return redaction.current().text(text.strip())
+
+
+# The stage the main thread runs under a watchdog now. The SIGALRM handler stays installed
+# once set: a watchdog thread that fires just as its stage ends may still send its signal,
+# and it must then find no stage to interrupt, never the default action (the end of the
+# process). Nor does a stage's end wait for its watchdog's thread: that costs a wake-up
+# per stage on every boot.
+_active: Watchdog | None = None
+_installed = False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    watchdog = _active
+    if watchdog is not None:
+        watchdog.interrupt()
 
 
 class Watchdog:
@@ -68,24 +83,25 @@ class Watchdog:
         self.passed: DeadlinePassed | None = None
         self._done = threading.Event()
         self._raised = False
-        self._thread: threading.Thread | None = None
-        self._previous: Any = None
 
     def __enter__(self) -> Watchdog:
+        global _active, _installed
         # A signal handler can only be set, and only runs, in the main thread.
         if self.deadline_s > 0 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(INTERRUPT_SIGNAL, self._interrupt)
-            self._thread = threading.Thread(target=self._watch, name=f"deadline-{self.stage}",
-                                            daemon=True)
-            self._thread.start()
+            if not _installed:
+                signal.signal(INTERRUPT_SIGNAL, _interrupt)
+                _installed = True
+            _active = self
+            threading.Thread(target=self._watch, name=f"deadline-{self.stage}",
+                             daemon=True).start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        global _active
         self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-            signal.signal(INTERRUPT_SIGNAL, self._previous)
+        if _active is self:
+            _active = None
 
     def _watch(self) -> None:
         if self._done.wait(self.deadline_s):
@@ -103,7 +119,8 @@ class Watchdog:
         if self.on_stuck is not None:
             self.on_stuck(deadline_failure(self.stage, self.deadline_s, self.passed.stack))
 
-    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+    def interrupt(self) -> None:
+        """In the main thread, on the watchdog's signal: end the stage, once."""
         if self.passed is not None and not self._raised and not self._done.is_set():
             self._raised = True
             raise DeadlineInterrupt(self.passed)

@@ -22,7 +22,7 @@ from bootstrap import events, pipeline
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode, for_signal
-from bootstrap.protocol import WorkerStopped
+from bootstrap.protocol import emit_worker_stopped
 from bootstrap.runner import Shutdown, StageLoop
 from bootstrap.stage import Stage
 
@@ -98,7 +98,7 @@ def main() -> int:
         # Deadlines are not watched here: the supervisor's Monitor watches this process.
         failed = StageLoop(ctx).run(stages(config))
     except Shutdown as stop:
-        WorkerStopped(signal.Signals(stop.signum).name).emit()
+        emit_worker_stopped(signal.Signals(stop.signum).name)
         return for_signal(stop.signum)
     if failed is not None:
         return int(failed.failure.exit_code if failed.failure else ExitCode.INTERNAL)

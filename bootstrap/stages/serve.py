@@ -18,7 +18,7 @@ from typing import Any
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error
-from bootstrap.protocol import Ready
+from bootstrap.protocol import emit_ready
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.target import resolve
 
@@ -74,7 +74,7 @@ def run(ctx: Context) -> Outcome:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
         raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
-    Ready().emit(handler=target)
+    emit_ready(handler=target)
     sys.argv = _sdk_argv(ctx)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
     # (audio or images: megabytes of base64 per request) into the console.
