@@ -129,12 +129,13 @@ def run_stage(stage: Stage, ctx: Context, watchdog: Watchdog | None = None) -> S
                            failure=failure, started_at=started_at)
 
     try:
-        with Heartbeat(stage.name, ctx.config.heartbeat_s):
-            if watchdog is None:
+        if watchdog is None:
+            with Heartbeat(stage.name, ctx.config.heartbeat_s):
                 outcome = stage.run(ctx)
-            else:
-                with watchdog:
-                    outcome = stage.run(ctx)
+        else:
+            # The watchdog is armed before its heartbeat thread starts, which then keeps it.
+            with watchdog, Heartbeat(stage.name, ctx.config.heartbeat_s, watchdog):
+                outcome = stage.run(ctx)
     except StageFailed as exc:
         result = ended(Status.FAIL, Failure(
             stage.name, stage.exit_code, exc.message.msg, exc.message.hint, exc.message.id,

@@ -1,8 +1,9 @@
 """A deadline for a stage that runs in this process: the supervisor's stages.
 
 A worker stage is watched from outside, by the supervisor's ``Monitor`` (SIGUSR1 for a
-stack dump, then SIGTERM, then SIGKILL). A supervisor stage has nobody outside, so a
-thread watches it, with the same steps:
+stack dump, then SIGTERM, then SIGKILL). A supervisor stage has nobody outside, so the
+stage's heartbeat thread (``bootstrap/heartbeat.py``, one per stage already) watches it
+through :meth:`Watchdog.tick`, with the same steps:
 
 1. at the deadline, every thread's stack is dumped by faulthandler (the same form as the
    worker's dump) and a ``deadline`` event says so;
@@ -18,9 +19,11 @@ thread watches it, with the same steps:
 from __future__ import annotations
 
 import faulthandler
+import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 
@@ -83,18 +86,23 @@ class Watchdog:
         self.passed: DeadlinePassed | None = None
         self._done = threading.Event()
         self._raised = False
+        self._started: float | None = None
+        self._stuck = False
 
     def __enter__(self) -> Watchdog:
         global _active, _installed
         # A signal handler can only be set, and only runs, in the main thread.
-        if self.deadline_s > 0 and threading.current_thread() is threading.main_thread():
+        if self.armed:
             if not _installed:
                 signal.signal(INTERRUPT_SIGNAL, _interrupt)
                 _installed = True
             _active = self
-            threading.Thread(target=self._watch, name=f"deadline-{self.stage}",
-                             daemon=True).start()
+            self._started = time.monotonic()
         return self
+
+    @property
+    def armed(self) -> bool:
+        return self.deadline_s > 0 and threading.current_thread() is threading.main_thread()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -103,16 +111,27 @@ class Watchdog:
         if _active is self:
             _active = None
 
-    def _watch(self) -> None:
-        if self._done.wait(self.deadline_s):
+    def due(self) -> float:
+        """When :meth:`tick` next has something to do (monotonic seconds; inf: never)."""
+        if self._started is None or self._done.is_set() or self._stuck:
+            return math.inf
+        if self.passed is None:
+            return self._started + self.deadline_s
+        return self._started + self.deadline_s + self.grace_s
+
+    def tick(self, now: float) -> None:
+        """Called by the heartbeat thread at :meth:`due`: interrupt the stage at its
+        deadline; end the boot when the interrupt did not end it within the grace."""
+        if now < self.due():
             return
-        self.passed = DeadlinePassed(self.stage, self.deadline_s, dump_stacks())
-        self.passed.emit("stage ran past its deadline; interrupting it")
-        main = threading.main_thread().ident
-        assert main is not None
-        signal.pthread_kill(main, INTERRUPT_SIGNAL)
-        if self._done.wait(self.grace_s):
+        if self.passed is None:
+            self.passed = DeadlinePassed(self.stage, self.deadline_s, dump_stacks())
+            self.passed.emit("stage ran past its deadline; interrupting it")
+            main = threading.main_thread().ident
+            assert main is not None
+            signal.pthread_kill(main, INTERRUPT_SIGNAL)
             return
+        self._stuck = True
         DeadlinePassed(self.stage, self.deadline_s, dump_stacks()).emit(
             f"the stage did not stop within {self.grace_s:g} s of its interrupt (a wait no "
             "signal ends); ending the boot")
