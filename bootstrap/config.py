@@ -61,7 +61,7 @@ class Config:
     test_input: str = ""
     # Extra arguments for the RunPod SDK, e.g. "--rp_serve_api --rp_api_port 8000".
     serve_args: str = ""
-    # Stage names not to run (reported as skipped), e.g. "cuda,audio" for a CPU-only demo.
+    # Stage names not to run (reported as skipped), e.g. "cuda" for a CPU-only demo.
     skip: tuple[str, ...] = ()
     # -- volume, venv and install stages (docs/configuration.md) ---------------------------
     # Free space the volume needs for this boot, in MB.

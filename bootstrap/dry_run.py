@@ -18,6 +18,7 @@ from bootstrap import command, pipeline, runpod_platform, worker
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.message import Message, error, info
+from bootstrap.runner import Found, StageLoop
 
 I001 = info("check.I001", "worker stages not checked: their environment does not exist yet",
             "`bootstrap run` builds it first; run the check again after a boot")
@@ -26,8 +27,6 @@ E002 = error("check.E002", "the worker's interpreter {python} could not run its 
              "would fail the same way")
 WORKER_CHECK_TIMEOUT_S = 300  # importing torch and probing the GPU, on a slow volume
 
-Found = list[tuple[str, Message]]
-
 
 def collect(config: Config, worker_id: str, platform: str | None = None) -> Found:
     ctx = Context(config, run_id="check", worker_id=worker_id, dry_run=True)
@@ -35,9 +34,7 @@ def collect(config: Config, worker_id: str, platform: str | None = None) -> Foun
     if platform == "runpod":
         ctx.state["platform"] = "runpod"
         found += [("platform", m) for m in runpod_platform.check(config)]
-    for stage in pipeline.supervisor_stages():
-        if stage.name not in config.skip:  # a stage that will not run has nothing to say
-            found += [(stage.name, m) for m in worker.checks_of(stage, ctx)]
+    found += StageLoop(ctx).check(pipeline.supervisor_stages())
     return found + _worker_side(ctx)
 
 

@@ -99,7 +99,7 @@ def _build_context(dest: Path) -> Path:
             shutil.copy2(source, dest / name)
     # Where a developer's secrets end up: a .env at the top and beside the handler code.
     (dest / ".env").write_text(f"HF_TOKEN={CANARY}\n")
-    (dest / "handler" / ".env").write_text(f"RUNPOD_API_KEY={CANARY}\n")
+    (dest / "f5worker" / "handler" / ".env").write_text(f"RUNPOD_API_KEY={CANARY}\n")
     return dest
 
 

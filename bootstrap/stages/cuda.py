@@ -49,7 +49,7 @@ E008 = error("cuda.E008", "torch is not importable in the worker's environment",
              "add torch to the environment (the app's requirements); the cause is the "
              "import error")
 W001 = warning("cuda.W001", "running on the CPU: {reason}",
-               "allowed by allow_cpu (local mode); synthesis is minutes per request")
+               "allowed by allow_cpu (local mode); a model runs many times slower there")
 W002 = warning("cuda.W002", "driver CUDA {driver_cuda} is older than torch's {torch_cuda}",
                "it runs on CUDA minor-version compatibility; a newer driver is safer")
 

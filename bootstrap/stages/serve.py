@@ -23,10 +23,10 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error
+from bootstrap.protocol import emit_ready
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.target import resolve
 
@@ -152,8 +152,7 @@ def run(ctx: Context) -> Outcome:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
         raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
-    events.emit("info", "ready", msg="worker ready; handing requests to the handler",
-                handler=target)
+    emit_ready(handler=target)
     sys.argv = _sdk_argv(ctx)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
     # (audio or images: megabytes of base64 per request) into the console.

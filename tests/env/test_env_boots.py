@@ -158,7 +158,7 @@ def test_nonexistent_requirement_is_permanent_not_retried_with_stderr_tail(
     assert (summary["status"], summary["stage"], summary["code"]) == (
         "fail", "install", install.E001.id)
     assert not result.named("install.retry")
-    assert "bsdemo-nonexistent" in result.stage("install")["cause"]
+    assert "bsdemo-nonexistent" in result.stage("install")["failure"]["cause"]
     assert envs(tmp_path / "vol") == []  # nothing published, nothing left
 
 
