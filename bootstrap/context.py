@@ -4,12 +4,16 @@ stages in the same process handed on, each as a typed attribute named for its wr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bootstrap.config import Config
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bootstrap.envbuild import Wanted
+    from bootstrap.ioprobe import Rates
     from bootstrap.storage import Storage
 
 
@@ -20,8 +24,13 @@ class Context:
     worker_id: str
     # True under `bootstrap check`: stages must not create, install, download or write.
     dry_run: bool = False
-    # Values supervisor stages hand to later ones (the interpreter, the environment).
-    state: dict[str, Any] = field(default_factory=dict)
+    # -- the supervisor's stages ----------------------------------------------------------
+    platform: str | None = None  # dry_run.py: the platform `bootstrap check --platform` names
+    volume_io: Rates | None = None  # stages/volume.py: the I/O probe's figures, when it ran
+    wanted: Wanted | None = None  # stages/venv.py, for install: the environment to build
+    env: Path | None = None  # envbuild.use_env (venv, install): the environment in use
+    python: Path | None = None  # envbuild, stages/hydrate.py: the worker's interpreter
+    hydrated: Path | None = None  # stages/hydrate.py: the local copy the worker runs from
     # -- the worker's generic stages -------------------------------------------------------
     device: str | None = None  # stages/cuda.py: "cuda:0", or "cpu" where allowed
     storage: Storage | None = None  # stages/storage.py: the bucket, when one is configured

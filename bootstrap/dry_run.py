@@ -32,18 +32,18 @@ def collect(config: Config, worker_id: str, platform: str | None = None) -> Foun
     ctx = Context(config, run_id="check", worker_id=worker_id, dry_run=True)
     found: Found = []
     if platform == "runpod":
-        ctx.state["platform"] = "runpod"
+        ctx.platform = "runpod"
         found += [("platform", m) for m in runpod_platform.check(config)]
     found += StageLoop(ctx).check(pipeline.supervisor_stages())
     return found + _worker_side(ctx)
 
 
 def _worker_side(ctx: Context) -> Found:
-    python = ctx.state.get("python")
+    python = ctx.python
     if python is None:
         if ctx.config.mode == "volume":
             return [("worker", I001.at(ctx.config.volume))]
-        python = sys.executable
+        python = Path(sys.executable)
     with tempfile.TemporaryDirectory(prefix="bootstrap-check-") as run_dir:
         env = worker.environment(ctx.config, ctx.run_id, ctx.worker_id, Path(run_dir))
         result = command.run([python, "-m", "bootstrap.worker", "--check"], env=env,

@@ -7,8 +7,8 @@ transaction, in one function (``stages/install.py: build``): lease → look agai
 install → verify → publish → release, the lease held by a ``with`` block, so no stage, no
 failure and no stop signal can leave a build half done.
 
-Every value these stages hand to later ones (``ctx.state``) is written here and nowhere
-else: the environment in use and its interpreter, and the build the venv stage asks for.
+Every value these stages hand to later ones (``ctx.env``, ``ctx.python``, ``ctx.wanted``)
+is written here and nowhere else, but for the hydrate stage's local interpreter.
 """
 
 from __future__ import annotations
@@ -22,11 +22,6 @@ from bootstrap.context import Context
 from bootstrap.installer import Installer
 from bootstrap.lease import Lease
 from bootstrap.requirements import Requirements
-
-# ctx.state keys
-ENV = "env"  # the published environment in use (str), absent without one
-PYTHON = "python"  # the interpreter the worker runs (str)
-WANTED = "env_wanted"  # the Wanted the venv stage hands to the install stage
 
 
 @dataclass(frozen=True)
@@ -59,33 +54,33 @@ class Build:
         return self.staging / "bin" / "python"
 
 
-# -- what the stages hand on (ctx.state) ---------------------------------------------------
+# -- what the stages hand on ------------------------------------------------------------------
 
 def use_env(ctx: Context, env: Path) -> None:
     """The worker runs from the published environment ``env``."""
-    ctx.state[ENV] = str(env)
-    ctx.state[PYTHON] = str(env / "bin" / "python")
+    ctx.env = env
+    ctx.python = env / "bin" / "python"
 
 
 def use_this_interpreter(ctx: Context) -> None:
     """No environment: the worker runs in the interpreter running bootstrap."""
-    ctx.state[PYTHON] = sys.executable
+    ctx.env = None
+    ctx.python = Path(sys.executable)
 
 
 def env_in_use(ctx: Context) -> Path | None:
-    env = ctx.state.get(ENV)
-    return Path(env) if env else None
+    return ctx.env
 
 
 def python_in_use(ctx: Context) -> Path:
-    return Path(str(ctx.state.get(PYTHON, sys.executable)))
+    return ctx.python or Path(sys.executable)
 
 
 def want(ctx: Context, wanted: Wanted) -> None:
-    ctx.state[WANTED] = wanted
+    ctx.wanted = wanted
 
 
 def wanted(ctx: Context) -> Wanted | None:
     """The build the venv stage asked for, taken: it is built at most once."""
-    found = ctx.state.pop(WANTED, None)
-    return found if isinstance(found, Wanted) else None
+    found, ctx.wanted = ctx.wanted, None
+    return found

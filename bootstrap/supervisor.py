@@ -112,7 +112,7 @@ class Supervisor:
 
     def _run_worker(self) -> int:
         report.save(self.report, self.config)  # the supervisor stages, before the worker
-        python = str(self.ctx.state.get("python", sys.executable))
+        python = str(self.ctx.python or sys.executable)
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
         argv = [python, "-m", "bootstrap.worker"]
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")

@@ -91,7 +91,7 @@ def test_cpu_only_torch_on_a_gpu_machine_is_named(tmp_path: Path) -> None:
         cuda.run(ctx, FakeNvml(driver()), fake)
     assert failed.value.message == about(cuda.E001, "torch")
     assert "2.9.1+cpu" in failed.value.message.msg
-    assert "device" not in ctx.state
+    assert ctx.device is None
 
 
 def test_driver_older_than_torch_cuda_is_named_with_both_versions(tmp_path: Path) -> None:

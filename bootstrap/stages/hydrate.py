@@ -21,7 +21,6 @@ from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, info, warning
 from bootstrap.stage import Outcome, Side, Stage
-from bootstrap.stages.volume import IO_STATE
 
 W001 = warning("hydrate.W001", "environment {key} has no packed form: the worker runs from "
                                "the volume",
@@ -45,7 +44,7 @@ def _lookup_ms(ctx: Context) -> tuple[float | None, float | None]:
     """The volume's lookup latency and read rate: the volume stage's probe when it ran,
     else (``bootstrap check``, or a boot that does not build there) lookups alone, which
     write nothing."""
-    rates = ctx.state.get(IO_STATE)
+    rates = ctx.volume_io
     if isinstance(rates, ioprobe.Rates):
         return rates.lookup_ms, rates.read_mb_s
     try:
@@ -62,7 +61,7 @@ def _plan(ctx: Context, env: Path) -> tuple[hydrate.Plan, dict[str, Any]]:
 
 
 def _env(ctx: Context) -> Path | None:
-    env = ctx.state.get("env")
+    env = ctx.env
     return Path(env) if env else None
 
 
@@ -88,8 +87,8 @@ def check(ctx: Context) -> list[Message]:
 
 
 def _use(ctx: Context, local: Path) -> None:
-    ctx.state["python"] = str(local / "bin" / "python")
-    ctx.state["hydrated"] = str(local)
+    ctx.python = local / "bin" / "python"
+    ctx.hydrated = local
 
 
 def run(ctx: Context) -> Outcome:

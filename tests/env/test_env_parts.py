@@ -142,7 +142,7 @@ def test_image_mode_verifies_imports_and_versions_in_place(tmp_path: Path) -> No
     ctx = _ctx(tmp_path, mode="image", requirements_text="click>=8\npsutil",
                import_check=("click",))
     outcome = venv.run(ctx)
-    assert ctx.state["python"] == sys.executable and outcome.facts["env"] is None
+    assert ctx.python == Path(sys.executable) and outcome.facts["env"] is None
     verified = install.run(ctx)
     assert install.I002.at(sys.executable) in verified.messages
     assert "click" in verified.facts["imports_ms"]
@@ -167,7 +167,7 @@ def test_a_missing_requirements_file_is_named(tmp_path: Path) -> None:
 def test_local_mode_without_requirements_uses_the_current_interpreter(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, mode="local")
     venv.run(ctx)
-    assert ctx.state["python"] == sys.executable
+    assert ctx.python == Path(sys.executable)
     assert not (tmp_path / ".bootstrap").exists()
 
 
