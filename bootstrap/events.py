@@ -22,7 +22,7 @@ Two kinds of context:
   job and they end with it (the serve stage wraps every app's handler in it).
 
 Import cost: ``import structlog`` imports all of its modules, and its dev renderers import
-rich (and colorama) when installed (the F5 environment has rich, through gradio): 80-130 ms
+rich (and colorama) when installed (a model stack often has rich, e.g. through gradio): 80-130 ms
 here. We hide them while structlog is imported (its dev ConsoleRenderer then shows plain
 tracebacks; we use our own console form anyway), which leaves ~45 ms, half of it asyncio
 that the worker's RunPod SDK imports anyway. docs/performance.md has the measured budget.

@@ -39,7 +39,7 @@ DRAIN_WAIT_S = 2.0
 POLL_S = 0.1
 OUTPUT_TAIL = 30
 # A relayed output line is cut here: a library that prints a whole result (the RunPod SDK
-# logs a TTS answer as megabytes of base64) must not flood the console's log.
+# logs an answer of megabytes of base64) must not flood the console's log.
 MAX_LINE = 4000
 
 
