@@ -71,7 +71,7 @@ RUN python3 -m pip install --quiet --break-system-packages "uv==${UV_VERSION}"
 COPY --from=requirements /build/slim.txt /etc/bootstrap/requirements.txt
 RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
 ENV BOOTSTRAP_MODE=volume
-# The app this image serves (bootstrap/app.py): the F5-TTS worker.
+# The app this image serves (bootstrap/kernel/app.py): the F5-TTS worker.
 ENV BOOTSTRAP_APP=f5worker.app:APP
 
 FROM slim-deps AS baked-deps

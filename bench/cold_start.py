@@ -52,8 +52,8 @@ sys.path.insert(0, str(REPO / "tests" / "env"))
 sys.path.insert(0, str(REPO))
 import slowfs  # noqa: E402  (the tests' slow volume)
 
-from bootstrap import envkey, envpack, envstore, installer, requirements  # noqa: E402
-from bootstrap.config import Config  # noqa: E402
+from bootstrap.environment import envkey, envpack, envstore, installer, requirements  # noqa: E402
+from bootstrap.kernel.config import Config  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench-cold-start"
 VARIANTS = ("local", "today", "new")

@@ -3,8 +3,8 @@ that is faster than running it from the volume.
 
 After install, the environment on the volume is published and healthy. When the volume's
 lookups are slow (the volume stage's I/O probe, ``lookup_ms``) and the container disk has
-room, its packed form (``bootstrap.envpack``) is unpacked to ``hydrate_dir/<key>``
-(``bootstrap.hydrate``) and the worker starts from there; a copy made by an earlier boot
+room, its packed form (``bootstrap.environment.envpack``) is unpacked to ``hydrate_dir/<key>``
+(``bootstrap.environment.hydrate``) and the worker starts from there; a copy made by an earlier boot
 of this container is reused. Anything in the way (no packed form, no room, a damaged
 pack, a failed unpack) is a warning, and the worker runs from the volume as it always
 could: this stage never fails a boot.
@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap import diskspace, envpack, envstore, hydrate, ioprobe
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, info, warning
-from bootstrap.stage import Outcome, Side, Stage
+from bootstrap import diskspace, ioprobe
+from bootstrap.environment import envpack, envstore, hydrate
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage
 
 W001 = warning("hydrate.W001", "environment {key} has no packed form: the worker runs from "
                                "the volume",

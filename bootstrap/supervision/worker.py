@@ -1,6 +1,6 @@
 """The worker process: runs the worker stages in the prepared environment, then serves.
 
-Started by the supervisor as ``<env python> -m bootstrap.worker`` (not through the CLI:
+Started by the supervisor as ``<env python> -m bootstrap.supervision.worker`` (not through the CLI:
 the worker needs none of click, and every import here is paid on every boot). It always writes JSON
 events on stdout (the supervisor parses them), keeps faulthandler pointed at a file the
 supervisor reads (so a segfault or a hang leaves a Python stack behind), and turns SIGTERM
@@ -18,13 +18,13 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from bootstrap import events, pipeline
-from bootstrap.config import Config
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode, for_signal
-from bootstrap.protocol import emit_worker_stopped
-from bootstrap.runner import Shutdown, StageLoop
-from bootstrap.stage import Stage
+from bootstrap.kernel import events, pipeline
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode, for_signal
+from bootstrap.kernel.protocol import emit_worker_stopped
+from bootstrap.kernel.runner import Shutdown, StageLoop
+from bootstrap.kernel.stage import Stage
 
 # Environment the supervisor hands to the worker.
 ENV_CONFIG = "BOOTSTRAP_WORKER_CONFIG"

@@ -4,7 +4,7 @@ On a network volume every metadata operation is a round trip (MooseFS: to its ma
 an import of torch makes ~100,000 of them; copying the environment file by file makes as
 many. One file is one open and a sequential read at the volume's bandwidth. So the install
 stage writes the environment once more as a tar, inside the staging directory before the
-marker, and the hydrate stage (``bootstrap.hydrate``) unpacks it onto the container disk.
+marker, and the hydrate stage (``environment/hydrate.py``) unpacks it onto the container disk.
 
 Being inside the environment, the pack follows the environment's rules with nothing added:
 written under the build lease, published by the same ``rename``, trusted only when the
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap import command
+from bootstrap.kernel import command
 
 PACK = ".bootstrap-pack.tar"
 # 1 MiB records: the volume sees large sequential reads, not tar's default 10 KiB ones.

@@ -2,7 +2,7 @@
 
 Supervisor stages run in the light supervisor process (system Python, never torch);
 worker stages run in the worker process, in the environment the supervisor prepared.
-The worker's stages come from the app (``bootstrap/app.py``: the ``app`` setting names
+The worker's stages come from the app (``bootstrap/kernel/app.py``: the ``app`` setting names
 it); users add their own (``extra_stages = ["pkg.module:callable"]``), which run after the
 app's and before serve.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bootstrap.config import Config
-from bootstrap.stage import Outcome, Side, Stage
-from bootstrap.target import resolve
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.stage import Outcome, Side, Stage
+from bootstrap.kernel.target import resolve
 
 # Each side imports only its own stages: every import is paid on every boot, twice over
 # if both processes paid for both lists.
@@ -34,7 +34,7 @@ def supervisor_stages() -> list[Stage]:
 def worker_stages(config: Config) -> list[Stage]:
     """The app's stages (``app.stages``, e.g. cuda, the model's own, storage), the user's
     ``extra_stages``, then serve."""
-    from bootstrap import app as apps
+    from bootstrap.kernel import app as apps
     from bootstrap.stages import serve
 
     app = apps.load(config.app)

@@ -24,15 +24,17 @@ from pathlib import Path
 from types import FrameType
 
 import bootstrap
-from bootstrap import events, pipeline, redaction, report, worker
-from bootstrap.config import Config
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode, for_signal
-from bootstrap.monitor import Monitor, WorkerEnd, read_from
-from bootstrap.protocol import Failure, StageResult, Status
-from bootstrap.runner import Shutdown, StageLoop
-from bootstrap.stage import Lifecycle, Phase
-from bootstrap.worker import FAULT_LOG
+from bootstrap.kernel import events, pipeline, redaction
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode, for_signal
+from bootstrap.kernel.protocol import Failure, StageResult, Status
+from bootstrap.kernel.runner import Shutdown, StageLoop
+from bootstrap.kernel.stage import Lifecycle, Phase
+from bootstrap.reports import report
+from bootstrap.supervision import worker
+from bootstrap.supervision.monitor import Monitor, WorkerEnd, read_from
+from bootstrap.supervision.worker import FAULT_LOG
 
 
 def worker_identity() -> str:
@@ -114,9 +116,9 @@ class Supervisor:
         report.save(self.report, self.config)  # the supervisor stages, before the worker
         python = str(self.ctx.python or sys.executable)
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
-        argv = [python, "-m", "bootstrap.worker"]
+        argv = [python, "-m", "bootstrap.supervision.worker"]
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")
-        # Not through bootstrap.command: that wrapper is for bounded commands whose output is
+        # Not through bootstrap.kernel.command: that wrapper is for bounded commands whose output is
         # a tail; the worker lives as long as the boot and the Monitor owns its every line.
         try:
             proc = subprocess.Popen(

@@ -2,7 +2,7 @@
 
 A worker stage is watched from outside, by the supervisor's ``Monitor`` (SIGUSR1 for a
 stack dump, then SIGTERM, then SIGKILL). A supervisor stage has nobody outside, so the
-stage's heartbeat thread (``bootstrap/heartbeat.py``, one per stage already) watches it
+stage's heartbeat thread (``bootstrap/kernel/heartbeat.py``, one per stage already) watches it
 through :meth:`Watchdog.tick`, with the same steps:
 
 1. at the deadline, every thread's stack is dumped by faulthandler (the same form as the
@@ -10,7 +10,7 @@ through :meth:`Watchdog.tick`, with the same steps:
 2. the main thread gets SIGALRM, whose handler raises :class:`DeadlineInterrupt`. A read
    on a silent socket, a wait on a child, a sleep: each returns with EINTR, and the
    exception unwinds the stage through its ``finally`` blocks (leases are released, the
-   children of ``bootstrap.command`` killed with their process group);
+   children of ``bootstrap.kernel.command`` killed with their process group);
 3. a wait that no signal ends -- a request a FUSE file system took and never answers ends
    only when it is answered -- gets ``grace_s``; then ``on_stuck`` ends the boot from
    this thread (the supervisor writes its report and summary, then exits).
@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 
-from bootstrap import redaction
-from bootstrap.protocol import DeadlinePassed, Failure, deadline_failure
+from bootstrap.kernel import redaction
+from bootstrap.kernel.protocol import DeadlinePassed, Failure, deadline_failure
 
 INTERRUPT_SIGNAL = signal.SIGALRM
 

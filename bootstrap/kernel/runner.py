@@ -4,7 +4,7 @@ One rule for skipping (a stage named in ``skip`` neither runs nor is checked), o
 event with the deadline, a heartbeat while a stage works, its deadline enforced (here by
 a watchdog thread in the supervisor; from outside, by the supervisor's Monitor, for the
 worker), and every way a stage can end turned into one
-:class:`~bootstrap.protocol.StageResult`, written as the stage's end event.
+:class:`~bootstrap.kernel.protocol.StageResult`, written as the stage's end event.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from bootstrap import events, redaction
-from bootstrap.context import Context
-from bootstrap.heartbeat import Heartbeat
-from bootstrap.message import Level, Message, error
-from bootstrap.protocol import (
+from bootstrap.kernel import events, redaction
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.heartbeat import Heartbeat
+from bootstrap.kernel.message import Level, Message, error
+from bootstrap.kernel.protocol import (
     Failure,
     StageResult,
     StageStart,
     Status,
     emit_message,
 )
-from bootstrap.stage import Stage, StageFailed
-from bootstrap.watchdog import DeadlineInterrupt, Watchdog
+from bootstrap.kernel.stage import Stage, StageFailed
+from bootstrap.kernel.watchdog import DeadlineInterrupt, Watchdog
 
 CHECK_RAISED = error("check.E001", "the check of stage {stage} raised: {error}",
                      "a bug in that stage's check; `bootstrap run` would meet the same error")
@@ -57,7 +57,7 @@ class StageLoop:
     ``watch``: enforce deadlines in this process (the supervisor). The worker leaves its
     deadlines to the supervisor's Monitor, which can stop a process this one cannot (a
     crash, a native library holding the interpreter). ``on_stuck``: what ends the boot
-    when an interrupted stage does not stop (see ``bootstrap.watchdog``).
+    when an interrupted stage does not stop (see ``bootstrap.kernel.watchdog``).
     """
 
     def __init__(self, ctx: Context, *, watch: bool = False, on_stuck: OnStuck | None = None,

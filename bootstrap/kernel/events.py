@@ -61,7 +61,7 @@ import structlog  # noqa: E402
 import structlog.contextvars  # noqa: E402
 from structlog.typing import EventDict, WrappedLogger  # noqa: E402
 
-from bootstrap import redaction  # noqa: E402
+from bootstrap.kernel import redaction  # noqa: E402
 
 KEY_ORDER = ("ts", "level", "event", "run_id", "worker_id", "stage", "status", "duration_ms")
 LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40, "critical": 50}

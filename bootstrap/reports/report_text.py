@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap.exit_codes import ExitCode
-from bootstrap.report import BootReport
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.reports.report import BootReport
 
 BAR_WIDTH = 40
 

@@ -1,6 +1,6 @@
 """What the worker tells the supervisor, typed once for both sides.
 
-The worker writes JSON event lines on stdout (``bootstrap/events.py``); the supervisor's
+The worker writes JSON event lines on stdout (``bootstrap/kernel/events.py``); the supervisor's
 ``Monitor`` reads them back. Each message that the other side acts on or records is a
 type or function here with the one way to write it (``emit``) and, where the supervisor
 acts on it, the one way to read it (``from_event``), so writer and reader cannot drift:
@@ -15,7 +15,7 @@ acts on it, the one way to read it (``from_event``), so writer and reader cannot
 Cheap to import (it is paid on every boot, by both processes): the small messages are
 named tuples and functions, not dataclasses.
 
-Check messages (``message`` events) carry a :class:`~bootstrap.message.Message`.
+Check messages (``message`` events) carry a :class:`~bootstrap.kernel.message.Message`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from bootstrap import events
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Level, Message
+from bootstrap.kernel import events
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Level, Message
 
 STAGE = "stage"
 MESSAGE = "message"

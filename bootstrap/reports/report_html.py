@@ -8,8 +8,8 @@ import json
 from html import escape
 from typing import Any
 
-from bootstrap.report import BootReport
-from bootstrap.report_text import exit_name, seconds, total_ms, versions, warnings, when
+from bootstrap.reports.report import BootReport
+from bootstrap.reports.report_text import exit_name, seconds, total_ms, versions, warnings, when
 
 COLOURS = {"ok": "#2e9d58", "warn": "#d9a21b", "skip": "#9aa3ad", "fail": "#d64545"}
 ROW, LABEL, CHART, PAD = 30, 130, 640, 10

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap import command
-from bootstrap.command import CommandFailed
+from bootstrap.kernel import command
+from bootstrap.kernel.command import CommandFailed
 
 MARKER = ".bootstrap-env.json"
 USED = ".bootstrap-used"  # touched by every boot that uses the environment

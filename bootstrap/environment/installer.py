@@ -22,9 +22,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap import command
-from bootstrap.command import CommandFailed, OnLine
-from bootstrap.config import Config
+from bootstrap.kernel import command
+from bootstrap.kernel.command import CommandFailed, OnLine
+from bootstrap.kernel.config import Config
 
 UV_CACHE = Path(tempfile.gettempdir()) / "bootstrap" / "uv-cache"  # commands with no target
 BUILD_CACHE = ".bootstrap-uv-cache"  # inside the environment an install writes to

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap import redaction
+from bootstrap.kernel import redaction
 
 TAIL_LINES = 40
 OnLine = Callable[[str, str], None]  # (stream name, line)

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from bootstrap import cgroup, events, redaction
-from bootstrap.death import Death
-from bootstrap.protocol import (
+from bootstrap.kernel import events, redaction
+from bootstrap.kernel.protocol import (
     DeadlinePassed,
     Failure,
     StageResult,
@@ -31,6 +30,8 @@ from bootstrap.protocol import (
     deadline_failure,
     is_ready,
 )
+from bootstrap.supervision import cgroup
+from bootstrap.supervision.death import Death
 
 # After SIGUSR1, how long to wait for faulthandler's dump before moving on to SIGTERM.
 DUMP_WAIT_S = 2.0

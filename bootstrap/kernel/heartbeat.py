@@ -1,5 +1,5 @@
 """A background thread that says a long stage is still alive ("still running, 45 s"),
-and, for a stage run in the supervisor, enforces its deadline (``bootstrap/watchdog.py``).
+and, for a stage run in the supervisor, enforces its deadline (``bootstrap/kernel/watchdog.py``).
 
 Six minutes of silence look the same as a hang; a heartbeat tells the operator which
 stage is taking the time, before the platform's 7-minute cold-start limit. One thread per
@@ -13,10 +13,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from bootstrap.protocol import emit_heartbeat
+from bootstrap.kernel.protocol import emit_heartbeat
 
 if TYPE_CHECKING:
-    from bootstrap.watchdog import Watchdog
+    from bootstrap.kernel.watchdog import Watchdog
 
 
 class Heartbeat:

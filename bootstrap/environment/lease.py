@@ -12,7 +12,7 @@ it over when
 
 Takeover renames the stale file aside before re-creating, and checks that what it moved
 is the stale file it judged; two waiters racing cost at most a duplicate build, never a
-half-built result, because results are published by rename (``bootstrap.envstore``).
+half-built result, because results are published by rename (``bootstrap.environment.envstore``).
 Waiters log who holds the lease and for how long.
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bootstrap import events
+from bootstrap.kernel import events
 
 POLL_S = 0.1
 LOG_EVERY_S = 10.0

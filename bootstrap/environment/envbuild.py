@@ -1,6 +1,6 @@
 """The environment a boot runs in, as the venv and install stages hand it on.
 
-The venv stage only looks: it works out the key (``bootstrap.envkey``) and reuses a
+The venv stage only looks: it works out the key (``bootstrap.environment.envkey``) and reuses a
 healthy environment, or hands the install stage a :class:`Wanted`: the environment to
 build, and why. It takes no lease and writes nothing. The install stage builds it as one
 transaction, in one function (``stages/install.py: build``): lease → look again → create →
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.context import Context
-from bootstrap.installer import Installer
-from bootstrap.lease import Lease
-from bootstrap.requirements import Requirements
+from bootstrap.environment.installer import Installer
+from bootstrap.environment.lease import Lease
+from bootstrap.environment.requirements import Requirements
+from bootstrap.kernel.context import Context
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A worker running its environment from a network volume pays one round trip per metadata
 operation, ~100,000 of them for torch and F5-TTS. A local copy is unpacked from the
-environment's packed form (``bootstrap.envpack``): one open, one sequential read. Whether
+environment's packed form (``envpack.py``): one open, one sequential read. Whether
 that wins is decided per boot (``decide``) from what the boot measured: the volume's
 lookup latency, the pack's size and member count, the room on the container disk.
 
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap import diskspace, envpack, envstore
+from bootstrap import diskspace
+from bootstrap.environment import envpack, envstore
 
 RECORD = ".bootstrap-hydrated.json"
 # Lookups slower than this make running from the volume lose to one sequential read
@@ -126,7 +127,7 @@ class Copied:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """One copier per key on this disk at a time. The container disk is local, where
-    ``flock`` is reliable (unlike on the volume: bootstrap.lease), and the kernel drops
+    ``flock`` is reliable (unlike on the volume: bootstrap.environment.lease), and the kernel drops
     the lock of a killed process, so a SIGKILL leaves no stale lock behind."""
     with open(path, "a") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
@@ -158,7 +159,7 @@ def _unpack(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) 
         timeout = 120 + pack.size / 1e6 / MIN_MB_S
         envpack.unpack(pack, env, staging, timeout_s=timeout)
         # Console scripts name the interpreter by its path on the volume; point them here.
-        # The worker itself runs `<copy>/bin/python -m bootstrap.worker`, which needs only
+        # The worker runs `<copy>/bin/python -m bootstrap.supervision.worker`, which needs only
         # pyvenv.cfg's `home` (the base interpreter), not these.
         envstore.retarget_scripts(staging / "bin", env, local)
         shutil.copyfile(env / envstore.MARKER, staging / envstore.MARKER)

@@ -66,12 +66,12 @@ def load(target: str) -> App:
     """The app ``target`` (``module:attribute``) names; ``""`` is no app."""
     if not target:
         return NO_APP
-    from bootstrap.target import resolve
+    from bootstrap.kernel.target import resolve
 
     try:
         obj = resolve(target)
     except Exception as exc:  # any import-time error of the app's module
         raise AppError(f"app: {target} could not be loaded: {type(exc).__name__}: {exc}") from exc
     if not isinstance(obj, App):
-        raise AppError(f"app: {target} is a {type(obj).__name__}, not a bootstrap.app.App")
+        raise AppError(f"app: {target} is a {type(obj).__name__}, not a bootstrap.kernel.app.App")
     return obj

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import click
 
-from bootstrap import events, redaction
-from bootstrap.config import ConfigError
-from bootstrap.exit_codes import ExitCode
+from bootstrap.kernel import events, redaction
+from bootstrap.kernel.config import ConfigError
+from bootstrap.kernel.exit_codes import ExitCode
 
 
 @contextlib.contextmanager

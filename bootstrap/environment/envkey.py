@@ -15,8 +15,8 @@ import sysconfig
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bootstrap.config import Config
-from bootstrap.requirements import Requirements
+from bootstrap.environment.requirements import Requirements
+from bootstrap.kernel.config import Config
 
 
 def strip_credentials(url: str) -> str:

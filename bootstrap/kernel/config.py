@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bootstrap import app as apps
-from bootstrap.app import NoSettings
+from bootstrap.kernel import app as apps
+from bootstrap.kernel.app import NoSettings
 
 MODES = ("volume", "image", "local")
 LOG_FORMATS = ("auto", "json", "console")
@@ -33,7 +33,7 @@ class ConfigError(Exception):
 class Config:
     mode: str = "volume"
     volume: Path = Path("/runpod-volume")
-    # The app this worker serves, as module:attribute naming a bootstrap.app.App: its
+    # The app this worker serves, as module:attribute naming a bootstrap.kernel.app.App: its
     # settings, its worker stages and its handler (docs/apps.md). "" is no app: the
     # framework's stages and the handler below.
     app: str = ""

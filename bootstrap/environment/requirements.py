@@ -1,7 +1,7 @@
 """What an environment is built from: the user's requirements and what bootstrap's own code
 needs there.
 
-The worker runs ``<env python> -m bootstrap.worker`` with bootstrap on PYTHONPATH, not
+The worker runs ``<env python> -m bootstrap.supervision.worker`` with bootstrap on PYTHONPATH, not
 installed, so every environment must also hold bootstrap's runtime dependencies
 (``WORKER_REQUIREMENTS``; a test keeps them equal to pyproject's dependencies). The serve
 stage hands the worker to the RunPod SDK, so an environment whose boot serves holds it too
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.config import Config
+from bootstrap.kernel.config import Config
 
 
 @dataclass(frozen=True)

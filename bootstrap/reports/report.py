@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bootstrap import events, redaction
-from bootstrap.config import Config
+from bootstrap.kernel import events, redaction
+from bootstrap.kernel.config import Config
 
 REPORT_VERSION = 1
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bootstrap import events
+from bootstrap.kernel import events
 
 
 class Throttle:

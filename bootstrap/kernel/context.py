@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bootstrap.config import Config
+from bootstrap.kernel.config import Config
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from bootstrap.envbuild import Wanted
+    from bootstrap.environment.envbuild import Wanted
     from bootstrap.ioprobe import Rates
     from bootstrap.storage import Storage
 
@@ -39,6 +39,6 @@ class Context:
 
     def __post_init__(self) -> None:
         if self.app_state is None:
-            from bootstrap import app as apps
+            from bootstrap.kernel import app as apps
 
             self.app_state = apps.load(self.config.app).state()

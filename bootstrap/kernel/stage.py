@@ -7,8 +7,8 @@ entry points:
 - ``run(ctx) -> Outcome | None``: does the work, idempotent on a warm volume; a failure is
   raised as :class:`StageFailed` carrying the message that names it.
 
-The stage loop (``bootstrap.runner``) turns either into a
-:class:`~bootstrap.protocol.StageResult` with timings.
+The stage loop (``bootstrap.kernel.runner``) turns either into a
+:class:`~bootstrap.kernel.protocol.StageResult` with timings.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message
 
 if TYPE_CHECKING:
-    from bootstrap.context import Context
+    from bootstrap.kernel.context import Context
 
 
 class Side(enum.StrEnum):
