@@ -108,8 +108,10 @@ def publish(source: Path, volume: Path) -> Path:
     key, inputs, label = env_key(volume)
     store = envstore.Store(volume)
     final = store.path(key)
-    if envstore.health(final) is None and (final / envpack.PACK).exists():
-        return final
+    packed = envpack.find(final, envstore.read_marker(final) or {})
+    if (envstore.health(final) is None and packed is not None and packed.path.exists()
+            and packed.compressed == (envpack.zstd() is not None)):
+        return final  # published before, in the form a build here would pack it
     staging = store.staging(key, "bench")
     shutil.rmtree(staging, ignore_errors=True)
     store.discard(final)

@@ -30,6 +30,7 @@ from bootstrap.exit_codes import ExitCode, for_signal
 from bootstrap.monitor import Monitor, WorkerEnd, read_from
 from bootstrap.runner import Shutdown, run_stage, skip_stage
 from bootstrap.stage import Failure, Lifecycle, Phase, StageResult, Status
+from bootstrap.stages import hydrate as hydrate_stage
 from bootstrap.worker import FAULT_LOG
 
 
@@ -137,6 +138,7 @@ class Supervisor:
         report.save(self.report, self.config)
         events.emit("info", "boot.ready", msg="boot complete; the worker is serving",
                     ready_ms=self.report.ready_ms, stages=self.report.stage_durations())
+        hydrate_stage.record_touched(self.ctx)  # a hint for later boots, in its own thread
 
     def _failure_from_death(self, end: WorkerEnd, crash_stack: str) -> Failure | None:
         """A failure the worker could not report itself: a signal, or an exit mid-stage.
@@ -172,6 +174,7 @@ class Supervisor:
         return exit_code
 
     def _finish_ok(self) -> int:
+        hydrate_stage.record_touched(self.ctx)  # a boot that does not serve is never ready
         self.lifecycle.advance(Phase.STOPPED)
         self.report.outcome = "ok"
         return self._summary("info", "ok", int(ExitCode.OK), msg="the worker finished cleanly")
