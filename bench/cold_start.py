@@ -22,6 +22,8 @@ Method (docs/performance.md, "Cold start from the volume"):
            image's case: everything local, same files)
     today  through the slow volume, BOOTSTRAP_HYDRATE=never: the worker runs from the
            volume, as before this change
+    first  as new, but without the record of the large files' pages a boot reads: the
+           first boot on a volume, which copies without reading ahead (and records)
     new    through the slow volume with the default (hydrate auto), an empty copy
            directory each run (a new container); before the first one, one unmeasured
            boot records the large files' pages a boot reads (bootstrap/prefetch.py), as
@@ -36,6 +38,7 @@ latencies on the 2-core development machine, most of it the 'today' boots.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -46,6 +49,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +62,7 @@ from bootstrap import envkey, envpack, envstore, installer, prefetch, requiremen
 from bootstrap.config import Config  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench-cold-start"
-VARIANTS = ("local", "today", "new")
+VARIANTS = ("local", "today", "first", "new")
 JOB = json.dumps({"text": "Hello there.", "voice": "default"})
 WORKER_STAGES = ("cuda", "audio", "model", "warmup")
 
@@ -184,6 +188,21 @@ def boot(volume: Path, hydrate: str, hydrate_dir: Path) -> dict[str, Any]:
             "lookup_ms": facts.get("lookup_ms"), "prefetch_mb": facts.get("prefetch_mb")}
 
 
+@contextlib.contextmanager
+def no_record(backing: Path, hide: bool) -> Iterator[None]:
+    """The environment without its record of touched pages, while the block runs (the
+    boot records a new one); the measured record is put back after."""
+    record = envstore.Store(backing).path(env_key(backing)[0]) / prefetch.RECORD
+    aside = record.with_name(f"{record.name}.aside")
+    if hide:
+        os.replace(record, aside)
+    try:
+        yield
+    finally:
+        if hide:
+            os.replace(aside, record)
+
+
 def record_touched(backing: Path, mount: Path, copies: Path) -> None:
     """One boot from a copy, not measured, when the environment has no record of the
     large files' pages a boot reads: every later 'new' boot reads them ahead, as every
@@ -221,14 +240,15 @@ def main() -> None:
           f"{args.runs} run(s)", flush=True)
     for latency in args.latencies:
         with slowfs.mounted(backing, mount, latency_ms=latency, mb_s=args.mb_s):
-            if "new" in args.only:
+            if {"first", "new"} & set(args.only):
                 record_touched(backing, mount, copies)
             for run in range(args.runs):
                 for variant in args.only:
                     shutil.rmtree(copies, ignore_errors=True)
                     volume = backing if variant == "local" else mount
-                    hydrate = "auto" if variant == "new" else "never"
-                    result = boot(volume, hydrate, copies)
+                    hydrate = "auto" if variant in ("first", "new") else "never"
+                    with no_record(backing, variant == "first"):
+                        result = boot(volume, hydrate, copies)
                     results.setdefault((latency, variant), []).append(result)
                     stages = " ".join(f"{k}={v / 1000:.1f}" for k, v in result["stages"].items())
                     print(f"{latency:g} ms run {run + 1} {variant:5}: ready "
