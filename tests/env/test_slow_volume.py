@@ -266,3 +266,23 @@ def test_the_pages_a_boot_read_of_a_linked_file_are_recorded_then_read_ahead(
         assert made["from"] == "local" and made["prefetch_files"] == 1, made
         cached = prefetch.resident(volume / ".bootstrap" / "envs" / key / big)
     assert any(off <= start and start + length <= off + n for off, n in cached), cached
+
+
+def test_a_compressed_pack_and_no_zstd_at_boot_runs_from_the_volume_with_a_warning(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    (key,) = envs(backing)
+    assert pack_of(backing, key).name == envpack.PACK_ZSTD, "the build here had zstd"
+    # the boot's PATH has tar and no zstd: an image built without it
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "tar").symlink_to(envpack.tar() or "/bin/tar")
+    env = settings(tmp_path, wheels, backing, tmp_path / "copies", BOOTSTRAP_HYDRATE="always",
+                   PATH=str(bare))
+    check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], env=env,
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert hydrate_stage.W003.id in check.stdout and "no zstd" in check.stdout, check.stdout
+    result = run_boot(env)
+    assert result.returncode == 0, result.output + result.stderr
+    assert hydrate_stage.W003.id in result.codes(), result.output
+    assert facts(result, "hydrate")["from"] == "volume"
+    assert ran_from(result) == str(backing / ".bootstrap" / "envs" / key)
