@@ -30,6 +30,7 @@ Method (docs/performance.md, "Cold start from the volume"):
            the first boot on a real volume does for every later one
 
 Usage: python bench/cold_start.py [--latencies 0.1 0.5 1 2] [--mb-s 500] [--runs 1]
+                                   [--only local today first new]
 
 Root only (FUSE mounts, drop_caches). About 10-15 minutes for one run of the four
 latencies on the 2-core development machine, most of it the 'today' boots.
