@@ -53,12 +53,12 @@ ARG BAKED_EXTRAS
 # Unquoted on purpose: BAKED_EXTRAS is a space-separated list of extras.
 RUN python3 requirements.py pyproject.toml ${BAKED_EXTRAS} > baked.txt
 
-# -- bootstrap and the handler as a wheel ---------------------------------------------------
+# -- bootstrap and the F5-TTS app as a wheel ---------------------------------------------------
 FROM system AS wheel
 WORKDIR /build
 COPY pyproject.toml ./
 COPY bootstrap/ bootstrap/
-COPY handler/ handler/
+COPY f5worker/ f5worker/
 RUN python3 -m pip wheel --quiet --no-deps --wheel-dir /wheels .
 
 # -- dependencies into the system Python ----------------------------------------------------
@@ -73,6 +73,8 @@ RUN python3 -m pip install --quiet --break-system-packages "uv==${UV_VERSION}"
 COPY --from=requirements /build/slim.txt /etc/bootstrap/requirements.txt
 RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
 ENV BOOTSTRAP_MODE=volume
+# The app this image serves (bootstrap/app.py): the F5-TTS worker.
+ENV BOOTSTRAP_APP=f5worker.app:APP
 
 FROM slim-deps AS baked-deps
 COPY --from=requirements-baked /build/baked.txt /etc/bootstrap/requirements.txt
@@ -101,7 +103,7 @@ WORKDIR /
 RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
         --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
-        --module bootstrap --module handler --module torch --module f5_tts --module runpod \
+        --module bootstrap --module f5worker --module torch --module f5_tts --module runpod \
         --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
         --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
         --path /opt/bootstrap/voices --path /opt/bootstrap/rp_handler.py
@@ -133,7 +135,7 @@ WORKDIR /
 RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
         --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
-        --module bootstrap --module handler \
+        --module bootstrap --module f5worker \
         --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
         --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
         --path /opt/bootstrap/voices --path /opt/bootstrap/rp_handler.py

@@ -16,7 +16,8 @@ given here wins over ``BOOTSTRAP_TEST_INPUT``. Without ``--test_input``, off the
 the SDK answers ``test_input.json`` from the working directory, as for any handler file.
 
 Everything else comes from the usual settings (``BOOTSTRAP_*``, ``bootstrap.toml``); in a
-checkout, the ``bootstrap`` and ``handler`` packages next to this file are the ones used.
+checkout, the ``bootstrap`` and ``f5worker`` packages next to this file are the ones used;
+the app is the F5-TTS one unless ``BOOTSTRAP_APP`` names another.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def child_env(argv: list[str], environ: dict[str, str], here: Path) -> dict[str,
     if args.test_input is not None:
         # The setting would come after the flags and win; the command line is the newer word.
         env["BOOTSTRAP_TEST_INPUT"] = ""
+    # This file is the F5-TTS worker's: it boots that app unless told otherwise.
+    env.setdefault("BOOTSTRAP_APP", "f5worker.app:APP")
     if (here / "bootstrap" / "__init__.py").is_file():
         # A checkout: its packages, whatever the working directory or an installed copy.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here), environ.get("PYTHONPATH")]))

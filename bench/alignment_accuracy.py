@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bootstrap import aligner
+from f5worker import aligner
 
 
 def read_wav(path: Path) -> tuple[object, int]:

@@ -13,7 +13,7 @@ Method (docs/performance.md, "Cold start from the volume"):
   F5 extra as its requirements computes, with its marker and its packed form), its
   libraries hard-linked from .venv so that preparing it costs no 8 GB copy. Building
   it with the install stage instead would download and byte-compile torch: not what is
-  measured here. The tiny random F5-TTS model (handler/tiny_model.py) is on the volume.
+  measured here. The tiny random F5-TTS model (f5worker/handler/tiny_model.py) is on the volume.
 - Each boot is `bootstrap run` in volume mode, CPU allowed, with one test job, after
   `echo 3 > /proc/sys/vm/drop_caches` (a cold boot: nothing in the page cache, no
   dentries). Time-to-ready is the `boot.ready` event's `ready_ms`.
@@ -151,13 +151,13 @@ def prepare(source: Path) -> Path:
     backing.mkdir(parents=True, exist_ok=True)
     publish(source, backing)
     if not (backing / "models" / "tiny" / "model.safetensors").exists():
-        subprocess.run([sys.executable, "-m", "handler.tiny_model", str(backing)], check=True,
-                       cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "f5worker.handler.tiny_model", str(backing)],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return backing
 
 
 def boot(volume: Path, hydrate: str, hydrate_dir: Path) -> dict[str, Any]:
-    from handler import tiny_model
+    from f5worker.handler import tiny_model
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOTSTRAP_", "UV_"))}
     env.update({f"BOOTSTRAP_{k.upper()}": v for k, v in tiny_model.settings(volume).items()})

@@ -151,7 +151,7 @@ def shell(tmp: Path, *commands: list[str]) -> float:
 
 def requirements_file(tmp: Path, load: Workload) -> Path:
     path = tmp / "requirements.txt"
-    path.write_text("click>=8.1\npsutil>=5.9\n" + load.requirements)
+    path.write_text("click>=8.1\npsutil>=5.9\nstructlog>=24.1\n" + load.requirements)
     return path
 
 

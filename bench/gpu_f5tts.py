@@ -29,11 +29,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bootstrap import events, refclip, voices  # noqa: E402
-from bootstrap.config import Config, _coerce  # noqa: E402
+from bootstrap import events  # noqa: E402
+from bootstrap.config import from_settings  # noqa: E402
 from bootstrap.context import Context  # noqa: E402
 from bootstrap.runner import run_stage  # noqa: E402
-from bootstrap.stages import audio, cuda, model, warmup  # noqa: E402
+from bootstrap.stages import cuda  # noqa: E402
+from f5worker import refclip, voices  # noqa: E402
+from f5worker import settings as f5settings  # noqa: E402
+from f5worker import state as f5state  # noqa: E402
+from f5worker.stages import audio, model, warmup  # noqa: E402
 
 SHORT = "The quick brown fox jumps over the lazy dog."
 LONG = ("Speech synthesis has come a long way. Modern models speak in any voice from a few "
@@ -52,8 +56,8 @@ def build_full(volume: Path) -> dict[str, Any]:
     from safetensors.torch import save_file
     from vocos import Vocos
 
-    from bootstrap import f5
-    from handler.tiny_model import _randomise
+    from f5worker import f5
+    from f5worker.handler.tiny_model import _randomise
 
     package = f5.package_dir()
     assert package, "f5_tts is not installed"
@@ -72,7 +76,7 @@ def build_full(volume: Path) -> dict[str, Any]:
     del cfm, state
     vocoder = volume / "models" / "vocos-mel-24khz"
     vocoder.mkdir(parents=True)
-    from handler.tiny_model import vocoder_yaml
+    from f5worker.handler.tiny_model import vocoder_yaml
 
     (vocoder / "config.yaml").write_text(vocoder_yaml(**VOCOS_SIZE))
     vocos = Vocos.from_hparams(str(vocoder / "config.yaml"))
@@ -86,8 +90,8 @@ def build_full(volume: Path) -> dict[str, Any]:
 def timed(ctx: Context, text: str, nfe: int, repeats: int) -> dict[str, Any]:
     import torch
 
-    f5model = ctx.state["model"]
-    voice = voices.library(ctx.config).get(ctx.config.warmup_voice)
+    f5model = f5state.of(ctx).model
+    voice = voices.library(ctx.config).get(f5settings.of(ctx.config).warmup_voice)
     assert voice is not None, "the warm-up stage has proven this voice exists"
     ref = refclip.of_voice(voice.audio, f5model.sample_rate).samples
     runs = []
@@ -132,17 +136,16 @@ def main() -> int:
         volume = Path(tmp)
         build_started = time.monotonic()
         if args.tiny:
-            from handler import tiny_model
+            from f5worker.handler import tiny_model
 
-            # The settings are strings (as in bootstrap.toml): typed as bootstrap types
-            # them, so that "0" is off and paths are paths.
-            settings: dict[str, Any] = {k: _coerce(k, v)
-                                        for k, v in tiny_model.build(volume).items()}
+            # The settings are strings (as in bootstrap.toml), typed by from_settings.
+            settings: dict[str, Any] = dict(tiny_model.build(volume))
         else:
             settings = build_full(volume)
             result["parameters"] = settings.pop("parameters")
         result["build_s"] = round(time.monotonic() - build_started, 2)
-        config = Config(volume=volume, mode="local", allow_cpu=args.allow_cpu, **settings)
+        config = from_settings({"app": "f5worker.app:APP", **settings, "volume": volume,
+                                "mode": "local", "allow_cpu": args.allow_cpu})
         ctx = Context(config, run_id="bench", worker_id="bench")
         stages: dict[str, Any] = {}
         for stage in (cuda, audio, model, warmup):
@@ -153,7 +156,7 @@ def main() -> int:
                 print(json.dumps(result, indent=2))
                 return 1
         result["stages"] = stages
-        device = ctx.state["device"]
+        device = ctx.device
         import torch
 
         result["torch"] = torch.__version__

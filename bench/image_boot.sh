@@ -33,7 +33,7 @@ if [[ "$bench" == slim-f5 ]]; then
     # The slim image has no torch: the host's .venv (the f5 extra) builds the tiny model.
     python="$repo/.venv/bin/python"
     eval "$(PYTHON="$python" "$repo/tests/container/wheelhouse.sh")"
-    (cd "$repo" && "$python" -m handler.tiny_model "$volume" >/dev/null)
+    (cd "$repo" && "$python" -m f5worker.handler.tiny_model "$volume" >/dev/null)
     (cd "$repo" && "$python" -c 'from pathlib import Path; from handler import tiny_model
 for k, v in tiny_model.settings(Path("/runpod-volume")).items(): print(f"{k} = {v!r}")') \
         | tr "'" '"' >"$volume/bootstrap.toml"
@@ -47,16 +47,16 @@ print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-depen
           -e 'BOOTSTRAP_TEST_INPUT={"text": "Hello there.", "voice": "default"}')
 elif [[ "$variant" == baked ]]; then
     podman run --rm -v "$volume:/runpod-volume" --entrypoint python3 "$image" \
-        -m handler.tiny_model /runpod-volume >"$volume/bootstrap.toml"
+        -m f5worker.handler.tiny_model /runpod-volume >"$volume/bootstrap.toml"
     args+=(-e BOOTSTRAP_MODE=local -e BOOTSTRAP_CONFIG=/runpod-volume/bootstrap.toml
-           -e BOOTSTRAP_HANDLER=handler.f5tts:make_handler
+           -e BOOTSTRAP_HANDLER=f5worker.handler.f5tts:make_handler
            -e 'BOOTSTRAP_TEST_INPUT={"text": "Hello there.", "voice": "default"}')
     # Until the pipeline lists the F5 stages itself (docs/handler.md).
-    stages=bootstrap.stages.cuda:STAGE,bootstrap.stages.audio:STAGE
-    stages+=,bootstrap.stages.model:STAGE,bootstrap.stages.warmup:STAGE
+    stages=bootstrap.stages.cuda:STAGE,f5worker.stages.audio:STAGE
+    stages+=,f5worker.stages.model:STAGE,f5worker.stages.warmup:STAGE
     args+=(-e "BOOTSTRAP_EXTRA_STAGES=$stages")
 else
-    args+=(-e BOOTSTRAP_HANDLER=handler.echo:make_handler -e "BOOTSTRAP_SKIP=cuda,audio,model,warmup"
+    args+=(-e BOOTSTRAP_HANDLER=bootstrap.echo:make_handler -e "BOOTSTRAP_SKIP=cuda,audio,model,warmup"
            -e 'BOOTSTRAP_REQUIREMENTS_TEXT=runpod>=1.10,<1.13' -e 'BOOTSTRAP_TEST_INPUT={"text": "hi"}')
 fi
 

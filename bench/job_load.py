@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    from handler import tiny_model
+    from f5worker.handler import tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="bench-job-load-"))
     try:

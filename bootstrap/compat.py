@@ -1,4 +1,4 @@
-"""Known-bad version combinations among the packages a TTS worker leans on (FAILURES.md 14, 8).
+"""Known-bad version combinations among the packages a GPU worker leans on (FAILURES.md 14, 8).
 
 torchaudio is released in lockstep with torch: another minor version fails at import or,
 worse, at the first decode. torchaudio >= 2.9 decodes through torchcodec, which is built

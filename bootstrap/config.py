@@ -6,12 +6,16 @@ is what it is. Bad values are usage errors (exit 2) that name the setting and it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from bootstrap import app as apps
+from bootstrap.app import NoSettings
 
 MODES = ("volume", "image", "local")
 LOG_FORMATS = ("auto", "json", "console")
@@ -29,8 +33,13 @@ class ConfigError(Exception):
 class Config:
     mode: str = "volume"
     volume: Path = Path("/runpod-volume")
-    # The request handler the serve stage starts, as module:callable.
-    handler: str = "handler.f5tts:make_handler"
+    # The app this worker serves, as module:attribute naming a bootstrap.app.App: its
+    # settings, its worker stages and its handler (docs/apps.md). "" is no app: the
+    # framework's stages and the handler below.
+    app: str = ""
+    # The request handler factory the serve stage starts, as module:callable; "" is the
+    # app's own.
+    handler: str = ""
     # Stages added by the user, as module:callable; they run in the worker before serve.
     extra_stages: tuple[str, ...] = ()
     # Per-stage deadline overrides in seconds (0 disables); `deadline_<stage>` in the env.
@@ -52,7 +61,7 @@ class Config:
     test_input: str = ""
     # Extra arguments for the RunPod SDK, e.g. "--rp_serve_api --rp_api_port 8000".
     serve_args: str = ""
-    # Stage names not to run (reported as skipped), e.g. "cuda,audio" for a CPU-only demo.
+    # Stage names not to run (reported as skipped), e.g. "cuda" for a CPU-only demo.
     skip: tuple[str, ...] = ()
     # -- volume, venv and install stages (docs/configuration.md) ---------------------------
     # Free space the volume needs for this boot, in MB.
@@ -87,48 +96,14 @@ class Config:
     hydrate_dir: Path = Path("/var/cache/bootstrap/envs")
     # Check ids `bootstrap check` counts as silenced instead of reporting, e.g. "preflight.I001".
     silence: tuple[str, ...] = ()
-    # F5-TTS (cuda, model, warmup stages). Relative paths are under the volume.
-    model_arch: str = "F5TTS_v1_Base"  # a config name of f5_tts, or a .yaml path
-    model_ckpt: Path = Path("models/F5TTS_v1_Base/model_1250000.safetensors")
-    model_vocab: Path = Path("models/F5TTS_v1_Base/vocab.txt")
-    model_vocoder: Path = Path("models/vocos-mel-24khz")
-    model_voices: Path = Path("models/voices")
-    # Voices shipped in the image (NAME.wav + NAME.txt); jobs cannot delete them.
-    voices_bundled: Path = Path("/opt/bootstrap/voices")
-    # Hugging Face repos missing assets are fetched from; "" means never download.
-    model_repo: str = "SWivid/F5-TTS"
-    vocoder_repo: str = "charactr/vocos-mel-24khz"
+    # The GPU memory the cuda stage requires of the chosen device, in MB.
     min_vram_mb: int = 3072
-    warmup_voice: str = "default"
-    warmup_nfe: int = 16
-    # Word timings (docs/handler.md): off by default, so a boot neither checks nor loads
-    # the aligner. The arch is "MMS_FA" or a .json of torchaudio wav2vec2_model parameters;
-    # the weights are fetched from aligner_url ("" means never download) when missing.
-    timings: bool = False
-    aligner_arch: str = "MMS_FA"
-    aligner_model: Path = Path("models/mms-fa/model.pt")
-    aligner_url: str = (
-        "https://dl.fbaipublicfiles.com/mms/torchaudio/ctc_alignment_mling_uroman/model.pt")
-    # Transcription (docs/handler.md): a job without ref_text has its reference transcribed
-    # by a Whisper model, as F5-TTS itself does. On by default: the worker this one replaces
-    # did so, and its clients never send ref_text, so they must keep working unchanged; off,
-    # no recognition model is checked or loaded and such a job is refused. The model's files
-    # live in asr_dir (under the volume unless absolute) and missing ones are fetched from
-    # the Hugging Face repo asr_model ("" means never download).
-    transcribe: bool = True
-    asr_model: str = "openai/whisper-large-v3-turbo"
-    asr_dir: Path = Path("models/whisper-large-v3-turbo")
-    # A job's budget (docs/handler.md): its wall-clock deadline, under RunPod's default
-    # execution timeout of 600 s so the worker, not the platform, says what happened; and
-    # the audio one job may make, computed from the model's own chunking before any compute.
-    job_timeout_s: float = 540.0
-    job_max_audio_s: float = 600.0
-    # A reference over 10 s is cut to its middle 8 s (the replaced worker's rule) instead
-    # of refused; its transcript then comes from the transcriber (docs/handler.md).
-    ref_clip_long: bool = True
-    # The handler's other limits by name (docs/handler.md), BOOTSTRAP_LIMIT_<NAME>=value:
-    # read by the handler, which refuses a name it does not know.
+    # The handler's limits by name, BOOTSTRAP_LIMIT_<NAME>=value: read by the app's
+    # handler, which refuses a name it does not know.
     job_limits: Mapping[str, float] = field(default_factory=dict)
+    # The app's own settings: an instance of its App.settings, filled from the same
+    # sources as the fields above (not a setting itself).
+    app_settings: Any = field(default_factory=NoSettings)
 
     @property
     def reports_dir(self) -> Path:
@@ -141,13 +116,26 @@ class Config:
     def deadline_for(self, stage: str, default: float) -> float:
         return float(self.deadlines.get(stage, default))
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting by name, the framework's then the app's."""
+        own = {name: getattr(self, name) for name in _FIELDS}
+        app = {f.name: getattr(self.app_settings, f.name) for f in fields(self.app_settings)}
+        return {**own, **app}
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with settings changed by name, the framework's or the app's."""
+        theirs = {name: value for name, value in changes.items() if name not in _FIELDS}
+        own = {name: value for name, value in changes.items() if name in _FIELDS}
+        return dataclasses.replace(self, **own,
+                                   app_settings=dataclasses.replace(self.app_settings, **theirs))
+
     def to_env(self) -> str:
         """The configuration as JSON, handed to the worker so both sides agree."""
-        return json.dumps({f.name: _jsonable(getattr(self, f.name)) for f in fields(self)})
+        return json.dumps({name: _jsonable(value) for name, value in self.settings().items()})
 
     @classmethod
     def from_env(cls, text: str) -> Config:
-        return cls(**{name: _coerce(name, value) for name, value in json.loads(text).items()})
+        return from_settings(json.loads(text))
 
 
 def _jsonable(value: Any) -> Any:
@@ -160,14 +148,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_FIELDS = {f.name: f for f in fields(Config)}
+# The framework's settings; the app's are the fields of its App.settings.
+_FIELDS = {f.name: f for f in fields(Config) if f.name != "app_settings"}
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
                "0": False, "false": False, "no": False, "off": False, "": False}
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """``value`` (from TOML, the environment or a flag) as the type of setting ``name``."""
-    default = getattr(Config(), name)
+def _defaults(app: apps.App) -> dict[str, Any]:
+    """Every setting's default, the framework's and ``app``'s, by name."""
+    own = {name: getattr(Config(), name) for name in _FIELDS}
+    return {**own, **{f.name: getattr(app.settings(), f.name) for f in fields(app.settings)}}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """``value`` (from TOML, the environment or a flag) as the type of ``default``."""
     try:
         if isinstance(default, bool):
             if isinstance(value, bool):
@@ -191,21 +185,39 @@ def _coerce(name: str, value: Any) -> Any:
                           f"(expected {type(default).__name__})") from None
 
 
+def _build(app: apps.App, values: Mapping[str, Any]) -> Config:
+    """A Config from settings by name (framework's and app's), each coerced to its type."""
+    defaults = _defaults(app)
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ConfigError(f"unknown settings {', '.join(unknown)} for app {app.name or '(none)'}")
+    coerced = {name: _coerce(name, value, defaults[name]) for name, value in values.items()}
+    own = {name: value for name, value in coerced.items() if name in _FIELDS}
+    theirs = {name: value for name, value in coerced.items() if name not in _FIELDS}
+    return Config(**own, app_settings=app.settings(**theirs))
+
+
+def from_settings(values: Mapping[str, Any]) -> Config:
+    """A Config from settings by name, the framework's and those of the app that
+    ``values["app"]`` names, each coerced to its type; the rest stay at their defaults."""
+    return _build(apps.load(str(values.get("app", ""))), values)
+
+
 # Settings that take one of a few words.
 CHOICES = {"mode": MODES, "log_format": LOG_FORMATS, "installer": INSTALLERS,
            "log_level": LOG_LEVELS, "hydrate": HYDRATE}
 
 
-def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
+def _validate(config: Config, app: apps.App, sources: dict[str, str]) -> None:
     for name, allowed in CHOICES.items():
-        if values[name] not in allowed:
-            raise ConfigError(f"{name}: {values[name]!r} from {sources[name]} "
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{name}: {getattr(config, name)!r} from {sources[name]} "
                               f"is not one of {', '.join(allowed)}")
-    for name in ("job_timeout_s", "job_max_audio_s"):
-        if not values[name] > 0:
-            raise ConfigError(f"{name}: {values[name]!r} from {sources[name]} must be over 0")
-    for target in (values["handler"], *values["extra_stages"]):
-        if ":" not in target:
+    for name, problem in app.validate(config.app_settings):
+        raise ConfigError(f"{name}: {getattr(config.app_settings, name)!r} from "
+                          f"{sources[name]} {problem}")
+    for target in (config.handler, *config.extra_stages):
+        if target and ":" not in target:
             raise ConfigError(f"{target!r} should be module:callable")
 
 
@@ -216,6 +228,7 @@ class Loaded:
     # BOOTSTRAP_* variables that are no setting, each with what to say about it: a typo
     # must not be ignored in silence.
     unknown: tuple[str, ...] = ()
+    app: apps.App = apps.NO_APP
 
 
 # BOOTSTRAP_* variables that are not settings: set by bootstrap for its own processes, or
@@ -226,14 +239,35 @@ OTHER_VARIABLES = frozenset({"BOOTSTRAP_CONFIG", "BOOTSTRAP_WORKER_CONFIG", "BOO
 OTHER_PREFIXES = ("BOOTSTRAP_STORAGE_",)
 
 
-def _unknown(key: str) -> str:
+def _unknown(key: str, names: list[str]) -> str:
     """What to say about ``key``, a BOOTSTRAP_* variable that is no setting."""
     import difflib
 
-    names = [f"BOOTSTRAP_{name.upper()}" for name in _FIELDS]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+    candidates = [f"BOOTSTRAP_{name.upper()}" for name in names]
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75)
     guess = f"; did you mean {close[0]}?" if close else ""
     return f"{key} is not a setting and is ignored{guess}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib  # only when there is a file: every boot pays for module imports
+
+        table: dict[str, Any] = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    inner = table.get("bootstrap", table)
+    return dict(inner)
+
+
+def _app_target(flags: Mapping[str, Any], environ: Mapping[str, str],
+                table: Mapping[str, Any]) -> str:
+    """The ``app`` setting, read before the others: it says which other settings exist."""
+    if flags.get("app"):
+        return str(flags["app"])
+    if "BOOTSTRAP_APP" in environ:
+        return environ["BOOTSTRAP_APP"]
+    return str(table.get("app", ""))
 
 
 def load(
@@ -242,24 +276,27 @@ def load(
     toml_path: Path | None = None,
 ) -> Loaded:
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {name: getattr(Config(), name) for name in _FIELDS}
-    sources = dict.fromkeys(_FIELDS, "default")
-
+    flags = flags or {}
     path = toml_path or Path(environ.get("BOOTSTRAP_CONFIG", DEFAULT_TOML))
     if path.is_file():
-        try:
-            import tomllib  # only when there is a file: every boot pays for module imports
-
-            table = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, OSError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        for name, value in table.get("bootstrap", table).items():
-            if name not in _FIELDS:
-                raise ConfigError(f"{path}: unknown setting {name!r}")
-            values[name] = _coerce(name, value)
-            sources[name] = str(path)
+        table = _read_toml(path)
     elif toml_path is not None or "BOOTSTRAP_CONFIG" in environ:
         raise ConfigError(f"configuration file {path} does not exist")
+    else:
+        table = {}
+    try:
+        app = apps.load(_app_target(flags, environ, table))
+    except apps.AppError as exc:
+        raise ConfigError(str(exc)) from None
+
+    defaults = _defaults(app)
+    values: dict[str, Any] = dict(defaults)
+    sources = dict.fromkeys(defaults, "default")
+    for name, value in table.items():
+        if name not in defaults:
+            raise ConfigError(f"{path}: unknown setting {name!r}")
+        values[name] = _coerce(name, value, defaults[name])
+        sources[name] = str(path)
 
     deadlines = dict(values["deadlines"])
     limits = dict(values["job_limits"])
@@ -281,23 +318,24 @@ def load(
             except ValueError:
                 raise ConfigError(f"{key}: cannot use {value!r} (expected a number)") from None
             sources["job_limits"] = "env BOOTSTRAP_LIMIT_*"
-        elif name in _FIELDS:
-            values[name] = _coerce(name, value)
+        elif name in defaults:
+            values[name] = _coerce(name, value, defaults[name])
             sources[name] = f"env {key}"
         elif key not in OTHER_VARIABLES and not key.startswith(OTHER_PREFIXES):
-            unknown.append(_unknown(key))
+            unknown.append(_unknown(key, list(defaults)))
     values["deadlines"] = deadlines
     values["job_limits"] = limits
 
-    for name, value in (flags or {}).items():
+    for name, value in flags.items():
         if value is None or value == ():
             continue
-        values[name] = _coerce(name, value)
+        values[name] = _coerce(name, value, defaults[name])
         sources[name] = "flag"
 
     # Local mode is a developer machine: CPU is allowed unless the user said otherwise.
     if values["mode"] == "local" and sources["allow_cpu"] == "default":
         values["allow_cpu"] = True
         sources["allow_cpu"] = "default (local mode)"
-    _validate(values, sources)
-    return Loaded(Config(**values), sources, tuple(sorted(unknown)))
+    config = _build(app, values)
+    _validate(config, app, sources)
+    return Loaded(config, sources, tuple(sorted(unknown)), app)

@@ -1,13 +1,20 @@
-"""What every stage receives: the configuration, the boot's identity, and a place to hand
-values to later stages in the same process (the interpreter to run, the device, the model).
+"""What every stage receives: the configuration, the boot's identity, and what earlier
+stages in the same process handed on, each as a typed attribute named for its writer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from bootstrap.config import Config
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bootstrap.envbuild import Wanted
+    from bootstrap.ioprobe import Rates
+    from bootstrap.storage import Storage
 
 
 @dataclass
@@ -17,6 +24,21 @@ class Context:
     worker_id: str
     # True under `bootstrap check`: stages must not create, install, download or write.
     dry_run: bool = False
-    # Values a stage hands to later ones, e.g. state["python"] (the worker's interpreter,
-    # set by the venv stage) or state["device"] (set by the cuda stage).
-    state: dict[str, Any] = field(default_factory=dict)
+    # -- the supervisor's stages ----------------------------------------------------------
+    platform: str | None = None  # dry_run.py: the platform `bootstrap check --platform` names
+    volume_io: Rates | None = None  # stages/volume.py: the I/O probe's figures, when it ran
+    wanted: Wanted | None = None  # stages/venv.py, for install: the environment to build
+    env: Path | None = None  # envbuild.use_env (venv, install): the environment in use
+    python: Path | None = None  # envbuild, stages/hydrate.py: the worker's interpreter
+    hydrated: Path | None = None  # stages/hydrate.py: the local copy the worker runs from
+    # -- the worker's generic stages -------------------------------------------------------
+    device: str | None = None  # stages/cuda.py: "cuda:0", or "cpu" where allowed
+    storage: Storage | None = None  # stages/storage.py: the bucket, when one is configured
+    # -- the app's stages: an instance of its App.state, for its handler -------------------
+    app_state: Any = None
+
+    def __post_init__(self) -> None:
+        if self.app_state is None:
+            from bootstrap import app as apps
+
+            self.app_state = apps.load(self.config.app).state()

@@ -47,7 +47,7 @@ class Remote:
 
 @dataclass(frozen=True)
 class Url:
-    """A file at a plain URL (the MMS_FA aligner's weights are not on the hub)."""
+    """A file at a plain URL (for weights that are not on the hub)."""
 
     address: str
     # The hub's token is for the hub: another host must never receive it.

@@ -18,6 +18,7 @@ from bootstrap import command, pipeline, runpod_platform, worker
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.message import Message, error, info
+from bootstrap.runner import Found, StageLoop
 
 I001 = info("check.I001", "worker stages not checked: their environment does not exist yet",
             "`bootstrap run` builds it first; run the check again after a boot")
@@ -26,27 +27,23 @@ E002 = error("check.E002", "the worker's interpreter {python} could not run its 
              "would fail the same way")
 WORKER_CHECK_TIMEOUT_S = 300  # importing torch and probing the GPU, on a slow volume
 
-Found = list[tuple[str, Message]]
-
 
 def collect(config: Config, worker_id: str, platform: str | None = None) -> Found:
     ctx = Context(config, run_id="check", worker_id=worker_id, dry_run=True)
     found: Found = []
     if platform == "runpod":
-        ctx.state["platform"] = "runpod"
+        ctx.platform = "runpod"
         found += [("platform", m) for m in runpod_platform.check(config)]
-    for stage in pipeline.supervisor_stages():
-        if stage.name not in config.skip:  # a stage that will not run has nothing to say
-            found += [(stage.name, m) for m in worker.checks_of(stage, ctx)]
+    found += StageLoop(ctx).check(pipeline.supervisor_stages())
     return found + _worker_side(ctx)
 
 
 def _worker_side(ctx: Context) -> Found:
-    python = ctx.state.get("python")
+    python = ctx.python
     if python is None:
         if ctx.config.mode == "volume":
             return [("worker", I001.at(ctx.config.volume))]
-        python = sys.executable
+        python = Path(sys.executable)
     with tempfile.TemporaryDirectory(prefix="bootstrap-check-") as run_dir:
         env = worker.environment(ctx.config, ctx.run_id, ctx.worker_id, Path(run_dir))
         result = command.run([python, "-m", "bootstrap.worker", "--check"], env=env,

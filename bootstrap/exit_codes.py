@@ -25,7 +25,7 @@ class ExitCode(enum.IntEnum):
     WARMUP = 17
     SERVE = 18
     CUSTOM_STAGE = 19  # a stage added through configuration (`extra_stages`)
-    DEADLINE = 20  # a stage ran past its deadline and the worker was stopped
+    DEADLINE = 20  # a stage ran past its deadline and was stopped (either process)
     WORKER_START = 21  # the worker process died before it reached its first stage
     # A stage's code, though after 20 and 21: the stage block 10-19 was full when it came.
     STORAGE = 22

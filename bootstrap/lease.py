@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,10 @@ class Owner:
 
     def describe(self) -> str:
         return f"worker {self.worker_id} (pid {self.pid} on {self.host})"
+
+
+class WaitedTooLong(TimeoutError):
+    """``acquire`` gave up: another worker held the lease, heartbeating, past ``wait_s``."""
 
 
 def _read(path: Path) -> Owner | None:
@@ -70,7 +74,8 @@ def _dead_here(owner: Owner) -> bool:
 
 
 class Lease:
-    """``with Lease(dir, "env-abc", owner) as lease: ...``, or ``acquire``/``release``."""
+    """``with Lease(dir, "env-abc", owner) as lease: ...``; ``with lease.holding(done) as
+    held: ...`` to stop waiting when the work is done elsewhere; or ``acquire``/``release``."""
 
     def __init__(self, locks: Path, name: str, owner: Owner, timeout_s: float = 60.0,
                  on_wait: Callable[[Owner | None, float], None] | None = None) -> None:
@@ -122,7 +127,7 @@ class Lease:
     def acquire(self, done: Callable[[], bool] = lambda: False,
                 wait_s: float | None = None) -> bool:
         """Hold the lease (True), or stop waiting when ``done()`` says the work another
-        worker held it for is finished (False). Raises TimeoutError after ``wait_s``."""
+        worker held it for is finished (False). Raises WaitedTooLong after ``wait_s``."""
         started = time.monotonic()
         last_log = -LOG_EVERY_S
         seen: tuple[float, str] | None = None  # (mtime, token) and when it last changed
@@ -150,7 +155,7 @@ class Lease:
                 last_log = now
                 self.on_wait(owner, time.time() - owner.started if owner else 0.0)
             if wait_s is not None and now - started > wait_s:
-                raise TimeoutError(f"waited {now - started:.0f} s for "
+                raise WaitedTooLong(f"waited {now - started:.0f} s for "
                                    f"{owner.describe() if owner else 'the lease'}")
             time.sleep(POLL_S)
 
@@ -183,6 +188,19 @@ class Lease:
             self._beat = None
         if self.held():
             self.path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def holding(self, done: Callable[[], bool] = lambda: False,
+                wait_s: float | None = None) -> Iterator[bool]:
+        """Wait for the lease as ``acquire`` does; the block gets True when it holds it,
+        False when ``done()`` ended the wait. A held lease is released on every way out of
+        the block, an exception or a stop signal included."""
+        held = self.acquire(done, wait_s)
+        try:
+            yield held
+        finally:
+            if held:
+                self.release()
 
     def __enter__(self) -> Lease:
         self.acquire()

@@ -22,8 +22,15 @@ from typing import IO, Any
 
 from bootstrap import cgroup, events, redaction
 from bootstrap.death import Death
-from bootstrap.exit_codes import ExitCode
-from bootstrap.stage import Failure
+from bootstrap.protocol import (
+    DeadlinePassed,
+    Failure,
+    StageResult,
+    StageStart,
+    Status,
+    deadline_failure,
+    is_ready,
+)
 
 # After SIGUSR1, how long to wait for faulthandler's dump before moving on to SIGTERM.
 DUMP_WAIT_S = 2.0
@@ -32,7 +39,7 @@ DRAIN_WAIT_S = 2.0
 POLL_S = 0.1
 OUTPUT_TAIL = 30
 # A relayed output line is cut here: a library that prints a whole result (the RunPod SDK
-# logs a TTS answer as megabytes of base64) must not flood the console's log.
+# logs an answer of megabytes of base64) must not flood the console's log.
 MAX_LINE = 4000
 
 
@@ -145,31 +152,35 @@ class Monitor:
             events.emit(level_of(line), "output", stream=stream, line=line)
             return
         self._follow(event)
+        ready = is_ready(event)
         level = str(event.pop("level", "info"))
         name = str(event.pop("event"))
         events.emit(level if level in events.LEVELS else "info", name, **event)
-        if name == "ready" and self.on_ready is not None:
+        if ready and self.on_ready is not None:
             self.on_ready()
 
     def _follow(self, event: dict[str, Any]) -> None:
         """Track the worker's stage transitions from its events."""
-        if event.get("event") != "stage" or "stage" not in event:
+        start = StageStart.from_event(event)
+        if start is not None:
+            self.stage = RunningStage(start.stage, time.monotonic(), time.time(),
+                                      start.deadline_s, start.fail_exit_code)
             return
-        status = event.get("status")
-        if status == "start":
-            self.stage = RunningStage(str(event["stage"]), time.monotonic(), time.time(),
-                                      float(event.get("deadline_s") or 0),
-                                      int(event.get("fail_exit_code") or ExitCode.CUSTOM_STAGE))
+        result = StageResult.from_event(event)
+        if result is None:
             return
-        kept = ("stage", "status", "duration_ms", "facts")
-        entry: dict[str, Any] = {key: event[key] for key in kept if key in event}
-        entry["started_at"] = round(self.stage.started_at if self.stage else time.time(), 3)
-        # The first failure is the one that counts: after a deadline, the worker's own
-        # "interrupted" event must not replace it.
-        if status == "fail" and "exit_code" in event and self.failure is None:
-            self.failure = Failure.from_dict(event)
-            entry["failure"] = self.failure.to_dict()
-        self.stages.append(entry)
+        if result.started_at is None:
+            result.started_at = self.stage.started_at if self.stage else time.time()
+        if result.failure is not None:
+            # The first failure is the one that counts: after a deadline, the worker's
+            # own "interrupted" end must not replace it.
+            if self.failure is None:
+                self.failure = result.failure
+            else:
+                result.failure = self.failure
+        elif result.status is Status.FAIL and self.failure is not None:
+            result.failure = self.failure  # the stage this monitor stopped at its deadline
+        self.stages.append(result.to_dict())
         self.stage = None
 
     # -- the worker's end -----------------------------------------------------------------
@@ -213,18 +224,9 @@ class Monitor:
         if elapsed <= stage.deadline_s:
             return
         stack = self._dump_stacks()
-        self.failure = Failure(
-            stage=stage.name,
-            exit_code=int(ExitCode.DEADLINE),
-            msg=f"stage {stage.name} ran past its deadline of {stage.deadline_s:g} s",
-            hint=f"the stack shows where it was stuck; if it is only slow, raise "
-                 f"BOOTSTRAP_DEADLINE_{stage.name.upper()}",
-            code="",
-            cause="deadline",
-            traceback=stack,
-        )
-        events.emit("error", "deadline", stage=stage.name, deadline_s=stage.deadline_s,
-                    msg="stage ran past its deadline; stopping the worker", stack=stack)
+        self.failure = deadline_failure(stage.name, stage.deadline_s, stack)
+        DeadlinePassed(stage.name, stage.deadline_s, stack).emit(
+            "stage ran past its deadline; stopping the worker")
         self._signal(signal.SIGTERM)
         self.kill_at = time.monotonic() + self.stop_grace_s
 

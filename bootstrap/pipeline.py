@@ -2,8 +2,9 @@
 
 Supervisor stages run in the light supervisor process (system Python, never torch);
 worker stages run in the worker process, in the environment the supervisor prepared.
-Users add their own stages (``extra_stages = ["pkg.module:callable"]``); they run in the
-worker after the built-in stages and before serve.
+The worker's stages come from the app (``bootstrap/app.py``: the ``app`` setting names
+it); users add their own (``extra_stages = ["pkg.module:callable"]``), which run after the
+app's and before serve.
 """
 
 from __future__ import annotations
@@ -31,14 +32,14 @@ def supervisor_stages() -> list[Stage]:
 
 
 def worker_stages(config: Config) -> list[Stage]:
-    from bootstrap.stages import audio, cuda, model, serve, storage, warmup
+    """The app's stages (``app.stages``, e.g. cuda, the model's own, storage), the user's
+    ``extra_stages``, then serve."""
+    from bootstrap import app as apps
+    from bootstrap.stages import serve
 
+    app = apps.load(config.app)
     return [
-        cuda.STAGE,
-        audio.STAGE,
-        model.STAGE,
-        warmup.STAGE,
-        storage.STAGE,
+        *[load_extra(target) for target in app.stages],
         *[load_extra(target) for target in config.extra_stages],
         serve.STAGE,
     ]

@@ -10,6 +10,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,13 +74,33 @@ def _write_into(directory: Path, report: BootReport, keep: int) -> Path:
     return path
 
 
-def save(report: BootReport, config: Config) -> Path | None:
-    """Write the report to the volume, else to the fallback directory. None if neither works."""
+def save(report: BootReport, config: Config, volume_wait_s: float | None = None
+         ) -> Path | None:
+    """Write the report to the volume, else to the fallback directory. None if neither works.
+
+    ``volume_wait_s``: how long the volume may take, when it may have stopped answering (a
+    stage hung on it): past that, the report goes to the fallback directory instead.
+    """
+    if volume_wait_s is None:
+        return _save(report, config, use_volume=True)
+    done: list[Path | None] = []
+    writer = threading.Thread(target=lambda: done.append(_save(report, config, True)),
+                              name="report-save", daemon=True)
+    writer.start()
+    writer.join(volume_wait_s)
+    if done:
+        return done[0]
+    return _save(report, config, use_volume=False,
+                 why=f"the volume did not answer in {volume_wait_s:g} s")
+
+
+def _save(report: BootReport, config: Config, use_volume: bool, why: str = ""
+          ) -> Path | None:
     # Never create the volume itself: a missing volume made here would land on the
     # container disk and hide the real failure from the volume stage.
-    targets = ([config.reports_dir, config.fallback_reports] if config.volume.is_dir()
-               else [config.fallback_reports])
-    errors = []
+    targets = ([config.reports_dir, config.fallback_reports]
+               if use_volume and config.volume.is_dir() else [config.fallback_reports])
+    errors = [why] if why else []
     for directory in targets:
         try:
             path = _write_into(directory, report, max(config.reports_keep, 1))

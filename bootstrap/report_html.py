@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 from bootstrap.report import BootReport
-from bootstrap.report_text import exit_name, seconds, total_ms, versions, when
+from bootstrap.report_text import exit_name, seconds, total_ms, versions, warnings, when
 
 COLOURS = {"ok": "#2e9d58", "warn": "#d9a21b", "skip": "#9aa3ad", "fail": "#d64545"}
 ROW, LABEL, CHART, PAD = 30, 130, 640, 10
@@ -19,7 +19,8 @@ body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:860px;color:
 h1{font-size:20px;margin:0 0 4px} .meta{color:#5a6472;margin-bottom:16px}
 .outcome{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
 .failure{border-left:4px solid #d64545;background:#fdf1f1;padding:10px 14px;margin:16px 0}
-.hint{font-weight:600} pre{background:#f4f5f7;padding:10px;overflow-x:auto;font-size:12px}
+.warning{border-left:4px solid #d9a21b;background:#fdf6e0;padding:10px 14px;margin:16px 0}
+.hint{font-weight:600} pre{background:#f3f4f6;padding:10px;overflow-x:auto;font-size:12px}
 table{border-collapse:collapse} td,th{padding:3px 12px 3px 0;text-align:left}
 svg text{font:12px system-ui,sans-serif}
 """
@@ -69,6 +70,15 @@ def _failure(failure: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _warning(stage: str, message: dict[str, str]) -> str:
+    out = [f'<div class="warning"><div><b>warning at stage {escape(stage)}:</b> '
+           f'({escape(message["id"])}) {escape(message["msg"])}</div>']
+    if message.get("hint"):
+        out.append(f'<div class="hint">HINT: {escape(message["hint"])}</div>')
+    out.append("</div>")
+    return "".join(out)
+
+
 def render_html(boot: BootReport) -> str:
     outcome_colour = {"ok": "#2e9d58", "ready": "#2e9d58", "failed": "#d64545"}.get(
         boot.outcome, "#9aa3ad")
@@ -79,6 +89,7 @@ def render_html(boot: BootReport) -> str:
             f'<span class="outcome" style="background:{outcome_colour}">'
             f"{escape(boot.outcome)}</span>",
             "<h2>Stages</h2>", _waterfall(boot)]
+    body += [_warning(stage, message) for stage, message in warnings(boot)]
     if boot.failure:
         body.append(_failure(boot.failure))
     found = versions(boot)

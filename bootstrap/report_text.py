@@ -47,6 +47,13 @@ def versions(boot: BootReport) -> dict[str, str]:
     return found
 
 
+def warnings(boot: BootReport) -> list[tuple[str, dict[str, str]]]:
+    """Each stage's messages at warning level or above, with the stage that gave them."""
+    return [(stage["stage"], message) for stage in boot.stages
+            for message in stage.get("messages", [])
+            if message.get("level") in ("warning", "error", "critical")]
+
+
 def render_list(reports: list[tuple[Path, BootReport]]) -> str:
     lines = [f"{'started':<23}  {'worker':<16} {'run':<12} {'outcome':<8} {'exit':<14} total"]
     for _, boot in reports:
@@ -80,6 +87,13 @@ def render_timeline(boot: BootReport, path: Path) -> str:
         lines.append(f"  {stage['stage']:<12} {stage['status']:<6} {start:>7.1f}s "
                      f"{seconds(stage.get('duration_ms')):>9}  "
                      f"|{_bar(boot, stage, span):<{BAR_WIDTH}}|")
+    found_warnings = warnings(boot)
+    if found_warnings:
+        lines += ["", "warnings:"]
+        for stage_name, message in found_warnings:
+            lines.append(f"  {stage_name}: ({message['id']}) {message['msg']}")
+            if message.get("hint"):
+                lines.append(f"    HINT: {message['hint']}")
     if boot.failure:
         failure = boot.failure
         code = f"({failure['code']}) " if failure.get("code") else ""

@@ -1,17 +1,38 @@
-"""Runs one stage: one start event, one end event with duration and outcome, a heartbeat
-while it works, and every way it can fail turned into a :class:`StageResult`.
+"""The one stage loop, for the supervisor, the worker and ``bootstrap check``.
+
+One rule for skipping (a stage named in ``skip`` neither runs nor is checked), one start
+event with the deadline, a heartbeat while a stage works, its deadline enforced (here by
+a watchdog thread in the supervisor; from outside, by the supervisor's Monitor, for the
+worker), and every way a stage can end turned into one
+:class:`~bootstrap.protocol.StageResult`, written as the stage's end event.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable, Sequence
 
 from bootstrap import events, redaction
 from bootstrap.context import Context
 from bootstrap.heartbeat import Heartbeat
-from bootstrap.message import Level, Message
-from bootstrap.stage import Failure, Stage, StageFailed, StageResult, Status
+from bootstrap.message import Level, Message, error
+from bootstrap.protocol import (
+    Failure,
+    StageResult,
+    StageStart,
+    Status,
+    emit_message,
+)
+from bootstrap.stage import Stage, StageFailed
+from bootstrap.watchdog import DeadlineInterrupt, Watchdog
+
+CHECK_RAISED = error("check.E001", "the check of stage {stage} raised: {error}",
+                     "a bug in that stage's check; `bootstrap run` would meet the same error")
+SKIPPED = "skipped by configuration"
+
+Found = list[tuple[str, Message]]
+OnStuck = Callable[[Failure], None]
 
 
 class Shutdown(BaseException):
@@ -25,82 +46,137 @@ class Shutdown(BaseException):
         self.signum = signum
 
 
-def _emit_messages(stage: str, messages: list[Message]) -> None:
-    for message in messages:
-        level = {Level.DEBUG: "debug", Level.INFO: "info", Level.WARNING: "warn"}.get(
-            message.level, "error")
-        events.emit(level, "message", stage=stage, **{
-            ("code" if key == "id" else key): value
-            for key, value in message.to_dict().items() if key != "level"})
+def skipped(stage: Stage, ctx: Context) -> bool:
+    """The one skip rule: the configuration names the stage."""
+    return stage.name in ctx.config.skip
+
+
+class StageLoop:
+    """Runs stages in order until one fails.
+
+    ``watch``: enforce deadlines in this process (the supervisor). The worker leaves its
+    deadlines to the supervisor's Monitor, which can stop a process this one cannot (a
+    crash, a native library holding the interpreter). ``on_stuck``: what ends the boot
+    when an interrupted stage does not stop (see ``bootstrap.watchdog``).
+    """
+
+    def __init__(self, ctx: Context, *, watch: bool = False, on_stuck: OnStuck | None = None,
+                 on_result: Callable[[StageResult], None] | None = None) -> None:
+        self.ctx = ctx
+        self.watch = watch
+        self.on_stuck = on_stuck
+        self.on_result = on_result
+        self.current: Stage | None = None  # where a stop request finds the loop
+        self.started_at: float | None = None  # when the current stage started (epoch)
+
+    def run(self, stages: Sequence[Stage]) -> StageResult | None:
+        """Every stage in turn; the failed stage's result, or None when all passed."""
+        for stage in stages:
+            self.current, self.started_at = stage, time.time()
+            result = skip_stage(stage, SKIPPED) if skipped(stage, self.ctx) else self._run(stage)
+            if self.on_result is not None:
+                self.on_result(result)
+            if result.status is Status.FAIL:
+                return result
+        self.current = self.started_at = None
+        return None
+
+    def check(self, stages: Sequence[Stage]) -> Found:
+        """Every stage's read-only check; a stage that will not run has nothing to say."""
+        return [(stage.name, message) for stage in stages if not skipped(stage, self.ctx)
+                for message in checks_of(stage, self.ctx)]
+
+    def _run(self, stage: Stage) -> StageResult:
+        if not self.watch:
+            return run_stage(stage, self.ctx)
+        return run_stage(stage, self.ctx, Watchdog(
+            stage.name, deadline_of(stage, self.ctx), self.ctx.config.stop_grace_s,
+            self.on_stuck))
+
+
+def deadline_of(stage: Stage, ctx: Context) -> float:
+    """The stage's own deadline, unless the configuration (`deadlines`) overrides it."""
+    return ctx.config.deadline_for(stage.name, stage.deadline_s)
+
+
+def checks_of(stage: Stage, ctx: Context) -> list[Message]:
+    """A stage's check; a check that raises is itself a finding, not a crash."""
+    try:
+        return stage.check(ctx)
+    except Exception as exc:
+        return [CHECK_RAISED.at(stage.name, stage=stage.name, error=f"{type(exc).__name__}: "
+                                f"{exc}"[:200])]
 
 
 def _status(messages: list[Message]) -> Status:
     return Status.WARN if any(m.level >= Level.WARNING for m in messages) else Status.OK
 
 
-def run_stage(stage: Stage, ctx: Context) -> StageResult:
-    """Run ``stage`` and report it. Never raises, except :class:`Shutdown`."""
+def run_stage(stage: Stage, ctx: Context, watchdog: Watchdog | None = None) -> StageResult:
+    """Run ``stage`` and report it. Never raises, except :class:`Shutdown`.
+
+    ``watchdog``: enforces the deadline in this process; without one, only a watcher
+    outside (the supervisor's Monitor) does."""
     events.bind(stage=stage.name)
     # The supervisor follows these fields: the deadline it enforces, the code it exits
     # with if the worker dies in this stage without a word.
-    events.emit("info", "stage", status="start", side=str(stage.side),
-                deadline_s=ctx.config.deadline_for(stage.name, stage.deadline_s),
-                fail_exit_code=int(stage.exit_code))
+    StageStart(stage.name, str(stage.side), deadline_of(stage, ctx), int(stage.exit_code)).emit()
     started = time.monotonic()
     started_at = time.time()
 
-    def elapsed_ms() -> int:
-        return int((time.monotonic() - started) * 1000)
+    def ended(status: Status, failure: Failure | None = None) -> StageResult:
+        return StageResult(stage.name, status, int((time.monotonic() - started) * 1000),
+                           failure=failure, started_at=started_at)
 
     try:
-        with Heartbeat(stage.name, ctx.config.heartbeat_s):
-            outcome = stage.run(ctx)
+        if watchdog is None:
+            with Heartbeat(stage.name, ctx.config.heartbeat_s):
+                outcome = stage.run(ctx)
+        else:
+            # The watchdog is armed before its heartbeat thread starts, which then keeps it.
+            with watchdog, Heartbeat(stage.name, ctx.config.heartbeat_s, watchdog):
+                outcome = stage.run(ctx)
     except StageFailed as exc:
-        failure = Failure(stage.name, stage.exit_code, exc.message.msg, exc.message.hint,
-                          exc.message.id, exc.cause)
+        result = ended(Status.FAIL, Failure(
+            stage.name, stage.exit_code, exc.message.msg, exc.message.hint, exc.message.id,
+            exc.cause))
+    except DeadlineInterrupt as exc:
+        result = ended(Status.FAIL, exc.failure)
     except SystemExit as exc:
         if exc.code in (0, None):  # a clean end, e.g. the RunPod SDK after a test job
-            result = StageResult(stage.name, Status.OK, elapsed_ms(), started_at=started_at)
-            events.emit("info", "stage", status="ok", duration_ms=result.duration_ms)
-            events.unbind("stage")
-            return result
-        failure = Failure(
-            stage.name, stage.exit_code, msg=f"the stage called sys.exit({exc.code!r})",
-            hint="a stage should raise StageFailed with a message; the traceback shows where",
-            cause="sys.exit", traceback=redaction.redact(traceback.format_exc()))
+            result = ended(Status.OK)
+        else:
+            result = ended(Status.FAIL, Failure(
+                stage.name, stage.exit_code, msg=f"the stage called sys.exit({exc.code!r})",
+                hint="a stage should raise StageFailed with a message; the traceback shows "
+                     "where", cause="sys.exit", traceback=redaction.redact(traceback.format_exc())))
     except Shutdown:
-        events.emit("warn", "stage", status="fail", duration_ms=elapsed_ms(),
-                    msg="interrupted by a request to stop")
+        ended(Status.FAIL).emit("warn", msg="interrupted by a request to stop")
         events.unbind("stage")
         raise
     except Exception as exc:  # an unexpected error inside a stage is still that stage's failure
-        failure = Failure(
+        result = ended(Status.FAIL, Failure(
             stage.name, stage.exit_code,
             msg=f"{type(exc).__name__}: {exc}"[:300],
             hint="an unexpected error; the traceback below and the boot report say where",
             cause="exception",
             traceback=redaction.redact(traceback.format_exc()),
-        )
+        ))
     else:
-        result = StageResult(stage.name, Status.OK, elapsed_ms(), started_at=started_at)
+        result = ended(Status.OK)
         if outcome is not None:
             result.facts, result.messages = outcome.facts, outcome.messages
             result.status = Status.SKIP if outcome.skipped else _status(outcome.messages)
-        _emit_messages(stage.name, result.messages)
-        events.emit("info", "stage", status=str(result.status), duration_ms=result.duration_ms,
-                    **({"facts": result.facts} if result.facts else {}))
-        events.unbind("stage")
-        return result
-
-    result = StageResult(stage.name, Status.FAIL, elapsed_ms(), failure=failure,
-                         started_at=started_at)
-    events.emit("error", "stage", status="fail", duration_ms=result.duration_ms,
-                **failure.to_dict())
+    for message in result.messages:
+        emit_message(stage.name, message)
+    result.emit()
     events.unbind("stage")
     return result
 
 
 def skip_stage(stage: Stage, reason: str) -> StageResult:
-    events.emit("info", "stage", stage=stage.name, status="skip", reason=reason)
-    return StageResult(stage.name, Status.SKIP, 0, facts={"reason": reason},
-                       started_at=time.time())
+    # No duration: it never ran. Its time places it on the timeline where the loop passed it.
+    result = StageResult(stage.name, Status.SKIP, None, facts={"reason": reason},
+                         started_at=time.time())
+    result.emit()
+    return result

@@ -7,7 +7,8 @@ entry points:
 - ``run(ctx) -> Outcome | None``: does the work, idempotent on a warm volume; a failure is
   raised as :class:`StageFailed` carrying the message that names it.
 
-The runner (``bootstrap.runner``) turns either into a :class:`StageResult` with timings.
+The stage loop (``bootstrap.runner``) turns either into a
+:class:`~bootstrap.protocol.StageResult` with timings.
 """
 
 from __future__ import annotations
@@ -29,14 +30,6 @@ class Side(enum.StrEnum):
 
     SUPERVISOR = "supervisor"
     WORKER = "worker"
-
-
-class Status(enum.StrEnum):
-    START = "start"
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
 
 
 class Phase(enum.StrEnum):
@@ -97,57 +90,6 @@ class Outcome:
     facts: dict[str, Any] = field(default_factory=dict)
     messages: list[Message] = field(default_factory=list)
     skipped: bool = False
-
-
-@dataclass
-class Failure:
-    """Why a boot failed, in the words the console, the report and the exit code share."""
-
-    stage: str
-    exit_code: int
-    msg: str
-    hint: str = ""
-    code: str = ""  # the check id, e.g. volume.E003
-    cause: str = ""
-    traceback: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"stage": self.stage, "exit_code": self.exit_code, "msg": self.msg}
-        for key in ("hint", "code", "cause", "traceback"):
-            if getattr(self, key):
-                out[key] = getattr(self, key)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Failure:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-@dataclass
-class StageResult:
-    stage: str
-    status: Status
-    duration_ms: int
-    facts: dict[str, Any] = field(default_factory=dict)
-    messages: list[Message] = field(default_factory=list)
-    failure: Failure | None = None
-    started_at: float | None = None  # epoch seconds; places the stage on a timeline
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "stage": self.stage,
-            "status": str(self.status),
-            "duration_ms": self.duration_ms,
-        }
-        if self.started_at is not None:
-            out["started_at"] = round(self.started_at, 3)
-        if self.facts:
-            out["facts"] = self.facts
-        if self.messages:
-            out["messages"] = [m.to_dict() for m in self.messages]
-        if self.failure:
-            out["failure"] = self.failure.to_dict()
-        return out
 
 
 def _no_checks(ctx: Context) -> list[Message]:

@@ -7,9 +7,9 @@ else the first label of an AWS-style virtual-host endpoint (``https://NAME.s3.RE
 the first path segment of a path-style one (``https://host/NAME``), else rp_upload's own
 default, the month (``MM-YY``), fixed once when the worker starts.
 
-The replaced F5-TTS worker's own names (``S3_BUCKET``, ``AWS_ACCESS_KEY_ID``,
+The plain S3 names older workers used (``S3_BUCKET``, ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``; docs/migrating.md) are used
-when no ``BUCKET_*`` variable is set, so its endpoints keep their settings; the storage
+when no ``BUCKET_*`` variable is set, so their endpoints keep their settings; the storage
 stage warns that it mapped them. Half of either set is a failure with an id, never a
 silent switch to inline results.
 
@@ -306,8 +306,8 @@ class Storage:
             Bucket=self.settings.bucket, Key=full))
 
     def rooted(self) -> Storage:
-        """The same bucket and client, with keys taken from the bucket's root (the
-        replaced worker's layout: ``voices/``, ``output/``, ``timings/``)."""
+        """The same bucket and client, with keys taken from the bucket's root (for an app
+        that keeps a layout its clients already know)."""
         other = Storage(replace(self.settings, prefix=""))
         other._client = self._client_now()
         return other

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -28,8 +29,9 @@ from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode, for_signal
 from bootstrap.monitor import Monitor, WorkerEnd, read_from
-from bootstrap.runner import Shutdown, run_stage, skip_stage
-from bootstrap.stage import Failure, Lifecycle, Phase, StageResult, Status
+from bootstrap.protocol import Failure, StageResult, Status
+from bootstrap.runner import Shutdown, StageLoop
+from bootstrap.stage import Lifecycle, Phase
 from bootstrap.stages import hydrate as hydrate_stage
 from bootstrap.worker import FAULT_LOG
 
@@ -46,7 +48,14 @@ class Supervisor:
         self.report = report.BootReport(self.ctx.run_id, self.ctx.worker_id, config.mode)
         self.started = time.monotonic()
         self.monitor: Monitor | None = None
-        self._current: str | None = None  # the supervisor stage running now
+        # How long a report may take to reach the volume; None: as long as it takes.
+        self.report_wait_s: float | None = None
+        # Taken by the thread that writes the summary, never given back: when the watchdog
+        # thread ends a stuck boot, a main thread that wakes up late must not write a second.
+        self._one_summary = threading.RLock()
+        # The supervisor's own stages: deadlines watched in this process.
+        self.loop = StageLoop(self.ctx, watch=True, on_stuck=self._end_stuck_stage,
+                              on_result=lambda result: self.report.stages.append(result.to_dict()))
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -63,16 +72,13 @@ class Supervisor:
         report.save(self.report, self.config)
         try:
             self.lifecycle.advance(Phase.BOOTING)
-            for stage in pipeline.supervisor_stages():
-                self._current = stage.name  # where a stop signal finds the boot
-                result = (skip_stage(stage, "skipped by configuration")
-                          if stage.name in self.config.skip else run_stage(stage, self.ctx))
-                self.report.stages.append(result.to_dict())
-                if result.status is Status.FAIL and result.failure is not None:
-                    return self._finish_failed(result.failure)
+            failed = self.loop.run(pipeline.supervisor_stages())
+            if failed is not None and failed.failure is not None:
+                return self._finish_failed(failed.failure)
             return self._run_worker()
         except Shutdown as stop:
-            return self._finish_stopped(stop.signum, self._current)
+            current = self.loop.current
+            return self._finish_stopped(stop.signum, current.name if current else None)
         except Exception as exc:  # a bug in bootstrap itself: still one summary, one report
             return self._finish_failed(Failure(
                 stage="supervisor", exit_code=int(ExitCode.INTERNAL),
@@ -88,11 +94,26 @@ class Supervisor:
         elif not self.lifecycle.finished:
             raise Shutdown(signum)
 
+    def _end_stuck_stage(self, failure: Failure) -> None:
+        """A stage interrupted at its deadline did not stop (a wait no signal ends): the
+        boot ends from the watchdog's thread, with the same report and summary.
+
+        The volume may be what hangs, so the report waits for it at most ``stop_grace_s``
+        before it goes to the fallback directory. A request a FUSE daemon took and never
+        answers holds even a killed thread: the process then ends only when the volume
+        answers or the platform removes the container, but its story is already out."""
+        self.report_wait_s = self.config.stop_grace_s  # the volume may be what hangs
+        started_at = self.loop.started_at or time.time()
+        self.report.stages.append(StageResult(
+            failure.stage, Status.FAIL, int((time.time() - started_at) * 1000), failure=failure,
+            started_at=started_at).to_dict())
+        os._exit(self._finish_failed(failure))
+
     # -- the worker -----------------------------------------------------------------------
 
     def _run_worker(self) -> int:
         report.save(self.report, self.config)  # the supervisor stages, before the worker
-        python = str(self.ctx.state.get("python", sys.executable))
+        python = str(self.ctx.python or sys.executable)
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
         argv = [python, "-m", "bootstrap.worker"]
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")
@@ -165,16 +186,18 @@ class Supervisor:
         return int((time.monotonic() - self.started) * 1000)
 
     def _summary(self, level: str, status: str, exit_code: int, **fields: object) -> int:
+        self._one_summary.acquire()  # a second caller waits here for the first one's exit
         self.report.exit_code = exit_code
         self.report.ended_at = time.time()
-        path = report.save(self.report, self.config)
+        path = report.save(self.report, self.config, self.report_wait_s)
         events.emit(level, "summary", status=status, exit_code=exit_code,
                     total_ms=self._elapsed_ms(), stages=self.report.stage_durations(),
                     report=str(path) if path else None, **fields)
         return exit_code
 
     def _finish_ok(self) -> int:
-        hydrate_stage.record_touched(self.ctx)  # a boot that does not serve is never ready
+        if self.report.ready_ms is None:  # a boot that does not serve is never ready
+            hydrate_stage.record_touched(self.ctx)
         self.lifecycle.advance(Phase.STOPPED)
         self.report.outcome = "ok"
         return self._summary("info", "ok", int(ExitCode.OK), msg="the worker finished cleanly")

@@ -22,9 +22,9 @@ from bootstrap import events, pipeline
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode, for_signal
-from bootstrap.message import Message, error
-from bootstrap.runner import Shutdown, run_stage, skip_stage
-from bootstrap.stage import Stage, Status
+from bootstrap.protocol import emit_worker_stopped
+from bootstrap.runner import Shutdown, StageLoop
+from bootstrap.stage import Stage
 
 # Environment the supervisor hands to the worker.
 ENV_CONFIG = "BOOTSTRAP_WORKER_CONFIG"
@@ -35,9 +35,6 @@ FAULT_LOG = "faulthandler.log"
 # The directory holding the bootstrap package, put on the worker's PYTHONPATH so an
 # environment built on the volume need not contain bootstrap itself.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-CHECK_RAISED = error("check.E001", "the check of stage {stage} raised: {error}",
-                     "a bug in that stage's check; `bootstrap run` would meet the same error")
 
 # Kept open for the life of the process: faulthandler writes to its file descriptor.
 _fault_file: IO[str] | None = None
@@ -70,6 +67,11 @@ def environment(config: Config, run_id: str, worker_id: str, run_dir: Path) -> d
     return env
 
 
+def stages(config: Config) -> list[Stage]:
+    """The worker's stages: the one place this process asks for them."""
+    return pipeline.worker_stages(config)
+
+
 def check_main() -> int:
     """``bootstrap check``'s half in the worker's interpreter: every worker stage's
     read-only checks, one JSON message per line. The stages see the packages the worker
@@ -77,21 +79,9 @@ def check_main() -> int:
     config = Config.from_env(os.environ[ENV_CONFIG])
     events.configure("json", sys.stderr, level=config.log_level)
     ctx = Context(config, os.environ[ENV_RUN_ID], os.environ[ENV_WORKER_ID], dry_run=True)
-    for stage in pipeline.worker_stages(config):
-        if stage.name in config.skip:
-            continue
-        for message in checks_of(stage, ctx):
-            print(json.dumps({"stage": stage.name, **message.to_dict()}), flush=True)
+    for stage, message in StageLoop(ctx).check(stages(config)):
+        print(json.dumps({"stage": stage, **message.to_dict()}), flush=True)
     return int(ExitCode.OK)
-
-
-def checks_of(stage: Stage, ctx: Context) -> list[Message]:
-    """A stage's check; a check that raises is itself a finding, not a crash."""
-    try:
-        return stage.check(ctx)
-    except Exception as exc:
-        return [CHECK_RAISED.at(stage.name, stage=stage.name, error=f"{type(exc).__name__}: "
-                                f"{exc}"[:200])]
 
 
 def main() -> int:
@@ -105,17 +95,13 @@ def main() -> int:
 
     ctx = Context(config, os.environ[ENV_RUN_ID], os.environ[ENV_WORKER_ID])
     try:
-        for stage in pipeline.worker_stages(config):
-            if stage.name in config.skip:
-                skip_stage(stage, "skipped by configuration")
-                continue
-            result = run_stage(stage, ctx)
-            if result.status is Status.FAIL:
-                return int(result.failure.exit_code if result.failure else ExitCode.INTERNAL)
+        # Deadlines are not watched here: the supervisor's Monitor watches this process.
+        failed = StageLoop(ctx).run(stages(config))
     except Shutdown as stop:
-        events.emit("warn", "worker.stopped", signal=signal.Signals(stop.signum).name,
-                    msg="stopped on request")
+        emit_worker_stopped(signal.Signals(stop.signum).name)
         return for_signal(stop.signum)
+    if failed is not None:
+        return int(failed.failure.exit_code if failed.failure else ExitCode.INTERNAL)
     return int(ExitCode.OK)
 
 

@@ -11,7 +11,7 @@ ensure_venv f5
 VOLUME=${VOLUME:-$(mktemp -d -t bootstrap-demo-XXXXXX)}
 echo "volume: $VOLUME" >&2
 cd "$ROOT"
-"$VENV/bin/python" -m handler.tiny_model "$VOLUME" > "$VOLUME/bootstrap.toml"
+"$VENV/bin/python" -m f5worker.handler.tiny_model "$VOLUME" > "$VOLUME/bootstrap.toml"
 "$VENV/bin/bootstrap" run --config "$VOLUME/bootstrap.toml" --mode local --volume "$VOLUME" \
     --test-input '{"text": "Hello from a warm worker.", "voice": "default"}' "$@"
 echo "boot report:" >&2

@@ -33,6 +33,8 @@ def _never_the_real_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     existed = REAL_VOLUME.exists()
     monkeypatch.setenv("BOOTSTRAP_VOLUME", str(tmp_path / "default-volume-guard"))
     monkeypatch.setenv("BOOTSTRAP_FALLBACK_REPORTS", str(tmp_path / "fallback-reports"))
+    # The F5-TTS app unless a test boots another (tests/apps/).
+    monkeypatch.setenv("BOOTSTRAP_APP", "f5worker.app:APP")
     redaction.reset()
     yield
     redaction.reset()
@@ -80,7 +82,7 @@ def boot_env(volume: Path, stages: tuple[str, ...] = (), **settings: str) -> dic
     # These boots test the supervisor with user stages: the model stages (their own tests
     # are under tests/f5) and serve are skipped unless a test asks for them.
     env.setdefault("BOOTSTRAP_SKIP", ",".join((*MODEL_STAGES, "serve")))
-    env.setdefault("BOOTSTRAP_HANDLER", "handler.echo:make_handler")
+    env.setdefault("BOOTSTRAP_HANDLER", "bootstrap.echo:make_handler")
     env.update({f"BOOTSTRAP_{k.upper()}": v for k, v in settings.items()})
     return env
 

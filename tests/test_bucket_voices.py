@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from s3server import Server
 
-from bootstrap.bucket_voices import BucketVoices
 from bootstrap.storage import Storage
-from bootstrap.voices import VoiceError, VoiceLibrary
+from f5worker.bucket_voices import BucketVoices
+from f5worker.voices import VoiceError, VoiceLibrary
 
 WAV = b"RIFF" + bytes(2000)
 

@@ -40,7 +40,7 @@ def test_deadlines_per_stage_from_the_environment() -> None:
 @pytest.mark.parametrize(("environ", "words"), [
     ({"BOOTSTRAP_MODE": "cloud"}, "mode: 'cloud' from env BOOTSTRAP_MODE"),
     ({"BOOTSTRAP_HEARTBEAT_S": "often"}, "heartbeat_s: cannot use 'often'"),
-    ({"BOOTSTRAP_HANDLER": "handler.echo"}, "should be module:callable"),
+    ({"BOOTSTRAP_HANDLER": "bootstrap.echo"}, "should be module:callable"),
     ({"BOOTSTRAP_CONFIG": "/nonexistent/bootstrap.toml"}, "does not exist"),
 ])
 def test_bad_settings_name_the_setting(environ: dict[str, str], words: str) -> None:

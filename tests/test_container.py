@@ -45,7 +45,7 @@ import pytest
 from bootstrap import installer
 from bootstrap.events import parse_line
 from bootstrap.exit_codes import ExitCode
-from handler import tiny_model
+from f5worker.handler import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -99,7 +99,7 @@ def _build_context(dest: Path) -> Path:
             shutil.copy2(source, dest / name)
     # Where a developer's secrets end up: a .env at the top and beside the handler code.
     (dest / ".env").write_text(f"HF_TOKEN={CANARY}\n")
-    (dest / "handler" / ".env").write_text(f"RUNPOD_API_KEY={CANARY}\n")
+    (dest / "f5worker" / "handler" / ".env").write_text(f"RUNPOD_API_KEY={CANARY}\n")
     return dest
 
 
@@ -343,7 +343,7 @@ def test_slim_boots_in_local_mode_answers_one_job_and_boots_warm_as_a_non_root_u
     job = {"text": "hello from the container test"}
     env = {
         "BOOTSTRAP_MODE": "local",
-        "BOOTSTRAP_HANDLER": "handler.echo:make_handler",
+        "BOOTSTRAP_HANDLER": "bootstrap.echo:make_handler",
         "BOOTSTRAP_TEST_INPUT": json.dumps(job),
         "BOOTSTRAP_SKIP": SKIP_MODEL_STAGES,
         # The slim image has no RunPod SDK: the environment on the volume brings it.
@@ -392,7 +392,7 @@ def test_slim_builds_the_f5_environment_offline_serves_the_tiny_model_then_boots
     wheelhouse, every worker stage runs (CPU: local mode allows it), and the F5-TTS handler
     answers one job with the tiny random model. The warm boot, with neither wheelhouse nor
     network, finds that environment and runs no installer."""
-    subprocess.run([sys.executable, "-m", "handler.tiny_model", str(volume)], cwd=REPO,
+    subprocess.run([sys.executable, "-m", "f5worker.handler.tiny_model", str(volume)], cwd=REPO,
                    check=True, capture_output=True, timeout=300)
     settings = tiny_model.settings(Path("/runpod-volume"))
     env = {f"BOOTSTRAP_{key.upper()}": value for key, value in settings.items()}
@@ -560,7 +560,7 @@ def baked_tiny_model(podman_env: dict[str, str], baked_image: str,
     """The tiny random F5-TTS model, built by the baked image's own torch and F5-TTS."""
     folder = tmp_path_factory.mktemp("tiny")
     subprocess.run(["podman", "run", "--rm", "--network=none", "--volume", f"{folder}:{TINY}",
-                    "--entrypoint", "python3", baked_image, "-m", "handler.tiny_model",
+                    "--entrypoint", "python3", baked_image, "-m", "f5worker.handler.tiny_model",
                     str(TINY)],
                    env=podman_env, check=True, capture_output=True, timeout=600)
     return folder
@@ -664,7 +664,7 @@ def test_rp_handler_in_the_baked_image_boots_through_bootstrap(
     job = {"input": {"text": "from the image's rp_handler.py"}}
     result = subprocess.run(
         ["podman", "run", "--rm", "--network=none", "--env", "BOOTSTRAP_LOG_FORMAT=json",
-         "--env", "BOOTSTRAP_HANDLER=handler.echo:make_handler",
+         "--env", "BOOTSTRAP_HANDLER=bootstrap.echo:make_handler",
          "--env", f"BOOTSTRAP_SKIP={SKIP_MODEL_STAGES}", "--entrypoint", "python3",
          baked_image, "/opt/bootstrap/rp_handler.py", "--test_input", json.dumps(job)],
         env=podman_env, capture_output=True, text=True, timeout=300)
@@ -701,7 +701,7 @@ def test_slim_boots_from_a_slow_network_volume_through_a_local_copy(
     env = {
         "BOOTSTRAP_MODE": "volume",
         "BOOTSTRAP_ALLOW_CPU": "1",
-        "BOOTSTRAP_HANDLER": "handler.echo:make_handler",
+        "BOOTSTRAP_HANDLER": "bootstrap.echo:make_handler",
         "BOOTSTRAP_TEST_INPUT": json.dumps({"text": "hello from the slow volume"}),
         "BOOTSTRAP_SKIP": SKIP_MODEL_STAGES,
         "BOOTSTRAP_REQUIREMENTS_TEXT": "runpod>=1.10,<1.13",

@@ -78,7 +78,7 @@ def test_healthy_gpu_is_chosen_and_smoke_tested(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     torch = FakeTorch(cuda_torch())
     outcome = cuda.run(ctx, FakeNvml(driver()), torch)
-    assert ctx.state["device"] == "cuda:0"
+    assert ctx.device == "cuda:0"
     assert torch.smoked == ["cuda:0"]
     assert outcome.messages == []
     assert outcome.facts["gpus"][0]["sm"] == "sm_90"
@@ -91,7 +91,7 @@ def test_cpu_only_torch_on_a_gpu_machine_is_named(tmp_path: Path) -> None:
         cuda.run(ctx, FakeNvml(driver()), fake)
     assert failed.value.message == about(cuda.E001, "torch")
     assert "2.9.1+cpu" in failed.value.message.msg
-    assert "device" not in ctx.state
+    assert ctx.device is None
 
 
 def test_driver_older_than_torch_cuda_is_named_with_both_versions(tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_older_driver_that_still_works_is_a_warning(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     outcome = cuda.run(ctx, FakeNvml(driver((12, 4))), FakeTorch(cuda_torch()))
     assert outcome.messages == [about(cuda.W002, "driver")]
-    assert ctx.state["device"] == "cuda:0"
+    assert ctx.device == "cuda:0"
 
 
 def test_gpu_arch_missing_from_torch_is_named(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_the_gpu_with_most_free_memory_is_chosen(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     cuda.run(ctx, FakeNvml(driver((12, 8), full, empty)),
              FakeTorch(cuda_torch(device_count=2, capabilities=((8, 0), (8, 0)))))
-    assert ctx.state["device"] == "cuda:1"
+    assert ctx.device == "cuda:1"
 
 
 def test_failed_smoke_test_is_named_with_the_cuda_error(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_no_gpu_fails_unless_cpu_is_allowed(tmp_path: Path) -> None:
 
     ctx = make_ctx(tmp_path, allow_cpu=True)
     outcome = cuda.run(ctx, FakeNvml(None), no_gpu)
-    assert ctx.state["device"] == "cpu"
+    assert ctx.device == "cpu"
     assert outcome.messages == [about(cuda.W001, "cpu")]
     assert no_gpu.smoked == ["cpu"]
 

@@ -23,7 +23,7 @@ CODE_ID = re.compile(r"""["']([a-z_]+\.[CEWID]\d{3})["']""")
 
 def test_every_check_id_in_code_is_documented_and_none_is_stale() -> None:
     root = DOCS.parent
-    sources = [path for folder in ("bootstrap", "handler")
+    sources = [path for folder in ("bootstrap", "f5worker")
                for path in (root / folder).rglob("*.py")]
     sources.append(root / "entrypoint.sh")  # the image's entrypoint reports its own ids
     in_code = {m for path in sources for m in CODE_ID.findall(path.read_text())}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handler.inputs import (
+from f5worker.handler.inputs import (
     ACTIONS,
     FIELDS,
     InputError,
@@ -142,7 +142,8 @@ def test_timing_format_needs_timings() -> None:
 def test_every_limit_is_a_setting_and_a_misspelt_one_is_refused() -> None:
     from bootstrap.config import load
 
-    env = {"BOOTSTRAP_LIMIT_MAX_TEXT_CHARS": "8000", "BOOTSTRAP_LIMIT_MIN_REF_DBFS": "-60",
+    env = {"BOOTSTRAP_APP": "f5worker.app:APP",
+           "BOOTSTRAP_LIMIT_MAX_TEXT_CHARS": "8000", "BOOTSTRAP_LIMIT_MIN_REF_DBFS": "-60",
            "BOOTSTRAP_LIMIT_FETCH_TIMEOUT_S": "4.5", "BOOTSTRAP_JOB_TIMEOUT_S": "120"}
     loaded = load(environ=env)
     assert loaded.sources["job_limits"] == "env BOOTSTRAP_LIMIT_*"
@@ -154,4 +155,4 @@ def test_every_limit_is_a_setting_and_a_misspelt_one_is_refused() -> None:
                      ({"BOOTSTRAP_LIMIT_JOB_TIMEOUT_S": "1"}, "is not a limit"),
                      ({"BOOTSTRAP_LIMIT_MAX_VOICES": "0"}, "must be a number over 0")):
         with pytest.raises(ValueError, match=why):
-            Limits.of(load(environ=bad).config)
+            Limits.of(load(environ={"BOOTSTRAP_APP": "f5worker.app:APP", **bad}).config)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from handler import refaudio
-from handler.inputs import InputError
+from f5worker.handler import refaudio
+from f5worker.handler.inputs import InputError
 
 BODY = b"RIFF" + bytes(5000)
 

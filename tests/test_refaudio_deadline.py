@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from handler import refaudio
-from handler.inputs import InputError
+from f5worker.handler import refaudio
+from f5worker.handler.inputs import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 SLACK_S = 1.5
@@ -121,8 +121,8 @@ def test_a_server_that_never_starts_tls_is_cut_at_the_deadline() -> None:
 # try, 5 tries): a real hanging lookup, in the real resolver.
 HANGING_RESOLVER = r"""
 import json, socket, sys, threading, time
-from handler import refaudio
-from handler.inputs import InputError
+from f5worker.handler import refaudio
+from f5worker.handler.inputs import InputError
 
 silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 silent.bind(("127.0.0.1", 53))

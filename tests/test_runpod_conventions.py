@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,8 @@ from conftest import MODEL_STAGES, REPO, boot_env, kill_boot
 
 from bootstrap import config, redaction, storage
 from bootstrap.runpod_platform import torch_cuda
-from handler import inputs
+from f5worker.handler import inputs
+from f5worker.settings import F5Settings
 
 HUB = REPO / ".runpod" / "hub.json"
 TESTS = REPO / ".runpod" / "tests.json"
@@ -68,15 +68,21 @@ def check_cuda_versions(versions: Any) -> None:
         assert version(item) >= version(minimum), f"torch needs CUDA {minimum}+, not {item}"
 
 
+# What the image sets for every endpoint (the Dockerfile's ENV): the F5-TTS app.
+IMAGE_ENV = {"BOOTSTRAP_APP": "f5worker.app:APP"}
+
+
 def check_settings(env: dict[str, str]) -> config.Config:
-    """``env``'s ``BOOTSTRAP_*`` variables are settings bootstrap knows and can use."""
+    """``env``'s ``BOOTSTRAP_*`` variables are settings bootstrap knows and can use, on top
+    of what the image sets."""
+    known = config.load(environ=IMAGE_ENV).config.settings()
     for key in env:
         if key.startswith("BOOTSTRAP_"):
             name = key.removeprefix("BOOTSTRAP_").lower()
-            assert name in {f.name for f in fields(config.Config)}, key
+            assert name in known, key
         else:
             assert key in OTHER_VARIABLES, f"{key} is read by nothing in this worker"
-    return config.load(environ=env).config
+    return config.load(environ={**IMAGE_ENV, **env}).config
 
 
 def check_job(job_input: Any) -> str:
@@ -86,7 +92,7 @@ def check_job(job_input: Any) -> str:
         request = inputs.parse(job_input, inputs.Limits())
         # The voice the baked image provides: the model stage copies F5-TTS's own example
         # voice as the warm-up voice when no other voice of that name is there.
-        assert request.voice == config.Config().warmup_voice == "default", request
+        assert request.voice == F5Settings().warmup_voice == "default", request
     elif action == "list_voices":
         inputs.parse_list(job_input)
     elif action == "add_voice":
@@ -167,7 +173,7 @@ def test_hub_json_exposes_the_main_settings_and_every_value_loads() -> None:
             loaded = check_settings({key: str(value)})
             if spec.get("type") == "boolean" and key.startswith("BOOTSTRAP_"):
                 name = key.removeprefix("BOOTSTRAP_").lower()
-                assert getattr(loaded, name) is (value == spec["trueValue"]), (key, value)
+                assert loaded.settings()[name] is (value == spec["trueValue"]), (key, value)
     # The defaults, all together, are a configuration that loads.
     check_settings({k: str(s["default"]) for k, s in specs.items() if "default" in s})
 
@@ -226,7 +232,7 @@ def test_tests_json_runs_the_baked_image_without_a_network_volume() -> None:
     # image mode: nothing to install and no volume needed (the volume stage says so, I001).
     assert loaded.mode == "image"
     assert not loaded.test_input and not loaded.serve_args, "the Hub sends the jobs"
-    assert loaded.handler == config.Config().handler  # the F5-TTS worker itself
+    assert loaded.app == IMAGE_ENV["BOOTSTRAP_APP"] and not loaded.handler  # the app's own
 
 
 def test_tests_json_jobs_are_inputs_the_handler_accepts() -> None:
@@ -255,7 +261,7 @@ def test_the_parser_refuses_what_these_checks_would_let_through() -> None:
 
 def rp_env(volume: Path, **settings: str) -> dict[str, str]:
     """A local boot of the echo handler (no model, no GPU) with the real serve stage."""
-    settings = {"skip": ",".join(MODEL_STAGES), "handler": "handler.echo:make_handler",
+    settings = {"skip": ",".join(MODEL_STAGES), "handler": "bootstrap.echo:make_handler",
                 **settings}
     env = boot_env(volume, **settings)
     # rp_handler.py finds this checkout's packages itself, from any working directory.
@@ -289,7 +295,8 @@ def test_child_env_without_arguments_is_the_entrypoints_boot() -> None:
         sys.path.remove(str(REPO))
     environ = {"BOOTSTRAP_MODE": "image", "BOOTSTRAP_TEST_INPUT": '{"text": "hi"}'}
     env = rp_handler.child_env([], environ, REPO)
-    assert env == {**environ, "PYTHONPATH": str(REPO)}
+    # The F5-TTS worker's handler file boots that app.
+    assert env == {**environ, "BOOTSTRAP_APP": "f5worker.app:APP", "PYTHONPATH": str(REPO)}
     elsewhere = rp_handler.child_env(["--rp_serve_api"], environ, Path("/opt/bootstrap"))
     assert "PYTHONPATH" not in elsewhere  # an installed image: its packages, not a path
     # Appended to what the environment already asks of the SDK: the command line wins.

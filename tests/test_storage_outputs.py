@@ -10,8 +10,8 @@ import pytest
 from s3server import Server, download, free_port
 
 from bootstrap.storage import Storage, StorageError
-from handler import outputs
-from handler.outputs import OutputRefused
+from f5worker.handler import outputs
+from f5worker.handler.outputs import OutputRefused
 
 WAV = b"RIFF" + bytes(range(256)) * 1200  # ~300 KB
 SRT = b"1\n00:00:00,000 --> 00:00:01,200\nHello there.\n"

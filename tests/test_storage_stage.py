@@ -54,7 +54,7 @@ def test_a_probe_whose_url_fails_is_still_deleted(s3_auth: Server, volume: Path)
     result = boot(volume, env=s3_auth.env())
     assert result.returncode == 22, result.stdout
     end = end_of(result)
-    assert (end["status"], end["code"]) == ("fail", "storage.E009")
+    assert (end["status"], end["failure"]["code"]) == ("fail", "storage.E009")
     listed = s3_auth.client().list_objects_v2(Bucket=s3_auth.bucket,
                                               Prefix="outputs/.bootstrap-probe")
     assert listed.get("KeyCount", 0) == 0
@@ -77,7 +77,7 @@ def test_a_broken_store_fails_the_boot_by_name(s3_auth: Server, volume: Path, ca
     result = boot(volume, env=env)
     assert result.returncode == 22, result.stdout
     end = end_of(result)
-    assert (end["status"], end["code"]) == ("fail", code)
+    assert (end["status"], end["failure"]["code"]) == ("fail", code)
     report = result.report()
     assert report["failure"]["code"] == code
     if case == "secret":

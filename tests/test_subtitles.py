@@ -18,8 +18,8 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bootstrap.aligner import Word
-from handler import subtitles
+from f5worker.aligner import Word
+from f5worker.handler import subtitles
 
 WORDS = [Word("Hello,", 0.02, 0.41), Word("world.", 0.45, 0.9), Word("Fish", 1.2, 1.5),
          Word("&", 1.5, 1.5), Word("<chips>", 1.55, 2.0), Word("-->", 2.0, 2.25),
@@ -126,7 +126,7 @@ def test_an_unknown_format_is_refused_by_name() -> None:
 def test_every_format_has_a_mime_type_and_a_renderer() -> None:
     assert set(subtitles.MIME) == set(subtitles.FORMATS)
     assert subtitles.MIME["csv"] == "text/csv" and subtitles.MIME["ass"] == "text/x-ssa"
-    # handler/outputs tells the audio from the timings by its audio/* type.
+    # f5worker/handler/outputs tells the audio from the timings by its audio/* type.
     assert not any(mime.startswith("audio/") for mime in subtitles.MIME.values())
     files = subtitles.Timings(tuple(WORDS)).files(subtitles.FORMATS)
     assert list(files) == list(subtitles.FORMATS)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.aligner import Word
-from handler import subtitles
+from f5worker.aligner import Word
+from f5worker.handler import subtitles
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 WIDTH, HEIGHT, FPS = 320, 240, 10

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bootstrap.config import Config, load
-from bootstrap.transcripts import MAX_BYTES, TranscriptCache
+from f5worker import settings
+from f5worker.transcripts import MAX_BYTES, TranscriptCache
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,11 +24,13 @@ def sha(data: bytes) -> str:
 
 def test_transcription_is_on_by_default_and_can_be_turned_off() -> None:
     # The replaced worker's clients never send ref_text: they must work unchanged.
-    config = Config()
-    assert config.transcribe is True
-    assert (config.asr_model, config.asr_dir) == (
+    app = {"BOOTSTRAP_APP": "f5worker.app:APP"}
+    on = settings.of(load(environ=app).config)
+    assert on.transcribe is True
+    assert (on.asr_model, on.asr_dir) == (
         "openai/whisper-large-v3-turbo", Path("models/whisper-large-v3-turbo"))
-    off = load(environ={"BOOTSTRAP_TRANSCRIBE": "0", "BOOTSTRAP_ASR_MODEL": ""}).config
+    off = settings.of(load(environ={**app, "BOOTSTRAP_TRANSCRIBE": "0",
+                                    "BOOTSTRAP_ASR_MODEL": ""}).config)
     assert off.transcribe is False and off.asr_model == ""
 
 
@@ -59,7 +62,7 @@ def test_keys_and_texts_it_refuses(tmp_path: Path) -> None:
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from bootstrap.transcripts import TranscriptCache
+    from f5worker.transcripts import TranscriptCache
 
     cache, key, letter = TranscriptCache(Path(sys.argv[1])), sys.argv[2], sys.argv[3]
     text = letter * 40000  # large enough that a torn write would show

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap import voices
-from bootstrap.voices import VoiceError, VoiceLibrary
+from f5worker import voices
+from f5worker.voices import VoiceError, VoiceLibrary
 
 WAV = b"RIFF" + bytes(4000)
 

@@ -15,7 +15,9 @@ _OPTIONS = [
                  help="bootstrap.toml to read (default: ./bootstrap.toml, or $BOOTSTRAP_CONFIG)."),
     click.option("--mode", type=click.Choice(["volume", "image", "local"]),
                  help="volume: packages on the network volume; image: baked in; local: a dev box."),
-    click.option("--volume", type=click.Path(path_type=Path),
+    # Taken as given, not judged: the volume stage says what is wrong with it (missing,
+    # unreadable, read-only), with its id and hint, in the boot's events and report.
+    click.option("--volume", type=click.Path(path_type=Path, readable=False),
                  help="The shared volume (default /runpod-volume)."),
     click.option("--log-format", type=click.Choice(["auto", "json", "console"]),
                  help="Event format; auto is console on a TTY, JSON otherwise."),

@@ -3,7 +3,7 @@
 The driver (through NVML) and torch are asked separately, because their disagreement is
 the failure: a CPU-only torch on a GPU machine, a driver older than torch's CUDA, a GPU
 whose ``sm_XY`` torch has no kernels for. A matmul and a convolution then run on the
-chosen device. The device goes to ``ctx.state["device"]`` for the model stage; the CPU is
+chosen device. The device goes to ``ctx.device`` for the app's stages; the CPU is
 chosen only when ``allow_cpu`` is set, and then a warning says so.
 """
 
@@ -46,9 +46,10 @@ E006 = error("cuda.E006", "the smoke test (matmul + conv) failed on {device}",
 E007 = error("cuda.E007", "the driver sees {count} GPU(s) but torch cannot use them",
              "the cause is torch's own reason; check the driver and torch's CUDA version")
 E008 = error("cuda.E008", "torch is not importable in the worker's environment",
-             "install the f5 extra (pip install '.[f5]'); the cause is the import error")
+             "add torch to the environment (the app's requirements); the cause is the "
+             "import error")
 W001 = warning("cuda.W001", "running on the CPU: {reason}",
-               "allowed by allow_cpu (local mode); synthesis is minutes per request")
+               "allowed by allow_cpu (local mode); a model runs many times slower there")
 W002 = warning("cuda.W002", "driver CUDA {driver_cuda} is older than torch's {torch_cuda}",
                "it runs on CUDA minor-version compatibility; a newer driver is safer")
 
@@ -181,7 +182,7 @@ def run(ctx: Context, nvml: Nvml | None = None, torch: TorchCuda | None = None) 
     if result.device == "cpu":
         events.emit("warn", "cuda.cpu", msg="no GPU in use: the model will run on the CPU",
                     reason=result.messages[0].msg if result.messages else "")
-    ctx.state["device"] = result.device
+    ctx.device = result.device
     result.facts["device"] = result.device
     return Outcome(facts=result.facts, messages=result.messages)
 

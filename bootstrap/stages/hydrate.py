@@ -25,7 +25,6 @@ from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, info, warning
 from bootstrap.stage import Outcome, Side, Stage
-from bootstrap.stages.volume import IO_STATE
 
 W001 = warning("hydrate.W001", "environment {key} has no packed form: the worker runs from "
                                "the volume",
@@ -49,7 +48,7 @@ def _lookup_ms(ctx: Context) -> tuple[float | None, float | None]:
     """The volume's lookup latency and read rate: the volume stage's probe when it ran,
     else (``bootstrap check``, or a boot that does not build there) lookups alone, which
     write nothing."""
-    rates = ctx.state.get(IO_STATE)
+    rates = ctx.volume_io
     if isinstance(rates, ioprobe.Rates):
         return rates.lookup_ms, rates.read_mb_s
     try:
@@ -66,7 +65,7 @@ def _plan(ctx: Context, env: Path) -> tuple[hydrate.Plan, dict[str, Any]]:
 
 
 def _env(ctx: Context) -> Path | None:
-    env = ctx.state.get("env")
+    env = ctx.env
     return Path(env) if env else None
 
 
@@ -98,41 +97,34 @@ def check(ctx: Context) -> list[Message]:
 
 
 def _use(ctx: Context, local: Path) -> None:
-    ctx.state["python"] = str(local / "bin" / "python")
-    ctx.state["hydrated"] = str(local)
+    ctx.python = local / "bin" / "python"
+    ctx.hydrated = local
 
 
-# ctx.state: the background reader of the pages an earlier boot read (kept for the boot's
-# life: its threads read while the worker starts)
-PREFETCH_STATE = "hydrate.prefetch"
-RECORDING_STATE = "hydrate.recording"
-
-
-def _prefetch(ctx: Context, env: Path, facts: dict[str, Any]) -> None:
-    """Start reading what an earlier boot from a copy read of the linked large files."""
+def _prefetch(env: Path, facts: dict[str, Any]) -> None:
+    """Start reading what an earlier boot from a copy read of the linked large files. The
+    reader's threads are daemons of the supervisor: they read while the worker starts,
+    and end with the reading or with the supervisor."""
     touched = prefetch.load(env)
     if touched is None or not touched.files:
         facts["prefetch_mb"] = None  # none recorded yet: this boot records it when ready
         return
-    ctx.state[PREFETCH_STATE] = prefetch.Reader(env, touched).start()
+    prefetch.Reader(env, touched).start()
     facts.update(prefetch_mb=touched.bytes >> 20, prefetch_files=len(touched.files))
 
 
 def record_touched(ctx: Context) -> threading.Thread | None:
     """Once the worker is ready (or has finished its stages, in a boot that does not
-    serve): record the large files' pages this boot read, when it ran from a copy and no
-    boot recorded them before. In a thread of its own (a round trip per linked file),
-    never raising: it is a hint for later boots. Once per boot."""
-    local, env = ctx.state.get("hydrated"), _env(ctx)
-    if ctx.state.get(RECORDING_STATE) or not local or env is None:
-        return None
-    ctx.state[RECORDING_STATE] = True
-    if (env / prefetch.RECORD).exists():
+    serve; the supervisor calls this once): record the large files' pages this boot read,
+    when it ran from a copy and no boot recorded them before. In a thread of its own (a
+    round trip per linked file), never raising: it is a hint for later boots."""
+    local, env = ctx.hydrated, ctx.env
+    if local is None or env is None or (env / prefetch.RECORD).exists():
         return None
 
     def record() -> None:
         with contextlib.suppress(OSError):
-            linked = (Path(local) / envpack.LINKED).read_text().splitlines()
+            linked = (local / envpack.LINKED).read_text().splitlines()
             touched = prefetch.record(env, linked)
             if touched.files:
                 prefetch.save(env, touched)
@@ -156,7 +148,7 @@ def run(ctx: Context) -> Outcome:
                    else I002.at(env, key=key, why=plan.why))
         return Outcome(facts=facts, messages=[message])
     pack, local = plan.pack, plan.local
-    _prefetch(ctx, env, facts)
+    _prefetch(env, facts)
     want = hydrate.identity(marker, pack)
     if hydrate.trusted(local, want) is None:
         _use(ctx, local)

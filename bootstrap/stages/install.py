@@ -1,5 +1,12 @@
-"""install: fill the environment the venv stage started, prove it, publish it
-(FAILURES.md 5, 11, 12, 14).
+"""install: build the environment the venv stage found missing, as one transaction; prove
+it; publish it (FAILURES.md 5, 11, 12, 14).
+
+``build`` is the whole transaction, in one function: take the key's lease
+(``bootstrap.lease``; waiters stop waiting when another worker publishes), look again
+(another worker may have finished meanwhile), remove leftovers of interrupted builds,
+create the environment in a staging directory, install, verify, pack, write the marker,
+publish by rename, release. The lease is a ``with`` block and the staging directory is
+removed in its ``finally``: a failure, a stop signal or a lost lease leaves neither behind.
 
 Installs with uv or pip (``bootstrap.installer``), streaming output as rate-limited events,
 with a timeout per attempt and retries with backoff for transient failures (network, 5xx,
@@ -31,6 +38,7 @@ from bootstrap import (
     command,
     compat,
     diskspace,
+    envbuild,
     envpack,
     envprobe,
     envstore,
@@ -40,8 +48,9 @@ from bootstrap import (
 )
 from bootstrap.command import CommandFailed
 from bootstrap.context import Context
-from bootstrap.envbuild import STATE, Build
+from bootstrap.envbuild import Build, Wanted
 from bootstrap.exit_codes import ExitCode
+from bootstrap.lease import Lease, Owner, WaitedTooLong
 from bootstrap.message import Message, error, info, warning
 from bootstrap.requirements import RequirementsMissing, load
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
@@ -52,7 +61,7 @@ from bootstrap.throttle import Throttle
 MAX_WAIT_S = 120.0
 
 # The modules behind WORKER_REQUIREMENTS: the worker cannot start without them.
-WORKER_MODULES = ("click", "psutil")
+WORKER_MODULES = ("click", "psutil", "structlog")
 
 E001 = error("install.E001", "the installer failed: {reason}",
              "a permanent error (a missing or conflicting requirement); the cause holds "
@@ -68,6 +77,11 @@ E005 = error("install.E005", "{count} requirement(s) not met by the image, e.g. 
              "rebuild the image with them, or use BOOTSTRAP_MODE=volume")
 E006 = error("install.E006", "the build lease was taken over by another worker",
              "this worker stalled past BOOTSTRAP_LEASE_TIMEOUT_S; raise it")
+E007 = error("install.E007", "creating the environment failed: {reason}",
+             "the cause holds the command and its output")
+E008 = error("install.E008", "waited {waited} s for {holder} to build the environment",
+             "that worker is stuck; its lease is taken over {timeout} s after its last "
+             "heartbeat (BOOTSTRAP_LEASE_TIMEOUT_S)")
 W001 = warning("install.W001", "inconsistent environment: {detail}",
                "the installer's check reports it; pin compatible versions")
 W002 = warning("install.W002", "known-bad versions: {detail}",
@@ -105,14 +119,14 @@ def _install(ctx: Context, build: Build) -> int:
     """Run the installer until it succeeds; the number of attempts it took."""
     config = ctx.config
     requirements = build.staging / ".bootstrap-requirements.txt"
-    requirements.write_text(build.requirements.text())
-    argv = build.installer.install_argv(build.python, requirements, config)
+    requirements.write_text(build.wanted.requirements.text())
+    argv = build.wanted.installer.install_argv(build.python, requirements, config)
     attempts = max(config.install_attempts, 1)
     for attempt in range(1, attempts + 1):
         if build.lease.lost:
             raise StageFailed(E006.at(build.lease.path))
         try:
-            build.installer.run(argv, timeout_s=config.install_timeout_s,
+            build.wanted.installer.run(argv, timeout_s=config.install_timeout_s,
                                 on_line=Throttle("install.output"), target=build.staging)
             return attempt
         except CommandFailed as exc:
@@ -176,7 +190,7 @@ def _warnings(versions: dict[str, str]) -> list[Message]:
 
 def _consistency(build: Build) -> list[Message]:
     try:
-        build.installer.run(build.installer.check_argv(build.python), timeout_s=300)
+        build.wanted.installer.run(build.wanted.installer.check_argv(build.python), timeout_s=300)
     except CommandFailed as exc:
         detail = (exc.result.stdout or exc.result.stderr).strip().splitlines()
         return [W001.at(build.key, detail=(detail[0] if detail else "check failed")[:120])]
@@ -190,7 +204,7 @@ def _pack(ctx: Context, build: Build, messages: list[Message]) -> envpack.Pack |
     if ctx.config.hydrate == "never":
         return None
     # Console scripts get their final path now (publish would do it after the pack).
-    envstore.retarget_scripts(build.staging / "bin", build.staging, build.final)
+    envstore.retarget_scripts(build.staging / "bin", build.staging, build.wanted.final)
     try:
         return envpack.write(build.staging, timeout_s=ctx.config.install_timeout_s)
     except envpack.PackFailed as exc:
@@ -201,12 +215,84 @@ def _pack(ctx: Context, build: Build, messages: list[Message]) -> envpack.Pack |
         return None
 
 
-def _build(ctx: Context, build: Build) -> Outcome:
+def _create(ctx: Context, build: Build) -> None:
+    """An empty environment in the staging directory."""
+    found = build.wanted.installer
+    try:
+        found.run(found.create_argv(build.staging, ctx.config.system_site_packages),
+                  timeout_s=300)
+    except (CommandFailed, OSError) as exc:
+        text = exc.render() if isinstance(exc, CommandFailed) else str(exc)
+        if diskspace.text_says_full(text) or (isinstance(exc, OSError)
+                                              and diskspace.is_full(exc)):
+            raise _disk_full(build, text) from None
+        raise StageFailed(E007.at(build.staging, reason=text.splitlines()[0][:120]),
+                          text) from None
+
+
+def _wait_s(ctx: Context) -> float:
+    # the longest a healthy build can take: every install attempt, plus creating the env
+    return ctx.config.install_timeout_s * ctx.config.install_attempts + 120
+
+
+def build(ctx: Context, wanted: Wanted) -> Outcome:
+    """The whole build, one transaction: lease → look again → create → install → verify →
+    publish → release. The lease is held by the ``with`` block alone; another worker that
+    publishes the environment first (before this one took the lease, or while it waited)
+    ends the transaction with that environment in use."""
+    store = envstore.Store(ctx.config.volume)
+    lease = Lease(store.locks, f"env-{wanted.key}", Owner(ctx.worker_id),
+                  ctx.config.lease_timeout_s)
+    facts: dict[str, Any] = {"key": wanted.key}
+    while True:
+        seen = store.identity(wanted.final)
+
+        def published(seen: tuple[int, int] | None = seen) -> bool:
+            return store.identity(wanted.final) not in (seen, None)
+
+        try:
+            with lease.holding(done=published, wait_s=_wait_s(ctx)) as held:
+                # look again: no other worker can be building it while this one holds it
+                if held and envstore.health(wanted.final) is not None:
+                    staging = store.staging(wanted.key, ctx.worker_id)
+                    outcome = _build(ctx, Build(wanted, staging, lease), store, facts)
+                    break
+        except WaitedTooLong as exc:
+            raise StageFailed(E008.at(lease.path, waited=int(_wait_s(ctx)),
+                                      holder=str(exc).rpartition("for ")[2],
+                                      timeout=int(ctx.config.lease_timeout_s))) from None
+        # another worker published it: use it, unless it is unhealthy too (then rebuild)
+        if envstore.health(wanted.final) is None:
+            envstore.mark_used(wanted.final)
+            envbuild.use_env(ctx, wanted.final)
+            reused = _reused(wanted.final)
+            reused.facts["built_by_another_worker"] = True
+            return reused
+    # the lease is released: what remains is housekeeping
+    busy = {p.name[len("env-"):-len(".lease")] for p in store.locks.glob("env-*.lease")}
+    removed = store.gc(ctx.config.envs_keep, wanted.key, busy)
+    if removed:
+        outcome.facts["removed_envs"] = removed
+    return outcome
+
+
+def _build(ctx: Context, build: Build, store: envstore.Store,
+           facts: dict[str, Any]) -> Outcome:
+    """Holding the lease: nothing else builds this key. The staging directory is published
+    or removed before this returns, whatever happens."""
+    wanted = build.wanted
+    store.discard(wanted.final)  # unhealthy, if there at all (the venv stage said why)
+    removed = store.clean_leftovers(build.key)
+    if removed:
+        facts["removed_leftovers"] = removed
+    if build.lease.took_over is not None:
+        facts["took_over_lease_of"] = build.lease.took_over.describe()
     published = False
     try:
+        _create(ctx, build)
         started = time.monotonic()
         attempts = _install(ctx, build)
-        cache = build.installer.build_cache(build.staging)
+        cache = wanted.installer.build_cache(build.staging)
         if cache is not None and cache.exists():  # the environment keeps its files: hard links
             shutil.rmtree(cache)
         install_s = round(time.monotonic() - started, 2)
@@ -217,39 +303,32 @@ def _build(ctx: Context, build: Build) -> Outcome:
         messages = _consistency(build) + _warnings(probe["versions"])
         packed = _pack(ctx, build, messages)
         envstore.write_marker(build.staging, {
-            "key": build.key, "inputs": build.inputs, "python": platform.python_version(),
+            "key": build.key, "inputs": wanted.inputs, "python": platform.python_version(),
             "base_python": os.path.realpath(sys.executable), "created": time.time(),
-            "built_by": ctx.worker_id, "installer": build.installer.label,
+            "built_by": ctx.worker_id, "installer": wanted.installer.label,
             "versions": probe["versions"], "imports": probe["imports"],
-            "install_s": install_s, "reason": build.reason,
+            "install_s": install_s, "reason": wanted.reason,
             **({envpack.RECORD: packed.to_dict()} if packed is not None else {}),
         })
-        store = envstore.Store(ctx.config.volume)
         try:
             final = store.publish(build.staging, build.key)
         except FileExistsError:  # another worker published first (a lease takeover race)
-            final = build.final
+            final = wanted.final
         else:
             published = True
-        ctx.state["env"] = str(final)
-        ctx.state["python"] = str(Path(final) / "bin" / "python")
-        facts = {"key": build.key, "attempts": attempts, "install_s": install_s,
-                 "packages": len(probe["versions"]), "imports_ms": probe["imports"],
-                 "packed": packed.to_dict() if packed is not None else None}
-        busy = {p.name[len("env-"):-len(".lease")] for p in store.locks.glob("env-*.lease")}
-        removed = store.gc(ctx.config.envs_keep, build.key, busy)
-        if removed:
-            facts["removed_envs"] = removed
-        return Outcome(facts=facts, messages=messages)
+        envbuild.use_env(ctx, final)
+        return Outcome(facts={**facts, "built": published, "attempts": attempts,
+                              "install_s": install_s, "packages": len(probe["versions"]),
+                              "imports_ms": probe["imports"],
+                              "packed": packed.to_dict() if packed is not None else None},
+                       messages=messages)
     except OSError as exc:
         if diskspace.is_full(exc):
             raise _disk_full(build, str(exc)) from None
         raise
     finally:
         if not published:
-            envstore.Store(ctx.config.volume).discard(build.staging)
-        build.lease.release()
-        ctx.state.pop(STATE, None)
+            store.discard(build.staging)
 
 
 def _verify_in_place(ctx: Context) -> Outcome:
@@ -259,7 +338,7 @@ def _verify_in_place(ctx: Context) -> Outcome:
     imports = [*ctx.config.import_check]
     if not reqs.configured and not imports:
         return Outcome(facts={"verified": 0}, skipped=True)
-    python = Path(str(ctx.state.get("python", sys.executable)))
+    python = envbuild.python_in_use(ctx)
     probe = _probe(python, imports, list(reqs.lines))
     failures = _import_failures(probe)
     if failures:
@@ -276,7 +355,8 @@ def _reused(env: Path) -> Outcome:
     marker = envstore.read_marker(env) or {}
     versions: dict[str, str] = marker.get("versions", {})
     key = marker.get("key", env.name)
-    return Outcome(facts={"key": key, "reused": True, "packages": len(versions)},
+    return Outcome(facts={"key": key, "reused": True, "built": False,
+                          "packages": len(versions)},
                    messages=[I001.at(env, key=key, count=len(versions)), *_warnings(versions)])
 
 
@@ -293,11 +373,12 @@ def check(ctx: Context) -> list[Message]:
 
 
 def run(ctx: Context) -> Outcome:
-    build = ctx.state.get(STATE)
-    if isinstance(build, Build):
-        return _build(ctx, build)
-    if "env" in ctx.state:
-        return _reused(Path(ctx.state["env"]))
+    wanted = envbuild.wanted(ctx)
+    if wanted is not None:
+        return build(ctx, wanted)
+    env = envbuild.env_in_use(ctx)
+    if env is not None:
+        return _reused(env)
     return _verify_in_place(ctx)
 
 

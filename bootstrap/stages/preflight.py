@@ -76,7 +76,7 @@ def check(ctx: Context) -> list[Message]:
         messages.append(W001.at("RUNPOD_INIT_TIMEOUT", expected=int(expected), limit=int(limit),
                                 suggest=int(expected / INIT_TIMEOUT_MARGIN) + 60))
     # `bootstrap check --platform runpod` predicts the platform, where the variable is set.
-    if "RUNPOD_POD_ID" not in os.environ and ctx.state.get("platform") != "runpod":
+    if "RUNPOD_POD_ID" not in os.environ and ctx.platform != "runpod":
         messages.append(I001.at("RUNPOD_POD_ID"))
     return messages
 

@@ -1,32 +1,47 @@
 """serve: hands the warm process to the request handler.
 
-The handler is built by the configured factory (``module:callable``, called with the
-context so it can reach the warm model), then started with ``runpod.serverless.start``.
+The handler is built by the app's factory, or the one the ``handler`` setting names
+(``module:callable``, called with the context so it can reach what the app's stages
+loaded), then started with ``runpod.serverless.start``.
 The RunPod SDK is imported here and nowhere else: it is heavy, and its own checks may end
 the process, which the supervisor then names as a death during this stage.
+
+Every job runs in its own event context (``with_job_context``): whatever the handler logs,
+through ``structlog.get_logger()``, stdlib logging or ``events.emit``, carries the job's id
+and action besides the boot's run id and stage, and nothing it binds outlives the job.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
 import json
 import os
 import shlex
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
-from bootstrap.message import error
+from bootstrap.message import Message, error
+from bootstrap.protocol import emit_ready
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.target import resolve
 
 E001 = error("serve.E001", "the handler factory {target} could not be loaded",
-             "check BOOTSTRAP_HANDLER (module:callable) and that the module is installed")
+             "check BOOTSTRAP_APP or BOOTSTRAP_HANDLER (module:callable) and that the module "
+             "is installed")
 E002 = error("serve.E002", "the handler factory {target} failed",
              "the factory raised; the cause says why")
 E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
-             "add runpod to the requirements (pip install 'bootstrap-worker[serve]')")
+             "install it where the worker runs: the image (pip install "
+             "'bootstrap-worker[serve]'); environments bootstrap builds get it added")
+E005 = error("serve.E005", "no handler to serve: no app and no handler is configured",
+             "set BOOTSTRAP_APP to an app (module:attribute), or BOOTSTRAP_HANDLER to a "
+             "handler factory (module:callable)")
 E004 = error("serve.E004", "the RunPod SDK ended the worker with exit code {code}",
              "the SDK's own lines above say why: a failed test job, or a failed fitness check")
 
@@ -41,8 +56,91 @@ def _sdk_argv(ctx: Context) -> list[str]:
     return argv
 
 
+def job_fields(job: Any) -> dict[str, Any]:
+    """The fields every event of a job carries: its id, and the request's action if any."""
+    fields: dict[str, Any] = {}
+    if isinstance(job, dict):
+        fields["job_id"] = job.get("id")
+        request = job.get("input")
+        if isinstance(request, dict) and isinstance(request.get("action"), str):
+            fields["action"] = request["action"]
+    return fields
+
+
+def with_job_context(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler`` with each job run in a context of its own that binds the job's fields.
+
+    The RunPod SDK (1.10-1.12) runs each job as an asyncio task and calls a plain handler
+    on the event loop's thread; it tells a streaming handler by
+    ``inspect.isgeneratorfunction`` / ``isasyncgenfunction``, so the wrapper is of the same
+    kind as the handler. A plain or generator handler runs each step in a copy of the
+    context taken at the job's start: what it binds ends with the job, whatever thread or
+    task the SDK runs it on. A coroutine or async generator binds in its own task's context
+    and resets it when the job ends.
+    """
+    if inspect.isasyncgenfunction(handler):
+        @functools.wraps(handler)
+        async def stream_async(job: Any) -> AsyncIterator[Any]:
+            with events.job_context(**job_fields(job)):
+                async for item in handler(job):
+                    yield item
+        return stream_async
+    if inspect.isgeneratorfunction(handler):
+        @functools.wraps(handler)
+        def stream(job: Any) -> Iterator[Any]:
+            context = _job_context(job)
+            steps = context.run(handler, job)
+            while True:
+                try:
+                    item = context.run(next, steps)
+                except StopIteration:
+                    return
+                yield item
+        return stream
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def answer_async(job: Any) -> Any:
+            with events.job_context(**job_fields(job)):
+                return await handler(job)
+        return answer_async
+
+    @functools.wraps(handler)
+    def answer(job: Any) -> Any:
+        result = _job_context(job).run(handler, job)
+        if inspect.isawaitable(result):  # a callable object whose __call__ is async
+            return _awaited_in_job_context(result, job)
+        return result
+    return answer
+
+
+def _job_context(job: Any) -> contextvars.Context:
+    """A copy of the current context with the job's fields bound in it: discarded with the
+    job, so nothing needs unbinding."""
+    context = contextvars.copy_context()
+    context.run(events.bind_to_context, **job_fields(job))
+    return context
+
+
+async def _awaited_in_job_context(result: Awaitable[Any], job: Any) -> Any:
+    with events.job_context(**job_fields(job)):
+        return await result
+
+
+def _target(ctx: Context) -> str:
+    """The handler factory: the ``handler`` setting, else the app's."""
+    from bootstrap import app as apps
+
+    return ctx.config.handler or apps.load(ctx.config.app).handler
+
+
+def check(ctx: Context) -> list[Message]:
+    return [] if _target(ctx) else [E005.at("handler")]
+
+
 def run(ctx: Context) -> Outcome:
-    target = ctx.config.handler
+    target = _target(ctx)
+    if not target:
+        raise StageFailed(E005.at("handler"))
     try:
         factory: Any = resolve(target)
     except Exception as exc:
@@ -55,19 +153,18 @@ def run(ctx: Context) -> Outcome:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
         raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
-    events.emit("info", "ready", msg="worker ready; handing requests to the handler",
-                handler=target)
+    emit_ready(handler=target)
     sys.argv = _sdk_argv(ctx)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
-    # (for a TTS worker: megabytes of base64 audio per request) into the console.
+    # (audio or images: megabytes of base64 per request) into the console.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
-        runpod.serverless.start({"handler": handler})
+        runpod.serverless.start({"handler": with_job_context(handler)})
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise StageFailed(E004.at("runpod", code=exc.code), cause="sdk exit") from exc
     return Outcome()
 
 
-STAGE = Stage(name="serve", run=run, side=Side.WORKER, exit_code=ExitCode.SERVE,
+STAGE = Stage(name="serve", run=run, check=check, side=Side.WORKER, exit_code=ExitCode.SERVE,
               deadline_s=0)  # serving has no end

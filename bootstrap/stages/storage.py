@@ -5,7 +5,7 @@ job, long after boot said "ready". When storage is configured (``bootstrap.stora
 endpoint must answer, the bucket must exist, and a probe object must be written, read back
 through a presigned URL (what clients will use) and deleted. Not configured: skipped with a
 note, and outputs are inline only. The verified store is handed to the handler in
-``ctx.state["storage"]``.
+``ctx.storage``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def check(ctx: Context) -> list[Message]:
 def run(ctx: Context) -> Outcome:
     storage = _configured(ctx)
     if storage is None:
-        ctx.state["storage"] = None
+        ctx.storage = None
         return Outcome(messages=[I001.at("BUCKET_ENDPOINT_URL")], skipped=True)
     s = storage.settings
     started = time.monotonic()
@@ -95,7 +95,7 @@ def run(ctx: Context) -> Outcome:
     if got != PROBE:
         raise StageFailed(E008.at(storage.key(key), got=len(got), sent=len(PROBE)),
                           cause=f"first bytes read back: {got[:40]!r}")
-    ctx.state["storage"] = storage
+    ctx.storage = storage
     facts = {"endpoint": s.endpoint, "bucket": s.bucket, "bucket_source": s.bucket_source,
              "prefix": s.prefix, "url_ttl_s": s.url_ttl_s,
              "round_trip_ms": int((time.monotonic() - started) * 1000)}

@@ -25,7 +25,6 @@ from bootstrap.stage import Outcome, Side, Stage, StageFailed
 # Below these the volume is slow enough to dominate a boot that installs or imports from it.
 SLOW_SMALL_FILES_PER_S = 200
 SLOW_MB_S = 20
-IO_STATE = "volume_io"  # ctx.state key: the I/O probe's ioprobe.Rates, when it ran
 
 E001 = error("volume.E001", "volume {path} does not exist",
              "attach a network volume to the endpoint (mounted at /runpod-volume; "
@@ -183,7 +182,7 @@ def run(ctx: Context) -> Outcome:
             facts["io"] = f"not measured: {exc.strerror or exc}"
             return Outcome(facts=facts, messages=messages)
         facts["io"] = rates.to_dict()
-        ctx.state[IO_STATE] = rates  # the hydrate stage decides by it
+        ctx.volume_io = rates  # the hydrate stage decides by it
         if rates.small_files_per_s < SLOW_SMALL_FILES_PER_S or rates.write_mb_s < SLOW_MB_S:
             messages.append(W002.at(ctx.config.volume, small=round(rates.small_files_per_s),
                                     write=round(rates.write_mb_s, 1)))

@@ -71,6 +71,14 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheelhouse.cached(tmp_path_factory.getbasetemp() / "wheelhouse")
 
 
+@pytest.fixture(scope="session")
+def sdk_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The RunPod SDK and its dependencies, for boots that reach serve (find-links with
+    ``wheels``)."""
+    return wheelhouse.cached(tmp_path_factory.getbasetemp() / "wheelhouse-sdk",
+                             wheelhouse.build_sdk)
+
+
 def base_env(tmp: Path, wheels: Path, volume: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("BOOTSTRAP_", "PIP_", "UV_", "RUNPOD_"))}
@@ -100,15 +108,16 @@ BootFn = Callable[..., Boot]
 
 @pytest.fixture
 def boot(tmp_path: Path, wheels: Path) -> BootFn:
-    """``boot(volume, prefix=[...], create=True, **env)``: run ``bootstrap run`` (the volume
-    directory created first unless ``create`` is false) and wait for it."""
+    """``boot(volume, prefix=[...], create=True, args=[...], **env)``: run ``bootstrap run
+    *args`` (the volume directory created first unless ``create`` is false) and wait for
+    it."""
 
     def run(volume: Path, prefix: Sequence[str] = (), timeout: float = 240,
-            create: bool = True, **env: str) -> Boot:
+            create: bool = True, args: Sequence[str] = (), **env: str) -> Boot:
         if create:
             volume.mkdir(parents=True, exist_ok=True)
         full = base_env(tmp_path, wheels, volume) | env
-        argv = [*prefix, sys.executable, "-m", "bootstrap", "run"]
+        argv = [*prefix, sys.executable, "-m", "bootstrap", "run", *args]
         proc = subprocess.run(argv, capture_output=True, text=True, env=full, cwd=tmp_path,
                               timeout=timeout)
         return Boot(proc.returncode, parse(proc.stdout), proc.stdout, proc.stderr, argv)

@@ -57,3 +57,28 @@ def test_an_unhealthy_environment(boot: BootFn, tmp_path: Path, wheels: Path) ->
     result = boot(vol)
     assert venv.W001.id in result.codes()  # run says the same, then rebuilds
     assert result.returncode == 0
+
+
+def _contents(tmp_path: Path, wheels: Path, vol: Path, **env: str) -> str:
+    full = base_env(tmp_path, wheels, vol) | env
+    result = subprocess.run([sys.executable, "-m", "bootstrap", "check", "--output", "json"],
+                            capture_output=True, text=True, env=full, cwd=tmp_path,
+                            timeout=120)
+    (found,) = [m for m in json.loads(result.stdout)["messages"] if m["id"] == venv.I005.id]
+    return str(found["msg"])
+
+
+def test_check_says_what_the_environment_holds_and_who_added_what(
+        tmp_path: Path, wheels: Path) -> None:
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    serving = _contents(tmp_path, wheels, vol, BOOTSTRAP_MODE="volume", BOOTSTRAP_SKIP="",
+                        BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_a")
+    assert serving.startswith("environment cpython-"), serving
+    assert "bsdemo_a; " in serving
+    assert "runpod>=1.10,<1.13 (added: the serve stage)" in serving
+    assert "click>=8.1 (added: bootstrap's worker process)" in serving
+    # a boot that does not serve gets no SDK
+    assert "runpod" not in _contents(tmp_path, wheels, vol, BOOTSTRAP_MODE="volume",
+                                     BOOTSTRAP_SKIP="serve")
+    assert list(vol.iterdir()) == []  # nothing built or written by the check

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from envboot import Boot, BootFn, StartFn, envs, parse
+from envboot import WORKER_STAGES, Boot, BootFn, StartFn, envs, parse
 
 from bootstrap import envstore
 from bootstrap.message import Level, Message
@@ -29,7 +29,7 @@ def test_cold_boot_builds_publishes_and_starts_the_worker_from_the_env(
     assert result.named("worker.start")[0]["argv"][0] == str(env / "bin" / "python")
     marker = envstore.read_marker(env)
     assert marker is not None and marker["versions"]["bsdemo-a"] == "1.0"
-    assert set(marker["imports"]) == {"click", "psutil"}
+    assert set(marker["imports"]) == {"click", "psutil", "structlog"}
     # byte-compiled at install: workers never write .pyc files to the shared volume
     site = next((env / "lib").glob("python3*/site-packages"))
     assert list((site / "bsdemo_a" / "__pycache__").glob("__init__.*.pyc"))
@@ -70,7 +70,8 @@ def test_eight_concurrent_cold_boots_build_once(tmp_path: Path, start: StartFn) 
         boots.append(Boot(proc.returncode, parse(out), out, err))
     for b in boots:
         assert b.returncode == 0, b.output + b.stderr
-    built = [b for b in boots if not b.stage("venv")["facts"]["reused"]]
+    # the install stage says who built it: whoever held the lease when it was missing
+    built = [b for b in boots if b.stage("install")["facts"]["built"]]
     assert len(built) == 1
     pythons = {b.named("worker.start")[0]["argv"][0] for b in boots}
     assert len(pythons) == 1
@@ -104,7 +105,7 @@ def test_sigkill_mid_install_next_boot_takes_over_and_cleans_up(
     assert result.returncode == 0, result.output
     takeover = result.named("lease.takeover")
     assert takeover and "doomed" in takeover[0]["holder"]
-    facts = result.stage("venv")["facts"]
+    facts = result.stage("install")["facts"]  # the build, under the lease, cleans up
     assert facts["removed_leftovers"] == leftovers
     assert envs(volume) == [facts["key"]]
 
@@ -157,7 +158,7 @@ def test_nonexistent_requirement_is_permanent_not_retried_with_stderr_tail(
     assert (summary["status"], summary["stage"], summary["code"]) == (
         "fail", "install", install.E001.id)
     assert not result.named("install.retry")
-    assert "bsdemo-nonexistent" in result.stage("install")["cause"]
+    assert "bsdemo-nonexistent" in result.stage("install")["failure"]["cause"]
     assert envs(tmp_path / "vol") == []  # nothing published, nothing left
 
 
@@ -195,3 +196,76 @@ def test_subprocess_env_is_isolated_from_this_machines_pip_config() -> None:
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert not any(k.startswith("PIP_") and k != "PIP_CONFIG_FILE" for k in env)
     assert subprocess.run(["true"], env=env).returncode == 0
+
+
+def _leases(volume: Path) -> list[Path]:
+    return list((volume / ".bootstrap" / "locks").glob("*.lease"))
+
+
+def test_a_boot_that_skips_install_builds_nothing_and_names_the_fix(
+        boot: BootFn, tmp_path: Path) -> None:
+    """The venv stage only looks; the build is the install stage's transaction. Skipping
+    install with no environment published fails at once, naming the fix, and leaves no
+    staging directory and no lease (it used to end "ok", leaving both, and the worker ran
+    without its requirements)."""
+    volume = tmp_path / "vol"
+    skip = f"install,{WORKER_STAGES}"
+    result = boot(volume, BOOTSTRAP_MODE="local", BOOTSTRAP_REQUIREMENTS_TEXT="click",
+                  BOOTSTRAP_INSTALLER="pip", BOOTSTRAP_SKIP=skip)
+    assert result.returncode == 12, result.output
+    assert (result.summary["stage"], result.summary["code"]) == ("venv", venv.E006.id)
+    assert "is not built" in result.summary["msg"]
+    assert "remove install from BOOTSTRAP_SKIP" in result.summary["hint"]
+    assert not result.named("worker.start")
+    assert envs(volume) == [] and _leases(volume) == []
+    # once built, a boot that skips install reuses it
+    built = boot(volume, BOOTSTRAP_MODE="local", BOOTSTRAP_REQUIREMENTS_TEXT="click",
+                 BOOTSTRAP_INSTALLER="pip")
+    assert built.returncode == 0, built.output
+    reused = boot(volume, BOOTSTRAP_MODE="local", BOOTSTRAP_REQUIREMENTS_TEXT="click",
+                  BOOTSTRAP_INSTALLER="pip", BOOTSTRAP_SKIP=skip)
+    assert reused.returncode == 0, reused.output
+    assert reused.stage("venv")["facts"]["reused"] is True
+    key = built.stage("venv")["facts"]["key"]
+    assert reused.named("worker.start")[0]["argv"][0] == str(
+        volume / ".bootstrap" / "envs" / key / "bin" / "python")
+    assert envs(volume) == [key] and _leases(volume) == []
+
+
+def test_a_stop_signal_mid_install_leaves_no_staging_and_no_lease(
+        tmp_path: Path, start: StartFn) -> None:
+    volume = tmp_path / "vol"
+    started = tmp_path / "build-started"
+    proc = start(volume, BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_slow", BSDEMO_SLOW_SLEEP="120",
+                 BSDEMO_SLOW_STARTED=str(started))
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the slow build never started"
+        time.sleep(0.05)
+    assert len(envs(volume)) == 1 and _leases(volume)  # the build under way
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    summary = parse(out)[-1]
+    assert (summary["status"], summary["stage"]) == ("stopped", "install"), out + err
+    assert envs(volume) == [] and _leases(volume) == []
+
+
+def test_a_volume_boot_whose_requirements_do_not_name_runpod_serves(
+        boot: BootFn, tmp_path: Path, wheels: Path, sdk_wheels: Path) -> None:
+    """The serve stage needs the RunPod SDK: the environment holds it whether or not the
+    requirements name it (it used to fail at serve, serve.E003, after the whole build)."""
+    volume = tmp_path / "vol"
+    skip = ",".join(stage for stage in WORKER_STAGES.split(",") if stage != "serve")
+    result = boot(volume, BOOTSTRAP_MODE="volume", BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_a",
+                  BOOTSTRAP_FIND_LINKS=f"{wheels},{sdk_wheels}", BOOTSTRAP_SKIP=skip,
+                  BOOTSTRAP_HANDLER="bootstrap.echo:make_handler",
+                  BOOTSTRAP_TEST_INPUT='{"text": "hello"}',
+                  BOOTSTRAP_HYDRATE="never")  # the packed form is other tests' subject
+    assert result.returncode == 0, result.output + result.stderr
+    assert result.stage("serve")["status"] == "ok"
+    assert "'echo': {'text': 'hello'}" in result.output
+    facts = result.stage("venv")["facts"]
+    assert facts["added"]["runpod>=1.10,<1.13"] == "the serve stage"
+    marker = envstore.read_marker(volume / ".bootstrap" / "envs" / facts["key"])
+    assert marker is not None and "runpod" in marker["versions"]

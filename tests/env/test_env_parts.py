@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from envboot import REPO
 
-from bootstrap import compat, envkey, envstore, mounts
+from bootstrap import compat, envkey, envstore, mounts, requirements
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.requirements import WORKER_REQUIREMENTS, Requirements
@@ -116,6 +116,23 @@ def test_worker_requirements_are_the_package_dependencies() -> None:
     assert sorted(WORKER_REQUIREMENTS) == sorted(declared)
 
 
+def test_the_serve_stage_adds_the_sdk_the_package_declares_for_serving() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    added = [a.line for a in requirements.FRAMEWORK if a.stage == "serve"]
+    assert added == project["optional-dependencies"]["serve"]
+
+
+def test_what_a_stage_needs_is_added_only_when_it_runs() -> None:
+    serving = requirements.load(Config(requirements_text="bsdemo_a"))
+    assert serving.all_lines == ("click>=8.1", "psutil>=5.9", "structlog>=24.1",
+                                 "runpod>=1.10,<1.13", "bsdemo_a")
+    assert "runpod>=1.10,<1.13 (added: the serve stage)" in serving.describe()
+    quiet = requirements.load(Config(requirements_text="bsdemo_a", skip=("serve",)))
+    assert quiet.all_lines == ("click>=8.1", "psutil>=5.9", "structlog>=24.1", "bsdemo_a")
+    # a different environment: a boot that serves never reuses one built without the SDK
+    assert serving.text() != quiet.text()
+
+
 def _ctx(tmp_path: Path, **settings: object) -> Context:
     config = Config(volume=tmp_path, **settings)  # type: ignore[arg-type]
     return Context(config, run_id="t", worker_id="w")
@@ -125,7 +142,7 @@ def test_image_mode_verifies_imports_and_versions_in_place(tmp_path: Path) -> No
     ctx = _ctx(tmp_path, mode="image", requirements_text="click>=8\npsutil",
                import_check=("click",))
     outcome = venv.run(ctx)
-    assert ctx.state["python"] == sys.executable and outcome.facts["env"] is None
+    assert ctx.python == Path(sys.executable) and outcome.facts["env"] is None
     verified = install.run(ctx)
     assert install.I002.at(sys.executable) in verified.messages
     assert "click" in verified.facts["imports_ms"]
@@ -150,7 +167,7 @@ def test_a_missing_requirements_file_is_named(tmp_path: Path) -> None:
 def test_local_mode_without_requirements_uses_the_current_interpreter(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, mode="local")
     venv.run(ctx)
-    assert ctx.state["python"] == sys.executable
+    assert ctx.python == Path(sys.executable)
     assert not (tmp_path / ".bootstrap").exists()
 
 

@@ -160,6 +160,28 @@ def test_non_root_user_that_cannot_write_gets_owner_and_mode(boot: BootFn, tmp_p
     assert f"runs as uid {NOBODY}" in summary["hint"]
 
 
+def test_a_volume_flag_naming_a_directory_the_user_cannot_read_is_named_by_the_volume_stage(
+        boot: BootFn, tmp_path: Path) -> None:
+    """``--volume`` used to be judged by the command line parser: a plain usage error, no
+    event, no report. The volume stage names it, as it does for BOOTSTRAP_VOLUME."""
+    vol = tmp_path / "vol"
+    vol.mkdir(mode=0o700)  # owned by root: nobody may not read it (nor write it)
+    vol.chmod(0o700)
+    reports = tmp_path / "reports"
+    reports.mkdir(mode=0o777)
+    reports.chmod(0o777)
+    result = boot(tmp_path / "unused", prefix=_as_nobody(), args=["--volume", str(vol)],
+                  BOOTSTRAP_FALLBACK_REPORTS=str(reports))
+    assert result.returncode == 11, result.output + result.stderr
+    summary = result.summary
+    assert (summary["stage"], summary["code"]) == ("volume", volume.E004.id)
+    assert str(vol) in summary["msg"]
+    assert "owned by uid 0 gid 0, mode drwx------" in summary["hint"]
+    assert f"runs as uid {NOBODY}" in summary["hint"]
+    # the report went to the fallback, the volume refusing it
+    assert summary["report"] and Path(summary["report"]).parent == reports
+
+
 def test_non_root_user_owning_the_volume_boots(boot: BootFn, tmp_path: Path) -> None:
     vol = tmp_path / "vol"
     vol.mkdir()

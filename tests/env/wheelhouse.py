@@ -4,7 +4,9 @@ Holds small packages of our own making (written as wheels directly: a wheel is a
 a dist-info directory), a source distribution whose in-tree build backend sleeps (a build
 slow enough to SIGKILL mid-install, with no build dependency to download), a large wheel of
 incompressible bytes (to fill a small disk), and bootstrap's own runtime dependencies
-repacked from the distributions installed in this interpreter.
+repacked from the distributions installed in this interpreter. The RunPod SDK and its
+dependencies, repacked the same way, are a wheelhouse of their own (``build_sdk``), built
+only for the boots that serve.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import io
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-OWN_DEPS = ("click", "psutil")
+OWN_DEPS = ("click", "psutil", "structlog")
 BIG_MB = 24
 
 
@@ -65,8 +68,15 @@ def repack_installed(out: Path, dist_name: str) -> Path:
             continue
         files[rel] = (root / rel).read_bytes()
     dist_info = next(f for f in files if f.endswith(".dist-info/METADATA")).split("/")[0]
-    tag = tags[0] if tags else "py3-none-any"
+    tag = _compressed(tags) if tags else "py3-none-any"
     return _zip(out / f"{name}-{dist.version}-{tag}.whl", files, dist_info)
+
+
+def _compressed(tags: list[str]) -> str:
+    """The file name's tag for a wheel whose WHEEL lists ``tags`` (``py2-none-any`` and
+    ``py3-none-any`` are ``py2.py3-none-any``): installers match the name, not WHEEL."""
+    parts = [tag.split("-") for tag in tags]
+    return "-".join(".".join(dict.fromkeys(p[i] for p in parts)) for i in range(3))
 
 
 SLOW_BACKEND = """
@@ -139,7 +149,38 @@ def build(out: Path) -> Path:
     return out
 
 
-def cached(out: Path) -> Path:
+def installed_closure(root: str) -> list[str]:
+    """``root`` and every distribution it needs on this interpreter (with the extras its
+    dependents ask for), by the metadata of what is installed here."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, str] = {}
+    seen: set[tuple[str, str]] = set()
+    todo = [(root, "")]
+    while todo:
+        name, extra = todo.pop()
+        if (canonicalize_name(name), extra) in seen:
+            continue
+        seen.add((canonicalize_name(name), extra))
+        found[canonicalize_name(name)] = name
+        for line in importlib.metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+                todo += [(requirement.name, wanted) for wanted in ("", *requirement.extras)]
+    return sorted(found.values())
+
+
+def build_sdk(out: Path) -> Path:
+    """The RunPod SDK and its dependencies (what the serve stage adds to an environment:
+    bootstrap/requirements.py), repacked from this interpreter: about 50 wheels, 33 MB."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in installed_closure("runpod"):
+        repack_installed(out, name)
+    return out
+
+
+def cached(out: Path, build: Callable[[Path], Path] = build) -> Path:
     """``build(out)`` unless a complete build is already there (one per test session)."""
     done = out / ".complete"
     if not done.exists():

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap.config import Config, _coerce
+from bootstrap.config import Config, from_settings
 from bootstrap.context import Context
-from handler import tiny_model
+from f5worker.handler import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE = REPO / "tests" / "fixtures" / "serve_f5.py"
@@ -60,9 +60,8 @@ def volume(tiny_volume: Path, tmp_path: Path) -> Path:
 
 
 def config_for(volume: Path, **over: object) -> Config:
-    values = {k: _coerce(k, v) for k, v in tiny_model.settings(volume).items()}
-    values.update({"mode": "local", "allow_cpu": True}, **over)
-    return Config(volume=volume, **values)  # type: ignore[arg-type]
+    return from_settings({**tiny_model.settings(volume), "mode": "local", "allow_cpu": True,
+                          "volume": volume, **over})
 
 
 def make_ctx(volume: Path, **over: object) -> Context:
@@ -78,7 +77,8 @@ def ctx_for() -> Callable[..., Context]:
 @pytest.fixture(scope="session")
 def booted(tiny_volume: Path) -> Iterator[Context]:
     """A context through cuda, audio, model and warmup on the CPU, as a worker boots."""
-    from bootstrap.stages import audio, cuda, model, warmup
+    from bootstrap.stages import cuda
+    from f5worker.stages import audio, model, warmup
 
     ctx = make_ctx(tiny_volume)
     for stage in (cuda, audio, model, warmup):
@@ -89,7 +89,7 @@ def booted(tiny_volume: Path) -> Iterator[Context]:
 @pytest.fixture(scope="session")
 def tiny_aligner(tiny_volume: Path) -> Any:
     """The tiny random aligner (MMS_FA's structure, small) on the CPU."""
-    from bootstrap import aligner
+    from f5worker import aligner
 
     params = aligner.read_params(str(tiny_volume / tiny_model.ALIGNER / "aligner.json"))
     return aligner.load(params, tiny_volume / tiny_model.ALIGNER / "model.pt", "cpu")

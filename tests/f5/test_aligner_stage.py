@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bootstrap import aligner
 from bootstrap.context import Context
 from bootstrap.stage import StageFailed
-from bootstrap.stages import model
-from handler import tiny_model
+from f5worker import aligner, state
+from f5worker.handler import tiny_model
+from f5worker.stages import model
 
 
 def weights(volume: Path) -> Path:
@@ -23,10 +23,10 @@ def weights(volume: Path) -> Path:
 
 
 def run_fails(ctx: Context) -> StageFailed:
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     with pytest.raises(StageFailed) as failed:
         model.run(ctx)
-    assert "aligner" not in ctx.state
+    assert state.of(ctx).aligner is None
     return failed.value
 
 
@@ -34,9 +34,9 @@ def test_enabled_and_present_loads_the_aligner(
         volume: Path, ctx_for: Callable[..., Context]) -> None:
     ctx = ctx_for(volume, timings=True)
     assert model.check(ctx) == []
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     outcome = model.run(ctx)
-    loaded = ctx.state["aligner"]
+    loaded = state.of(ctx).aligner
     assert isinstance(loaded, aligner.Aligner) and loaded.device == "cpu"
     assert outcome.facts["aligner"]["path"] == str(weights(volume))  # type: ignore[index]
     words = loaded.align([0.1, -0.1] * 24000, 24000, "two words")
@@ -58,9 +58,9 @@ def test_disabled_nothing_is_checked_or_loaded(
     (volume / tiny_model.ALIGNER / "aligner.json").unlink()
     ctx = ctx_for(volume, timings=False)
     assert model.check(ctx) == []
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     outcome = model.run(ctx)
-    assert "aligner" not in ctx.state and "model" in ctx.state
+    assert state.of(ctx).aligner is None and state.of(ctx).model is not None
     assert outcome.facts["aligner"] == "off (timings disabled)"
 
 
@@ -101,10 +101,10 @@ def test_a_missing_aligner_is_downloaded_from_its_url_then_loaded(
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a plain URL ignores it
     ctx = ctx_for(volume, timings=True, aligner_url=url)
     assert model.check(ctx) == [model.I002.at(weights(volume))]
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     outcome = model.run(ctx)
     assert outcome.facts["aligner_fetched_bytes"] == weights(volume).stat().st_size
-    assert isinstance(ctx.state["aligner"], aligner.Aligner)
+    assert isinstance(state.of(ctx).aligner, aligner.Aligner)
 
 
 def test_a_failed_aligner_download_is_named(
@@ -124,4 +124,4 @@ def test_an_aligner_that_cannot_go_onto_its_device_is_named(
         model._load_aligner(ctx, "cuda:99")
     assert failed.value.message.id == "model.E018"
     assert "cuda:99" in failed.value.message.msg and failed.value.cause
-    assert "aligner" not in ctx.state
+    assert state.of(ctx).aligner is None

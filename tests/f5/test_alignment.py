@@ -14,10 +14,10 @@ import pytest
 import srt
 import torch
 
-from bootstrap import aligner, refclip, voices
-from bootstrap.aligner import AlignmentError, Word
 from bootstrap.context import Context
-from handler import subtitles, tiny_model
+from f5worker import aligner, refclip, voices
+from f5worker.aligner import AlignmentError, Word
+from f5worker.handler import subtitles, tiny_model
 
 TEXT = "Hello, world! It's 42 degrees — café time... ok?"
 
@@ -96,7 +96,7 @@ def test_the_labels_and_architecture_are_the_mms_fa_bundles() -> None:
 
 def test_speech_from_the_tiny_f5_model_gets_subtitles_a_parser_reads(
         booted: Context, tiny_aligner: aligner.Aligner) -> None:
-    f5 = booted.state["model"]
+    f5 = booted.app_state.model
     voice_ = voices.library(booted.config).get("default")
     assert voice_ is not None
     text = "The quick brown fox jumps over the lazy dog."

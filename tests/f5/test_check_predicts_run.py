@@ -12,8 +12,9 @@ from typing import Any
 
 from conftest import REPO, snapshot
 
-from bootstrap.stages import cuda, model
-from handler import tiny_model
+from bootstrap.stages import cuda
+from f5worker.handler import tiny_model
+from f5worker.stages import model
 
 
 def bootstrap(command: str, volume: Path, **settings: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,9 @@ import pytest
 
 from bootstrap import events
 from bootstrap.context import Context
-from bootstrap.f5 import expected_samples
-from handler import f5tts, tiny_model
-from handler.inputs import Limits
+from f5worker.f5 import expected_samples
+from f5worker.handler import f5tts, tiny_model
+from f5worker.handler.inputs import Limits
 
 
 def decode(result: dict[str, Any]) -> tuple[Any, int]:
@@ -89,9 +90,8 @@ def test_with_clipping_off_a_long_reference_is_rejected_not_trimmed(
 
 def without_transcriber(booted: Context) -> Any:
     """The handler of a worker with transcription off (BOOTSTRAP_TRANSCRIBE=0)."""
-    state = {k: v for k, v in booted.state.items() if k != "transcriber"}
-    return f5tts.make_handler(Context(booted.config, booted.run_id, booted.worker_id,
-                                      state=state))
+    return f5tts.make_handler(
+        replace(booted, app_state=replace(booted.app_state, transcriber=None)))
 
 
 def test_a_clipped_reference_is_transcribed_and_the_answer_says_so(
@@ -101,7 +101,7 @@ def test_a_clipped_reference_is_transcribed_and_the_answer_says_so(
     wav = tiny_model.write_voice(tmp_path, "long", seconds=13.0)
     fields = {"text": "Hi there.", "ref_audio": base64.b64encode(wav.read_bytes()).decode(),
               "ref_text": "A long reference.", "nfe_step": 2}
-    transcriber = booted.state["transcriber"]
+    transcriber = booted.app_state.transcriber
     before = transcriber.transcriptions
     result = handler(job(**fields))
     assert result["reference"] == {"ref_audio_s": pytest.approx(8.0, abs=1.0),
@@ -187,13 +187,10 @@ def test_an_unexpected_failure_answers_without_paths_and_logs_the_detail(
         booted: Context, tmp_path: Path) -> None:
     """A volume whose voices directory is a file: adding a voice fails deep in the library
     with an OSError that names the path. The client gets the type and the job id only."""
-    import dataclasses
-
     blocked = tmp_path / "voices-is-a-file"
     blocked.write_text("not a directory")
-    config = dataclasses.replace(booted.config, model_voices=blocked)
-    handler = f5tts.make_handler(Context(config, booted.run_id, booted.worker_id,
-                                         state=booted.state))
+    handler = f5tts.make_handler(
+        replace(booted, config=booted.config.replace(model_voices=blocked)))
     wav = tiny_model.write_voice(tmp_path, "clip", seconds=1.0)
     with events.capture() as logged:
         answer = handler({"id": "job-7", "input": {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,8 +16,8 @@ from s3server import FlakyProxy, Server, download, free_port, moto_server
 from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.storage import Storage
-from handler import f5tts
-from handler.inputs import Limits
+from f5worker.handler import f5tts
+from f5worker.handler.inputs import Limits
 
 JOB = {"text": "Stored, not inlined.", "voice": "default", "nfe_step": 2, "seed": 21}
 
@@ -24,8 +25,7 @@ JOB = {"text": "Stored, not inlined.", "voice": "default", "nfe_step": 2, "seed"
 def handler_for(booted: Context, env: dict[str, str] | None, limits: Limits | None = None,
                 **state: Any) -> Any:
     storage = Storage.from_env(env) if env is not None else None
-    ctx = Context(booted.config, booted.run_id, booted.worker_id,
-                  state={**booted.state, "storage": storage, **state})
+    ctx = replace(booted, storage=storage, app_state=replace(booted.app_state, **state))
     return f5tts.make_handler(ctx, limits)
 
 

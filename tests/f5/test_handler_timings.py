@@ -7,20 +7,20 @@ from __future__ import annotations
 import base64
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bootstrap.context import Context
-from handler import f5tts
+from f5worker.handler import f5tts
 
 TEXT = "Subtitles for every word, please."
 
 
 @pytest.fixture(scope="module")
 def handler(booted: Context, tiny_aligner: Any) -> Any:
-    ctx = Context(booted.config, booted.run_id, booted.worker_id,
-                  state={**booted.state, "aligner": tiny_aligner})
+    ctx = replace(booted, app_state=replace(booted.app_state, aligner=tiny_aligner))
     return f5tts.make_handler(ctx)
 
 

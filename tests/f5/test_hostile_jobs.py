@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from handler import tiny_model
+from f5worker.handler import tiny_model
 
 # What one job with an odd-rate reference may add to the worker's peak memory: decoding
 # and resampling a 1 s clip is a few MB; the model's own working memory for a short
@@ -205,7 +205,7 @@ def test_the_clients_text_is_never_logged(worker: Any) -> None:
 
 
 def test_a_wav_of_many_chunks_is_joined_as_f5_tts_joins_them() -> None:
-    from bootstrap.f5 import CROSS_FADE_S, cross_fade
+    from f5worker.f5 import CROSS_FADE_S, cross_fade
 
     rate = 24000
     waves = [np.full(10000, 1.0, np.float32), np.full(2000, 0.5, np.float32),

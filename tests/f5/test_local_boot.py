@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bootstrap.f5 import expected_samples
-from handler import tiny_model
+from f5worker.f5 import expected_samples
+from f5worker.handler import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_local_boot_with_the_tiny_model_serves_a_job_and_writes_the_wav(
     text = "Hello from a local boot."
     env = {**os.environ, "BOOTSTRAP_MODE": "local", "BOOTSTRAP_VOLUME": str(tiny_volume),
            "BOOTSTRAP_LOG_FORMAT": "json",
-           "BOOTSTRAP_HANDLER": "handler.f5tts:make_handler",
+           "BOOTSTRAP_HANDLER": "f5worker.handler.f5tts:make_handler",
            "BOOTSTRAP_TEST_INPUT": json.dumps({"text": text, "voice": "default", "seed": 5,
                                                "nfe_step": 4})}
     env.update({f"BOOTSTRAP_{k.upper()}": v

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bootstrap import refclip
 from bootstrap.context import Context
-from handler import audio_io, f5tts
-from handler.inputs import InputError, Limits
+from f5worker import refclip
+from f5worker.handler import audio_io, f5tts
+from f5worker.handler.inputs import InputError, Limits
 
 CONTAINERS = {  # file name -> ffmpeg's output options
     "clip.wav": ["-c:a", "pcm_s16le"],

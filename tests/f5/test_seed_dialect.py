@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from s3server import Server, download
 
 from bootstrap.context import Context
 from bootstrap.storage import Storage
-from handler import f5tts, tiny_model
+from f5worker.handler import f5tts, tiny_model
 
 OLD_FIELDS = {"audio_url": str, "duration": float, "job_id": str, "seed": int, "status": str,
               "text": str}
@@ -44,8 +45,7 @@ def bucket(s3: Server, tmp_path: Path) -> Iterator[Server]:
 
 def handler_for(booted: Context, env: dict[str, str] | None, **state: Any) -> Any:
     storage = Storage.from_env(env) if env is not None else None
-    ctx = Context(booted.config, booted.run_id, booted.worker_id,
-                  state={**booted.state, "storage": storage, **state})
+    ctx = replace(booted, storage=storage, app_state=replace(booted.app_state, **state))
     return f5tts.make_handler(ctx)
 
 
@@ -125,7 +125,7 @@ def test_list_voices_in_the_old_shape(booted: Context, bucket: Server) -> None:
 
 def test_a_bucket_voice_without_a_transcript_is_transcribed_once_and_kept_beside_it(
         booted: Context, bucket: Server) -> None:
-    transcriber = booted.state["transcriber"]
+    transcriber = booted.app_state.transcriber
     handler = handler_for(booted, bucket.old_env())
     before = transcriber.transcriptions
     first = run(handler, text="Hi.", local_voice="mute.wav")
@@ -136,9 +136,7 @@ def test_a_bucket_voice_without_a_transcript_is_transcribed_once_and_kept_beside
     assert second["status"] == "completed" and transcriber.transcriptions == before + 1
     # With transcription off (BOOTSTRAP_TRANSCRIBE=0), a voice without one is refused.
     bucket.client().delete_object(Bucket=bucket.bucket, Key="voices/mute.txt")
-    state = {k: v for k, v in booted.state.items() if k != "transcriber"}
-    off = handler_for(Context(booted.config, booted.run_id, booted.worker_id, state=state),
-                      bucket.old_env())
+    off = handler_for(booted, bucket.old_env(), transcriber=None)
     answer = run(off, text="Hi.", local_voice="mute.wav")
     assert answer["error"].startswith("local_voice: is needed: this reference has no "
                                       "transcript, and transcription is off"), answer
@@ -203,14 +201,13 @@ def test_an_uploaded_voice_lands_in_the_bucket_and_speaks(
     import functools
     import ssl
 
-    from handler import refaudio
+    from f5worker.handler import refaudio
 
     # Loopback is refused in production; this test's host is trusted explicitly.
     fetch = functools.partial(refaudio.fetch, allowed=lambda a: a.is_loopback,
                               context=ssl.create_default_context(cafile=str(tls[0])))
     storage = Storage.from_env(bucket.old_env())
-    ctx = Context(booted.config, booted.run_id, booted.worker_id,
-                  state={**booted.state, "storage": storage})
+    ctx = replace(booted, storage=storage)
     handler = f5tts.make_handler(ctx, fetch=fetch)
     answer = run(handler, endpoint="upload", voice_name="john_speaker.wav",
                  voice_file_url=clip_server)

@@ -31,7 +31,7 @@ import srt
 import webvtt
 from s3server import Server, download
 
-from handler import tiny_model
+from f5worker.handler import tiny_model
 
 NOTE = Path(__file__).resolve().parents[3] / "shared" / "notes" / "SEED-API.md"
 OLD_TTS = {"audio_url": str, "duration": float, "job_id": str, "seed": int, "status": str,

@@ -25,8 +25,8 @@ def worker(tiny_volume: Path, tmp_path_factory: pytest.TempPathFactory,
 def test_runsync_answers_with_a_decodable_wav_of_the_expected_length(worker: Any) -> None:
     import soundfile
 
-    from bootstrap.f5 import expected_samples
-    from handler import tiny_model
+    from f5worker.f5 import expected_samples
+    from f5worker.handler import tiny_model
 
     text = "Hello from the local RunPod server."
     answer = worker.post({"input": {"text": text, "voice": "default", "seed": 1,
@@ -40,7 +40,7 @@ def test_runsync_answers_with_a_decodable_wav_of_the_expected_length(worker: Any
 
 
 def test_the_voice_actions_over_http(worker: Any, tmp_path: Path) -> None:
-    from handler import tiny_model
+    from f5worker.handler import tiny_model
 
     wav = tiny_model.write_voice(tmp_path, "served", seconds=2.0)
     audio = base64.b64encode(wav.read_bytes()).decode()

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from bootstrap import voices
 from bootstrap.context import Context
 from bootstrap.message import Message
 from bootstrap.stage import StageFailed
-from bootstrap.stages import audio, cuda, model, warmup
+from bootstrap.stages import cuda
+from f5worker import state, voices
+from f5worker.stages import audio, model, warmup
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,9 +37,9 @@ def fail(stage_run: object, ctx: Context) -> StageFailed:
 
 
 def test_boot_on_cpu_passes_every_stage_and_warns_about_the_cpu(booted: Context) -> None:
-    assert booted.state["device"] == "cpu"
+    assert booted.device == "cpu"
     assert cuda.check(booted) == [about(cuda.W001, "cpu")]
-    assert booted.state["model"].device == "cpu"
+    assert booted.app_state.model.device == "cpu"
     assert "default" in voices.library(booted.config).all()
 
 
@@ -60,7 +61,7 @@ def test_missing_checkpoint_is_named(volume: Path, ctx_for: Callable[..., Contex
     ckpt = volume / "models/tiny/model.safetensors"
     ckpt.unlink()
     assert model.check(ctx) == [about(model.E001, ckpt)]
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     failed = fail(model.run, ctx)
     assert failed.message == about(model.E001, ckpt) and str(ckpt) in failed.message.msg
 
@@ -73,7 +74,7 @@ def test_truncated_checkpoint_is_named_with_its_size(
     with ckpt.open("r+b") as handle:
         handle.truncate(size // 2)
     ctx = ctx_for(volume)
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     failed = fail(model.run, ctx)
     assert failed.message == about(model.E002, ckpt)
     assert f"{size // 2} of {size} bytes" in failed.message.msg
@@ -89,7 +90,7 @@ def test_truncated_pt_checkpoint_is_named(volume: Path, ctx_for: Callable[..., C
     data = pt.read_bytes()
     pt.write_bytes(data[: len(data) // 3])
     ctx = ctx_for(volume, model_ckpt=pt)
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     assert fail(model.run, ctx).message == about(model.E002, pt)
 
 
@@ -100,7 +101,7 @@ def test_vocab_of_the_wrong_size_is_named_with_both_sizes(
     vocab.write_text(vocab.read_text() + "é\nü\n")
     ctx = ctx_for(volume)
     assert model.check(ctx) == [about(model.E004, vocab)]
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     failed = fail(model.run, ctx)
     assert failed.message == about(model.E004, vocab)
     assert "76 tokens" in failed.message.msg and "expects 74" in failed.message.msg
@@ -120,7 +121,7 @@ def test_vocoder_directory_without_its_config_is_named(
     config = volume / "models/tiny/vocoder/config.yaml"
     config.unlink()
     ctx = ctx_for(volume)
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     failed = fail(model.run, ctx)
     assert failed.message == about(model.E005, config)
     assert "config.yaml" in failed.message.msg
@@ -132,7 +133,7 @@ def test_checkpoint_for_another_architecture_is_named_before_loading(
     arch = volume / "models/tiny/tiny.yaml"
     arch.write_text(arch.read_text().replace("depth: 2", "depth: 3"))
     ctx = ctx_for(volume)
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     failed = fail(model.run, ctx)
     assert failed.message == about(model.E006, volume / "models/tiny/model.safetensors")
     assert "transformer.transformer_blocks.2" in failed.message.msg
@@ -166,23 +167,23 @@ def test_warmup_output_that_is_silent_or_not_finite_is_named(
     state["head.out.bias"].fill_(bias)
     torch.save(state, vocoder)
     ctx = ctx_for(volume)
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     model.run(ctx)
     assert fail(warmup.run, ctx).message == about(expected, "cpu")
 
 
 def test_warmup_speaks_with_an_added_voice(booted: Context, tmp_path: Path) -> None:
-    from handler import tiny_model
+    from f5worker.handler import tiny_model
 
     wav = tiny_model.write_voice(tmp_path / "in", "added", seconds=2.0)
-    config = replace(booted.config, model_voices=tmp_path / "voices", warmup_voice="added")
+    config = booted.config.replace(model_voices=tmp_path / "voices", warmup_voice="added")
     voices.library(config).add("added", wav.read_bytes(), "An added voice.", {})
-    outcome = warmup.run(Context(config, "r", "w", state=dict(booted.state)))
+    outcome = warmup.run(replace(booted, config=config))
     assert outcome.facts["voice"] == "added"
 
 
 def test_warmup_without_its_voice_is_named(booted: Context) -> None:
-    ctx = Context(replace(booted.config, warmup_voice="nobody"), "r", "w", state=dict(booted.state))
+    ctx = replace(booted, config=booted.config.replace(warmup_voice="nobody"))
     assert fail(warmup.run, ctx).message == about(warmup.E001, "nobody")
 
 
@@ -191,7 +192,7 @@ def run_audio_stage(pythonpath: Path) -> dict[str, str]:
     code = (
         "import json\nfrom bootstrap.stage import StageFailed\n"
         "from bootstrap.context import Context\nfrom bootstrap.config import Config\n"
-        "from bootstrap.stages import audio\n"
+        "from f5worker.stages import audio\n"
         "try:\n    audio.run(Context(Config(), 'r', 'w')); print(json.dumps({}))\n"
         "except StageFailed as e:\n"
         "    print(json.dumps({'id': e.message.id, 'msg': e.message.msg, 'cause': e.cause}))\n"
@@ -255,10 +256,10 @@ def test_missing_vocoder_is_downloaded_from_the_hub_then_loaded(
     # missing but fetchable is not an error: the check says what run would download
     assert model.check(ctx) == [model.I001.at(vocoder / "config.yaml"),
                                 model.I001.at(vocoder / "pytorch_model.bin")]
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     outcome = model.run(ctx)
     assert sorted(outcome.facts["fetched_bytes"]) == ["config.yaml", "pytorch_model.bin"]
-    assert (vocoder / "pytorch_model.bin").is_file() and "model" in ctx.state
+    assert (vocoder / "pytorch_model.bin").is_file() and state.of(ctx).model is not None
     assert not list((volume / ".bootstrap" / "locks").iterdir())
 
 
@@ -270,7 +271,7 @@ def test_hub_refusals_are_named(volume: Path, ctx_for: Callable[..., Context],
     shutil.rmtree(volume / "models/tiny/vocoder")
     local_hub["files"]["/org/vocos/resolve/main/config.yaml"] = status
     ctx = ctx_for(volume, model_repo="org/f5", vocoder_repo="org/vocos")
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     import bootstrap.download as download
 
     fast = download.Policy(retries=1, backoff_s=0.01)
@@ -284,7 +285,7 @@ def test_hub_refusals_are_named(volume: Path, ctx_for: Callable[..., Context],
 
 
 def test_warmup_refuses_a_model_on_another_device_than_chosen(booted: Context) -> None:
-    ctx = Context(booted.config, "r", "w", state={**booted.state, "device": "cuda:0"})
+    ctx = replace(booted, device="cuda:0")
     failed = fail(warmup.run, ctx)
     assert failed.message == about(warmup.E005, "cpu")
     assert "cuda:0" in failed.message.msg

@@ -1,7 +1,7 @@
 """Transcription of a reference sent without its text: the model stage proves, fetches and
 loads the recognition model only when transcription is on, and the recognizer turns a
 real clip into text. The model is a tiny random Whisper built on the volume by
-handler/tiny_model.py (transformers' own classes, nothing downloaded): its transcripts are
+f5worker/handler/tiny_model.py (transformers' own classes, nothing downloaded): its transcripts are
 gibberish, so these tests prove the path, never the accuracy."""
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 from conftest import REPO, snapshot
 
-from bootstrap import events, transcriber
+from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.stage import StageFailed
-from bootstrap.stages import model, warmup
-from handler import tiny_model
+from f5worker import settings, state, transcriber
+from f5worker.handler import tiny_model
+from f5worker.stages import model, warmup
 
 
 def folder(volume: Path) -> Path:
@@ -33,14 +34,14 @@ def folder(volume: Path) -> Path:
 
 
 def run(ctx: Context) -> Any:
-    ctx.state["device"] = "cpu"
+    ctx.device = "cpu"
     return model.run(ctx)
 
 
 def run_fails(ctx: Context) -> StageFailed:
     with pytest.raises(StageFailed) as failed:
         run(ctx)
-    assert "transcriber" not in ctx.state
+    assert state.of(ctx).transcriber is None
     return failed.value
 
 
@@ -62,7 +63,7 @@ def recognizer(tiny_volume: Path) -> transcriber.Transcriber:
 
 
 def test_the_boot_loads_the_transcriber(booted: Context) -> None:
-    loaded = booted.state["transcriber"]
+    loaded = booted.app_state.transcriber
     assert isinstance(loaded, transcriber.Transcriber)
     assert (loaded.device, loaded.dtype, loaded.rate) == ("cpu", "float32", 16000)
 
@@ -70,13 +71,13 @@ def test_the_boot_loads_the_transcriber(booted: Context) -> None:
 def test_enabled_and_present_is_proven_and_loaded_fast(
         volume: Path, ctx_for: Callable[..., Context]) -> None:
     ctx = ctx_for(volume)
-    assert ctx.config.transcribe and ctx.config.asr_model == ""
+    assert settings.of(ctx.config).transcribe and not settings.of(ctx.config).asr_model
     assert model.check(ctx) == []
     outcome = run(ctx)
     facts = outcome.facts["transcriber"]
     assert facts["path"] == str(folder(volume)) and facts["dtype"] == "float32"
     assert facts["load_s"] < 1.5, facts  # the tiny Whisper loads in a fraction of a second
-    assert isinstance(ctx.state["transcriber"], transcriber.Transcriber)
+    assert isinstance(state.of(ctx).transcriber, transcriber.Transcriber)
     assert "asr_fetched_bytes" not in outcome.facts  # no repo: nothing to fetch from
 
 
@@ -86,7 +87,7 @@ def test_disabled_nothing_is_checked_or_loaded(
     ctx = ctx_for(volume, transcribe=False, asr_model="org/whisper")
     assert model.check(ctx) == []
     outcome = run(ctx)
-    assert "transcriber" not in ctx.state and "model" in ctx.state
+    assert state.of(ctx).transcriber is None and state.of(ctx).model is not None
     assert outcome.facts["transcriber"] == "off (transcription disabled)"
     assert "asr_fetched_bytes" not in outcome.facts
     assert not folder(volume).exists()
@@ -146,7 +147,7 @@ def test_a_missing_recognizer_is_fetched_onto_the_volume_then_loaded(
     outcome = run(ctx)
     assert outcome.facts["asr_fetched_bytes"] == total
     assert {p.name: p.read_bytes() for p in folder(volume).iterdir()} == originals
-    assert isinstance(ctx.state["transcriber"], transcriber.Transcriber)
+    assert isinstance(state.of(ctx).transcriber, transcriber.Transcriber)
     # The repo has none of the optional files: each was asked for once, and 404 is fine.
     asked = [p.rsplit("/", 1)[1] for p in local_hub["asked"]]
     assert sorted(asked) == sorted((*transcriber.REQUIRED, *transcriber.OPTIONAL))
@@ -224,7 +225,7 @@ def test_a_recognizer_that_cannot_go_onto_its_device_is_named(
     with pytest.raises(StageFailed) as failed:
         model._load_transcriber(ctx, "cuda:99")
     assert failed.value.message == model.E022.at("cuda:99")
-    assert failed.value.cause and "transcriber" not in ctx.state
+    assert failed.value.cause and state.of(ctx).transcriber is None
 
 
 # -- the recognizer ----------------------------------------------------------------------
@@ -298,7 +299,7 @@ def test_the_warmup_transcribes_its_voice_once(
     ctx = ctx_for(volume)
     run(ctx)
     outcome = warmup.run(ctx)
-    assert ctx.state["transcriber"].transcriptions == 1
+    assert state.of(ctx).transcriber.transcriptions == 1
     assert 0 < outcome.facts["transcription"]["chars"] <= tiny_model.ASR_MAX_LENGTH
 
 

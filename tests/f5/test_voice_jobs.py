@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from bootstrap.context import Context
-from handler import f5tts, refaudio, tiny_model
-from handler.inputs import Limits
+from f5worker import settings
+from f5worker.handler import f5tts, refaudio, tiny_model
+from f5worker.handler.inputs import Limits
 
 
 def b64(path: Path) -> str:
@@ -47,9 +48,8 @@ def library_ctx(booted: Context, tmp_path: Path) -> Context:
     bundled = tmp_path / "bundled"
     tiny_model.write_voice(bundled, "narrator", seconds=2.0)
     (bundled / "narrator.txt").write_text("I come with the image.")
-    config = dataclasses.replace(booted.config, model_voices=tmp_path / "voices",
-                                 voices_bundled=bundled)
-    return Context(config, booted.run_id, booted.worker_id, state=booted.state)
+    config = booted.config.replace(model_voices=tmp_path / "voices", voices_bundled=bundled)
+    return dataclasses.replace(booted, config=config)
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_bad_voices_are_refused_and_nothing_is_stored(handler: Any, library_ctx:
         result = handler(job(action="add_voice", name=name, ref_audio=b64(short_wav),
                              ref_text="x"))
         assert result["error"].startswith("name: must be a voice name")
-    voices = library_ctx.config.model_voices
+    voices = settings.of(library_ctx.config).model_voices
     assert not voices.exists() or not [p for p in voices.iterdir() if p.name != ".staging"]
 
 

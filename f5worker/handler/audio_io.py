@@ -1,6 +1,6 @@
 """Audio in and out of a job: a reference decoded for the model, the result encoded.
 
-A reference is decoded once, by one decoder (``bootstrap.refclip``: FFmpeg through
+A reference is decoded once, by one decoder (``f5worker.refclip``: FFmpeg through
 torchcodec, resampling as it decodes), into what the model uses; every container FFmpeg
 reads is accepted. Its refusals name the field the client filled.
 """
@@ -11,9 +11,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from bootstrap import refclip
-from bootstrap.refclip import Clip
-from handler.inputs import InputError, Limits
+from f5worker import refclip
+from f5worker.handler.inputs import InputError, Limits
+from f5worker.refclip import Clip
 
 
 def reference(source: bytes | Path, limits: Limits, rate: int,

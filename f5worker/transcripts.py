@@ -1,6 +1,6 @@
 """Transcripts of references, kept on the volume so a reference is transcribed once.
 
-A job that sends a reference without its text has it transcribed (bootstrap.transcriber);
+A job that sends a reference without its text has it transcribed (f5worker.transcriber);
 the next job with the same reference bytes finds the transcript here, by the bytes'
 SHA-256, on any worker sharing the volume. One small file per reference, sharded by the
 hash's first two hex digits. Writes go to a private temporary name and are renamed into

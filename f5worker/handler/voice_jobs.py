@@ -13,9 +13,9 @@ import dataclasses
 from typing import Any
 
 from bootstrap import events
-from bootstrap.voices import VoiceError, VoiceLibrary
-from handler import audio_io, refaudio
-from handler.inputs import InputError, Limits, parse_delete, parse_list, parse_new_voice
+from f5worker.handler import audio_io, refaudio
+from f5worker.handler.inputs import InputError, Limits, parse_delete, parse_list, parse_new_voice
+from f5worker.voices import VoiceError, VoiceLibrary
 
 Result = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """A job's budget: a wall-clock deadline, and a bound on the audio it may make.
 
 Both are settings (``job_timeout_s``, ``job_max_audio_s``). The audio bound is applied to
-the synthesis plan (``bootstrap.f5.plan``: F5-TTS's own chunking of this text with this
+the synthesis plan (``f5worker.f5.plan``: F5-TTS's own chunking of this text with this
 reference) before any compute: a reference whose transcript is far shorter than its audio
 (``ref_text: "A."`` over 12 s) makes every byte of text last seconds and the text fall
 into tiny chunks, each re-reading the whole reference. The deadline is checked between
@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from bootstrap.f5 import Plan
 from bootstrap.message import Message, error
-from handler.inputs import InputError, Limits
+from f5worker.f5 import Plan
+from f5worker.handler.inputs import InputError, Limits
 
 E001 = error("job.E001", "the job ran past its {limit:g} s budget ({done} of {total} "
              "chunks made)",

@@ -3,7 +3,7 @@ a tiny random word aligner (MMS_FA's wav2vec2 structure, small) and a tiny rando
 speech recognizer (transformers' own classes, its tokenizer built here: nothing is
 downloaded).
 
-    python -m handler.tiny_model VOLUME
+    python -m f5worker.handler.tiny_model VOLUME
 
 The model is built with F5-TTS's and Vocos's own classes and loads through their real
 loaders, so a boot and a request exercise the whole path in seconds on a CPU. Its output
@@ -79,11 +79,16 @@ head:
 VOCODER_YAML = vocoder_yaml(dim=64, intermediate_dim=128, num_layers=2)
 
 
+# The app these settings belong to.
+APP = "f5worker.app:APP"
+
+
 def settings(volume: Path, timings: bool = False, transcribe: bool = True) -> dict[str, str]:
     """The bootstrap settings that select the tiny model on ``volume`` (and its aligner,
     checked and loaded only with ``timings``; and its recognizer, checked and loaded only
     with ``transcribe``, on by default as in production)."""
     return {
+        "app": APP,
         "timings": "1" if timings else "0",
         "transcribe": "1" if transcribe else "0",
         "asr_dir": str(volume / ASR),
@@ -148,9 +153,9 @@ def build_aligner(volume: Path, seed: int = 0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "aligner.json").write_text(json.dumps(ALIGNER_PARAMS, indent=1) + "\n")
     torch.manual_seed(seed)
-    params = dict(ALIGNER_PARAMS)
-    params["extractor_conv_layer_config"] = [tuple(x) for x in ALIGNER_PARAMS[
-        "extractor_conv_layer_config"]]  # type: ignore[union-attr]
+    params: dict[str, Any] = dict(ALIGNER_PARAMS)
+    params["extractor_conv_layer_config"] = [tuple(x) for x in params[
+        "extractor_conv_layer_config"]]
     model = wav2vec2_model(**params)
     torch.save(model.state_dict(), root / "model.pt")
     return root / "model.pt"

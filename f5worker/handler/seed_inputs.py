@@ -1,9 +1,9 @@
 """The replaced worker's request dialect, validated: every bad value is refused with the
-name of its field, as the current dialect's are (``handler/inputs.py``).
+name of its field, as the current dialect's are (``f5worker/handler/inputs.py``).
 
 That worker (``shared/notes/SEED-API.md``) took ``input.endpoint`` = ``tts`` (or none),
 ``upload``, ``list_voices`` or ``download``. Its clients send its fields unchanged; this
-module turns them into typed requests, and ``handler/seed.py`` maps those onto the worker's
+module turns them into typed requests, and ``f5worker/handler/seed.py`` maps those onto the worker's
 own actions. Nothing here touches the model, the bucket or the network.
 """
 
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from handler.inputs import (
+from f5worker.handler.inputs import (
     InputError,
     Limits,
     as_object,

@@ -1,6 +1,6 @@
 """The replaced worker's dialect mapped onto this worker: one place, both ways.
 
-Its requests (``handler/seed_inputs.py``) become this worker's own (a ``Request`` for the
+Its requests (``f5worker/handler/seed_inputs.py``) become this worker's own (a ``Request`` for the
 speech core, a bucket voice for ``upload``), and the answers take that worker's shape,
 field for field (``shared/notes/SEED-API.md``), so its clients run unchanged:
 
@@ -27,12 +27,12 @@ import uuid
 from typing import Any
 
 from bootstrap import events
-from bootstrap.bucket_voices import BucketVoices
-from handler import audio_io, seed_inputs, speech
-from handler.budget import Budget
-from handler.inputs import InputError, Request
-from handler.seed_inputs import Download, Speak
-from handler.speech import Services
+from f5worker.bucket_voices import BucketVoices
+from f5worker.handler import audio_io, seed_inputs, speech
+from f5worker.handler.budget import Budget
+from f5worker.handler.inputs import InputError, Request
+from f5worker.handler.seed_inputs import Download, Speak
+from f5worker.handler.speech import Services
 
 Job = dict[str, Any]
 DEFAULT_VOICE = "default"  # spoken when a request names no local_voice, as that worker did
@@ -90,8 +90,8 @@ def _tts(job: Job, old: Speak, svc: Services, budget: Budget) -> Job:
 
 
 def _timings(old: Speak, wave: Any, rate: int, job_id: str, svc: Services) -> Job:
-    from bootstrap.aligner import AlignmentError
-    from handler import subtitles
+    from f5worker.aligner import AlignmentError
+    from f5worker.handler import subtitles
 
     fields: Job = {"timing_format": old.timing_format, "timing_method": TIMING_METHOD}
     if old.timing_method != "whisperx":

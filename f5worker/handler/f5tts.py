@@ -1,15 +1,15 @@
 """The F5-TTS RunPod handler: one job in, one action, one answer.
 
 The serve stage calls :func:`make_handler` with the boot's context (the model is in
-``ctx.state["model"]``) and hands the result to ``runpod.serverless.start``. A job's
+``F5State.model``) and hands the result to ``runpod.serverless.start``. A job's
 ``action`` picks what it does: ``synthesize`` (the default: audio with the warm model),
 or ``add_voice``, ``list_voices``, ``delete_voice`` (the voice library, handler/voice_jobs).
 A synthesis may add word timings (the aligner the model stage loaded), and its files go
-back inline or, with a bucket configured, as URLs (handler/outputs).
+back inline or, with a bucket configured, as URLs (f5worker/handler/outputs).
 A job never takes the worker down: a bad input is answered ``{"error": "<field>: <problem>"}``
 and an unexpected failure ``{"error": "<action> failed: ..."}`` that names no path or
 address (the event in the log has the detail). Every job runs within a budget
-(handler/budget): a deadline, checked between chunks, and a bound on the audio it may make,
+(f5worker/handler/budget): a deadline, checked between chunks, and a bound on the audio it may make,
 checked on the synthesis plan before any compute. The client's text is never logged: its
 length and a hash are. References are decoded in memory; the one temp file (silence
 removal) lives in a temp directory removed whatever happens.
@@ -24,18 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import events, redaction
-from bootstrap.bucket_voices import BucketVoices
 from bootstrap.context import Context
-from bootstrap.f5 import F5Model
 from bootstrap.storage import StorageError
-from bootstrap.transcripts import TranscriptCache
-from bootstrap.voices import library
-from handler import audio_io, outputs, refaudio, seed, seed_inputs, speech, voice_jobs
-from handler.budget import Budget, BudgetExceeded
-from handler.inputs import InputError, Limits, Request, action, parse
-from handler.outputs import OutputRefused
-from handler.refaudio import Fetch
-from handler.speech import Services
+from f5worker import state
+from f5worker.bucket_voices import BucketVoices
+from f5worker.f5 import F5Model
+from f5worker.handler import audio_io, outputs, refaudio, seed, seed_inputs, speech, voice_jobs
+from f5worker.handler.budget import Budget, BudgetExceeded
+from f5worker.handler.inputs import InputError, Limits, Request, action, parse
+from f5worker.handler.outputs import OutputRefused
+from f5worker.handler.refaudio import Fetch
+from f5worker.handler.speech import Services
+from f5worker.transcripts import TranscriptCache
+from f5worker.voices import library
 
 Job = dict[str, Any]
 
@@ -44,8 +45,8 @@ def _timings(aligner: Any, wave: Any, rate: int, request: Request) -> Job | str:
     """The word timings of the result as answer fields and a file, or why there are none:
     the audio is already made, and a text the aligner cannot read (no Latin letters) is no
     reason to throw it away."""
-    from bootstrap.aligner import AlignmentError
-    from handler.subtitles import align_all
+    from f5worker.aligner import AlignmentError
+    from f5worker.handler.subtitles import align_all
 
     started = time.monotonic()
     try:
@@ -95,7 +96,7 @@ def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
 def _delivered(files: dict[str, tuple[bytes, str]], audio_name: str, job: Job,
                request: Request, svc: Services) -> dict[str, Any]:
     """The audio and timings as response fields: inline (``audio`` base64, ``timings``
-    text) or stored (``audio_url``, ``timings_url``), as handler/outputs decides."""
+    text) or stored (``audio_url``, ``timings_url``), as f5worker/handler/outputs decides."""
     fields = outputs.fields(files, svc.storage, svc.limits.max_result_bytes,
                             str(job.get("id") or ""), inline_when_small=request.store is False)
     timing_name = next((name for name in files if name != audio_name), None)
@@ -130,21 +131,21 @@ def make_handler(ctx: Context, limits: Limits | None = None,
                  fetch: Fetch = refaudio.fetch) -> Callable[[Job], Job]:
     """The job function for ``runpod.serverless.start``. ``fetch`` gets reference audio
     from a URL; tests pass one that trusts their local HTTPS server."""
-    model = ctx.state.get("model")
+    model = state.of(ctx).model
     if not isinstance(model, F5Model):
-        raise RuntimeError("no warm model in ctx.state['model']: the model stage must run "
+        raise RuntimeError("no warm model in ctx.app_state: the model stage must run "
                            "before serve")
     # The SDK logs every job's whole output at DEBUG, its default: megabytes of base64 per
     # job on stdout. The serve stage imports it after this factory, so this still applies.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
-    storage = ctx.state.get("storage")  # set by the storage stage when a bucket is configured
+    storage = ctx.storage  # set by the storage stage when a bucket is configured
     svc = Services(
         model=model, fetch=fetch,
         library=library(ctx.config, BucketVoices(storage) if storage else None),
         limits=limits or Limits.of(ctx.config),
-        transcriber=ctx.state.get("transcriber"),  # loaded by the model stage when on
-        transcripts=TranscriptCache.of(ctx.config) if ctx.state.get("transcriber") else None,
-        aligner=ctx.state.get("aligner"),  # loaded by the model stage when timings are on
+        transcriber=state.of(ctx).transcriber,  # loaded by the model stage when on
+        transcripts=TranscriptCache.of(ctx.config) if state.of(ctx).transcriber else None,
+        aligner=state.of(ctx).aligner,  # loaded by the model stage when timings are on
         storage=storage,
         # On a developer machine the answer is also kept as a file: the demo's proof.
         keep=ctx.config.volume / "outputs" if ctx.config.mode == "local" else None)

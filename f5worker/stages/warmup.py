@@ -16,11 +16,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bootstrap import events, refclip, voices
+from bootstrap import events
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from f5worker import refclip, settings, state, voices
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 MIN_RMS = 1e-4  # about -80 dBFS: below this the output is silence
@@ -52,20 +53,21 @@ def _device_of(model: Any) -> str:
 
 
 def run(ctx: Context) -> Outcome:
+    own = settings.of(ctx.config)
     import numpy as np
 
-    model = ctx.state.get("model")
+    model = state.of(ctx).model
     if model is None:
         raise StageFailed(E006.at("model"))
-    device = str(ctx.state.get("device", model.device))
+    device = str(ctx.device or model.device)
     found = _device_of(model)
     # torch names the first GPU "cuda:0" when asked for "cuda"; compare the type and index.
     if found.split(":")[0] != device.split(":")[0] or (":" in device and found != device):
         raise StageFailed(E005.at(found, found=found, device=device))
     library = voices.library(ctx.config)
-    voice = library.get(ctx.config.warmup_voice)
+    voice = library.get(own.warmup_voice)
     if voice is None:
-        name = ctx.config.warmup_voice
+        name = own.warmup_voice
         raise StageFailed(E001.at(name, voice=name), cause=f"voices: {sorted(library.all())}")
     started = time.monotonic()
     try:
@@ -73,7 +75,7 @@ def run(ctx: Context) -> Outcome:
         assert voice.audio is not None, "only bucket voices have no file"
         clip = refclip.of_voice(voice.audio, model.sample_rate)
         wave, _ = model.synthesize(clip.samples, voice.text, TEXT,
-                                   nfe_step=ctx.config.warmup_nfe, seed=0)
+                                   nfe_step=own.warmup_nfe, seed=0)
     except Exception as exc:
         raise StageFailed(E002.at(voice.name), cause=f"{type(exc).__name__}: {exc}") from exc
     elapsed = time.monotonic() - started
@@ -86,10 +88,10 @@ def run(ctx: Context) -> Outcome:
         raise StageFailed(E004.at(device, rms=rms))
     seconds = samples.size / model.sample_rate
     facts: dict[str, object] = {
-        "device": device, "voice": voice.name, "nfe_step": ctx.config.warmup_nfe,
+        "device": device, "voice": voice.name, "nfe_step": own.warmup_nfe,
         "audio_s": round(seconds, 3), "compute_s": round(elapsed, 3),
         "rtf": round(elapsed / seconds, 4), "rms": round(rms, 5)}
-    recognizer = ctx.state.get("transcriber")
+    recognizer = state.of(ctx).transcriber
     if recognizer is not None:
         started = time.monotonic()
         try:

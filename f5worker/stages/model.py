@@ -1,8 +1,8 @@
 """model: proves the F5-TTS assets on the volume, fetches what is missing, then loads the
 model and vocoder onto the device the cuda stage chose. With word timings enabled it does
-the same for the aligner (``ctx.state["aligner"]``); without, it never looks at it. With
+the same for the aligner (``state.of(ctx).aligner``); without, it never looks at it. With
 transcription enabled (the default) it does the same for the Whisper model that transcribes
-a reference sent without its text (``ctx.state["transcriber"]``); without, likewise never.
+a reference sent without its text (``state.of(ctx).transcriber``); without, likewise never.
 
 Order matters: the files are checked (present, complete, shapes and vocab agreeing with
 the architecture) before anything is imported, because a wrong checkpoint fails deep
@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap import aligner, checkpoint, events, f5, transcriber, voices
+from bootstrap import events
 from bootstrap.config import Config
 from bootstrap.context import Context
 from bootstrap.exit_codes import ExitCode
 from bootstrap.message import Message, error, info, warning
 from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from f5worker import aligner, checkpoint, f5, settings, state, transcriber, voices
 
 if TYPE_CHECKING:
     from bootstrap.download import Remote
@@ -101,10 +102,11 @@ class Assets:
     @classmethod
     def of(cls, ctx: Context) -> Assets:
         c = ctx.config
-        arch = f5.arch_file(c.model_arch)
-        return cls(c.model_arch, c.on_volume(arch) if arch else None, c.on_volume(c.model_ckpt),
-                   c.on_volume(c.model_vocab), c.on_volume(c.model_vocoder),
-                   c.on_volume(c.model_voices))
+        own = settings.of(c)
+        arch = f5.arch_file(own.model_arch)
+        return cls(own.model_arch, c.on_volume(arch) if arch else None, c.on_volume(own.model_ckpt),
+                   c.on_volume(own.model_vocab), c.on_volume(own.model_vocoder),
+                   c.on_volume(own.model_voices))
 
 
 VOCODER_FILES = ("config.yaml", "pytorch_model.bin")
@@ -152,20 +154,21 @@ def inspect(assets: Assets, can_download: bool, final: bool = False) -> list[Mes
 
 
 def check(ctx: Context) -> list[Message]:
+    own = settings.of(ctx.config)
     assets = Assets.of(ctx)
-    found = inspect(assets, can_download=bool(ctx.config.model_repo))
-    if ctx.config.model_repo:  # say what `run` would fetch (the same list `_fetch` uses)
+    found = inspect(assets, can_download=bool(own.model_repo))
+    if own.model_repo:  # say what `run` would fetch (the same list `_fetch` uses)
         found += [I001.at(dest, path=dest, repo=remote.repo)
                   for remote, dest in _wanted(ctx.config, assets) if not dest.is_file()]
     if not voices.library(ctx.config).all():
         found.append(W001.at(assets.voices, path=assets.voices))
-    if ctx.config.timings:
-        weights, url = ctx.config.on_volume(ctx.config.aligner_model), ctx.config.aligner_url
+    if own.timings:
+        weights, url = ctx.config.on_volume(own.aligner_model), own.aligner_url
         found += inspect_aligner(ctx.config, can_download=bool(url))
         if url and not weights.is_file():
             found.append(I002.at(weights, path=weights, url=url))
-    if ctx.config.transcribe:
-        folder, repo = ctx.config.on_volume(ctx.config.asr_dir), ctx.config.asr_model
+    if own.transcribe:
+        folder, repo = ctx.config.on_volume(own.asr_dir), own.asr_model
         found += inspect_asr(ctx.config, can_download=bool(repo))
         lacking = transcriber.missing(folder)
         if repo and lacking:  # the files `_fetch_asr` would fetch
@@ -174,14 +177,16 @@ def check(ctx: Context) -> list[Message]:
 
 
 def _aligner_arch(c: Config) -> str:
-    spec = c.aligner_arch
+    own = settings.of(c)
+    spec = own.aligner_arch
     return str(c.on_volume(Path(spec))) if spec.endswith(".json") else spec
 
 
 def inspect_aligner(c: Config, can_download: bool) -> list[Message]:
     """What is wrong with the aligner's files, read-only (no torchaudio import)."""
+    own = settings.of(c)
     found: list[Message] = []
-    weights, arch = c.on_volume(c.aligner_model), _aligner_arch(c)
+    weights, arch = c.on_volume(own.aligner_model), _aligner_arch(c)
     try:
         aligner.read_params(arch)
     except aligner.AlignerFileError as exc:
@@ -201,21 +206,23 @@ def _fetch_aligner(ctx: Context) -> int:
     from bootstrap import download
 
     c = ctx.config
-    weights = c.on_volume(c.aligner_model)
+    own = settings.of(c)
+    weights = c.on_volume(own.aligner_model)
     try:
-        return download.ensure(download.Url(c.aligner_url), weights,
+        return download.ensure(download.Url(own.aligner_url), weights,
                                c.volume / ".bootstrap" / "locks", ctx.worker_id)
     except download.DownloadError as exc:
-        raise StageFailed(E019.at(c.aligner_url, url=c.aligner_url, path=weights, why=exc),
+        raise StageFailed(E019.at(own.aligner_url, url=own.aligner_url, path=weights, why=exc),
                           cause=str(exc),
                           transient=exc.kind in ("rate_limited", "failed", "incomplete")
                           ) from exc
 
 
 def _load_aligner(ctx: Context, device: str) -> dict[str, object]:
-    """The aligner, proven against its architecture, into ``ctx.state["aligner"]``."""
+    """The aligner, proven against its architecture, into ``state.of(ctx).aligner``."""
     c = ctx.config
-    weights, arch = c.on_volume(c.aligner_model), _aligner_arch(c)
+    own = settings.of(c)
+    weights, arch = c.on_volume(own.aligner_model), _aligner_arch(c)
     params = aligner.read_params(arch)
     found = {aligner.canonical_key(k): v for k, v in checkpoint.shapes(weights).items()}
     why = checkpoint.mismatch(found, aligner.expected_shapes(params))
@@ -223,18 +230,19 @@ def _load_aligner(ctx: Context, device: str) -> dict[str, object]:
         raise StageFailed(E016.at(weights, path=weights, arch=arch, why=why))
     started = time.monotonic()
     try:
-        ctx.state["aligner"] = aligner.load(params, weights, device)
+        state.of(ctx).aligner = aligner.load(params, weights, device)
     except Exception as exc:
         raise StageFailed(E018.at(device, device=device),
                           cause=f"{type(exc).__name__}: {exc}") from exc
-    return {"path": str(weights), "arch": c.aligner_arch,
+    return {"path": str(weights), "arch": own.aligner_arch,
             "load_s": round(time.monotonic() - started, 2)}
 
 
 def inspect_asr(c: Config, can_download: bool) -> list[Message]:
     """What is wrong with the recognition model's files, read-only (no transformers
     import). Before fetching, missing files that will be downloaded are not an error."""
-    folder = c.on_volume(c.asr_dir)
+    own = settings.of(c)
+    folder = c.on_volume(own.asr_dir)
     lacking = transcriber.missing(folder)
     if lacking and not can_download:
         return [E020.at(folder, path=folder, files=", ".join(lacking))]
@@ -251,13 +259,14 @@ def _fetch_asr(ctx: Context) -> int:
     from bootstrap import download
 
     c = ctx.config
-    folder = c.on_volume(c.asr_dir)
+    own = settings.of(c)
+    folder = c.on_volume(own.asr_dir)
     lacking = transcriber.missing(folder)
     if not lacking:  # complete: a warm boot asks the hub nothing
         return 0
     fetched = 0
     for name in (*lacking, *transcriber.OPTIONAL):
-        remote = download.Remote(c.asr_model, name)
+        remote = download.Remote(own.asr_model, name)
         try:
             fetched += download.ensure(remote, folder / name, c.volume / ".bootstrap" / "locks",
                                        ctx.worker_id)
@@ -265,7 +274,7 @@ def _fetch_asr(ctx: Context) -> int:
             if name in transcriber.OPTIONAL and exc.kind == "not_found":
                 continue  # not every Whisper repo has the older tokenizer files
             url = remote.url(os.environ.get("HF_ENDPOINT", download.DEFAULT_ENDPOINT))
-            raise StageFailed(E023.at(url, file=name, repo=c.asr_model, path=folder, why=exc),
+            raise StageFailed(E023.at(url, file=name, repo=own.asr_model, path=folder, why=exc),
                               cause=str(exc),
                               transient=exc.kind in ("rate_limited", "failed", "incomplete")
                               ) from exc
@@ -273,30 +282,32 @@ def _fetch_asr(ctx: Context) -> int:
 
 
 def _load_transcriber(ctx: Context, device: str) -> dict[str, object]:
-    """The recognition model, its files proven, into ``ctx.state["transcriber"]``."""
+    """The recognition model, its files proven, into ``state.of(ctx).transcriber``."""
     c = ctx.config
-    folder = c.on_volume(c.asr_dir)
+    own = settings.of(c)
+    folder = c.on_volume(own.asr_dir)
     started = time.monotonic()
     try:
         loaded = transcriber.load(folder, device)
     except Exception as exc:
         raise StageFailed(E022.at(device, device=device),
                           cause=f"{type(exc).__name__}: {exc}") from exc
-    ctx.state["transcriber"] = loaded
-    return {"path": str(folder), "repo": c.asr_model, "dtype": loaded.dtype,
+    state.of(ctx).transcriber = loaded
+    return {"path": str(folder), "repo": own.asr_model, "dtype": loaded.dtype,
             "load_s": round(time.monotonic() - started, 2)}
 
 
 def _wanted(c: Config, assets: Assets) -> list[tuple[Remote, Path]]:
     """The files the hub provides and where each goes on the volume."""
+    own = settings.of(c)
     # urllib and http.client only when there may be something to fetch: a warm boot
     # with every file present never imports them.
     from bootstrap import download
 
-    wanted = [(download.Remote(c.vocoder_repo, name), assets.vocoder / name)
+    wanted = [(download.Remote(own.vocoder_repo, name), assets.vocoder / name)
               for name in VOCODER_FILES]
     if not assets.arch_spec.endswith((".yaml", ".yml")):
-        wanted.append((download.Remote(c.model_repo, f"{assets.arch_spec}/{assets.ckpt.name}"),
+        wanted.append((download.Remote(own.model_repo, f"{assets.arch_spec}/{assets.ckpt.name}"),
                        assets.ckpt))
     return wanted
 
@@ -325,13 +336,14 @@ def _from_package(ctx: Context, assets: Assets) -> None:
     """F5-TTS's default vocab and its English example voice ship inside the package; they
     are copied, not downloaded. The vocab only for the package's own architectures: a
     custom checkpoint has its own vocab, and a wrong one must be named, not replaced."""
+    own = settings.of(ctx.config)
     package = f5.package_dir()
     if package is None:
         return
     if not assets.vocab.is_file() and not assets.arch_spec.endswith((".yaml", ".yml")):
         assets.vocab.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package / "infer" / "examples" / "vocab.txt", assets.vocab)
-    voice = ctx.config.warmup_voice
+    voice = own.warmup_voice
     if voice == "default" and voices.library(ctx.config).get(voice) is None:
         assets.voices.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package / "infer" / "examples" / "basic" / "basic_ref_en.wav",
@@ -354,20 +366,21 @@ def _memory(device: str) -> dict[str, int]:
 
 
 def run(ctx: Context) -> Outcome:
-    device = ctx.state.get("device")
+    own = settings.of(ctx.config)
+    device = ctx.device
     if not device:
         raise StageFailed(E013.at("device"))
     assets = Assets.of(ctx)
     facts: dict[str, object] = {"device": device, "ckpt": str(assets.ckpt)}
     # Anything else F5-TTS or its libraries cache goes to the volume, not the small disk.
     os.environ.setdefault("HF_HOME", str(ctx.config.volume / ".cache" / "huggingface"))
-    if ctx.config.model_repo:
+    if own.model_repo:
         facts["fetched_bytes"] = _fetch(ctx, assets)
-    timings = ctx.config.timings
-    if timings and ctx.config.aligner_url:
+    timings = own.timings
+    if timings and own.aligner_url:
         facts["aligner_fetched_bytes"] = _fetch_aligner(ctx)
-    transcribe = ctx.config.transcribe
-    if transcribe and ctx.config.asr_model:
+    transcribe = own.transcribe
+    if transcribe and own.asr_model:
         facts["asr_fetched_bytes"] = _fetch_asr(ctx)
     _from_package(ctx, assets)
     problems = inspect(assets, can_download=False, final=True)
@@ -407,7 +420,7 @@ def run(ctx: Context) -> Outcome:
     names = sorted(voices.library(ctx.config).all())
     facts["voices"] = names
     facts["arch"] = arch.name
-    ctx.state["model"] = model
+    state.of(ctx).model = model
     events.emit("info", "model.loaded", **facts)
     messages = [] if names else [W001.at(assets.voices, path=assets.voices)]
     return Outcome(facts=facts, messages=messages)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from bootstrap.storage import Storage, StorageError, Stored
-from bootstrap.voices import Voice
+from f5worker.voices import Voice
 
 PREFIX = "voices/"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,99}$")

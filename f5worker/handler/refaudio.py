@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from handler.inputs import InputError, Limits
+from f5worker.handler.inputs import InputError, Limits
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Fetch = Callable[[str, int, float], bytes]  # (url, max bytes, timeout s) -> body

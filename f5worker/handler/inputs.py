@@ -1,7 +1,7 @@
 """A job's input, validated: every bad value is refused with the name of its field.
 
 Nothing here touches the model or the network; the reference audio is only decoded from
-base64 (a URL is fetched later, by ``handler.refaudio``).
+base64 (a URL is fetched later, by ``f5worker.handler.refaudio``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from f5worker import settings
+
 FORMATS = ("wav", "flac")
-TIMING_FORMATS = ("srt", "vtt", "json", "csv", "ass")  # handler/subtitles.FORMATS
+TIMING_FORMATS = ("srt", "vtt", "json", "csv", "ass")  # f5worker/handler/subtitles.FORMATS
 # A name is a directory on the volume: no separators, no leading dot, no "..".
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ACTIONS = ("synthesize", "add_voice", "list_voices", "delete_voice")
@@ -67,9 +69,9 @@ class Limits:
     # the model would clone the noise floor (its loudness normalisation divides by it).
     min_ref_dbfs: float = -50.0
     # A reference over 10 s is cut to its middle 8 s, as the replaced worker did
-    # (BOOTSTRAP_REF_CLIP_LONG=0 refuses it instead: bootstrap.refclip).
+    # (BOOTSTRAP_REF_CLIP_LONG=0 refuses it instead: f5worker.refclip).
     clip_long: bool = True
-    # The job's budget (BOOTSTRAP_JOB_TIMEOUT_S, BOOTSTRAP_JOB_MAX_AUDIO_S; handler.budget).
+    # The job's budget (BOOTSTRAP_JOB_TIMEOUT_S, BOOTSTRAP_JOB_MAX_AUDIO_S; handler/budget).
     job_timeout_s: float = 540.0
     max_audio_s: float = 600.0
     # Added voices on the volume: any client may add one, and the volume is shared and finite.
@@ -82,9 +84,10 @@ class Limits:
         the job budget's own settings, and any other limit by name from ``job_limits``
         (``BOOTSTRAP_LIMIT_<NAME>``). A name that is not a limit is a boot failure, not
         a setting ignored in silence."""
-        values: dict[str, Any] = {"job_timeout_s": config.job_timeout_s,
-                                  "max_audio_s": config.job_max_audio_s,
-                                  "clip_long": config.ref_clip_long}
+        own = settings.of(config)
+        values: dict[str, Any] = {"job_timeout_s": own.job_timeout_s,
+                                  "max_audio_s": own.job_max_audio_s,
+                                  "clip_long": own.ref_clip_long}
         kinds = {f.name: type(getattr(cls(), f.name)) for f in dataclasses.fields(cls)}
         for name, value in config.job_limits.items():
             if name not in kinds or name in values:
@@ -252,7 +255,7 @@ def parse(job_input: Any, limits: Limits) -> Request:
     elif "ref_audio" in job_input:
         audio, url = _ref_audio(job_input["ref_audio"], limits)
         # Without one, the worker's own transcriber (never F5-TTS's, which downloads
-        # Whisper at request time) says what the clip says: handler/speech.py.
+        # Whisper at request time) says what the clip says: f5worker/handler/speech.py.
         ref_text = (text_field(job_input, "ref_text", limits.max_ref_text_chars)
                     if "ref_text" in job_input else "")
     else:

@@ -21,19 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bootstrap import events, f5
-from bootstrap.f5 import F5Model
-from bootstrap.refclip import Clip
+from bootstrap import events
 from bootstrap.storage import Storage
-from bootstrap.voices import VoiceLibrary
-from handler import audio_io, refaudio
-from handler.budget import Budget
-from handler.inputs import InputError, Limits, Request
-from handler.refaudio import Fetch
+from f5worker import f5
+from f5worker.f5 import F5Model
+from f5worker.handler import audio_io, refaudio
+from f5worker.handler.budget import Budget
+from f5worker.handler.inputs import InputError, Limits, Request
+from f5worker.handler.refaudio import Fetch
+from f5worker.refclip import Clip
+from f5worker.voices import VoiceLibrary
 
 if TYPE_CHECKING:  # the transcriber imports transformers only when it loads
-    from bootstrap.transcriber import Transcriber
-    from bootstrap.transcripts import TranscriptCache
+    from f5worker.transcriber import Transcriber
+    from f5worker.transcripts import TranscriptCache
 
 Job = dict[str, Any]
 
@@ -46,7 +47,7 @@ class Services:
     library: VoiceLibrary
     limits: Limits
     fetch: Fetch
-    aligner: Any  # bootstrap.aligner.Aligner when timings are on, else None
+    aligner: Any  # f5worker.aligner.Aligner when timings are on, else None
     storage: Storage | None  # set by the storage stage when a bucket is configured
     keep: Path | None  # local mode: answers are also written here
     transcriber: Transcriber | None = None  # loaded by the model stage when transcribing
@@ -163,7 +164,7 @@ def _transcript(clip: Clip, svc: Services, field: str,
         raise InputError(field, "is needed: this reference has no transcript, and "
                          "transcription is off on this worker (BOOTSTRAP_TRANSCRIBE=1 turns "
                          "it on)")
-    from bootstrap.transcriber import TranscriptionError
+    from f5worker.transcriber import TranscriptionError
 
     try:
         text = str(svc.transcriber.transcribe(clip.samples, clip.rate)).strip()

@@ -11,7 +11,7 @@ one before joins it.
 
 Two numbers come with the words (:class:`Timings`): ``word_count``, the words aligned (one
 per whitespace-separated word of the text), and ``confidence``, the mean per-word alignment
-score of the forced aligner (:func:`bootstrap.aligner.confidence`; not an ASR confidence).
+score of the forced aligner (:func:`f5worker.aligner.confidence`; not an ASR confidence).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.aligner import Aligner, Word, confidence
+from f5worker.aligner import Aligner, Word, confidence
 
 FORMATS = ("srt", "vtt", "json", "csv", "ass")
 MIME = {
@@ -34,7 +34,7 @@ MIME = {
     "csv": "text/csv",  # RFC 4180
     # ASS has no registered type; text/x-ssa is freedesktop shared-mime-info's for *.ass and
     # *.ssa. Never guess it from the name: Debian's /etc/mime.types (so Python's mimetypes)
-    # says .ass is audio/aac, and handler/outputs takes the audio/* file for the audio.
+    # says .ass is audio/aac, and f5worker/handler/outputs takes the audio/* file for the audio.
     "ass": "text/x-ssa",
 }
 MAX_WORDS = 7
@@ -233,14 +233,14 @@ class Timings:
 
 def align_all(aligner: Aligner, wave: Any, sample_rate: int, text: str) -> Timings:
     """Aligns ``text`` to ``wave`` once; render it with :meth:`Timings.files`. Raises
-    :class:`bootstrap.aligner.AlignmentError` when the text cannot be aligned."""
+    :class:`f5worker.aligner.AlignmentError` when the text cannot be aligned."""
     return Timings(tuple(aligner.align(wave, sample_rate, text)))
 
 
 def timings_for(aligner: Aligner, wave: Any, sample_rate: int, text: str,
                 fmt: str = "srt", **grouping: Any) -> tuple[str, str]:
     """The word timings of ``text`` spoken in ``wave``, as ``(content, mime type)``.
-    Raises :class:`bootstrap.aligner.AlignmentError` when the text cannot be aligned."""
+    Raises :class:`f5worker.aligner.AlignmentError` when the text cannot be aligned."""
     if fmt not in FORMATS:  # before the alignment, which costs GPU time
         raise ValueError(f"timing_format {fmt!r} is not one of {', '.join(FORMATS)}")
     return align_all(aligner, wave, sample_rate, text).files([fmt], **grouping)[fmt]

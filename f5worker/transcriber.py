@@ -6,7 +6,7 @@ given without one (``f5_tts.infer.utils_infer.transcribe``: transformers' Whispe
 detected); the worker this one replaces did exactly that, and its clients rely on it. This
 module is that path with the model's files on the volume instead of the hub's cache: the
 model stage proves the folder (:func:`missing`, :func:`verify`, no transformers import),
-fetches what is missing, and loads it into ``ctx.state["transcriber"]``; the handler calls
+fetches what is missing, and loads it into ``F5State.transcriber``; the handler calls
 :meth:`Transcriber.transcribe`.
 
 Only the length of a transcript is logged, never its text.
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bootstrap import checkpoint, events
+from bootstrap import events
+from f5worker import checkpoint
 
 # What loading needs, as the hub's Whisper repos hold it (openai/whisper-*): these are
 # fetched when missing, and a folder without one of them is not a recognizer.

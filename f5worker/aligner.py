@@ -1,7 +1,7 @@
 """The warm word aligner: a CTC model (MMS_FA's wav2vec2) that places each word of a text
 in the audio synthesized for it.
 
-The model stage loads it into ``ctx.state["aligner"]`` when timings are enabled; the
+The model stage loads it into ``F5State.aligner`` when timings are enabled; the
 handler calls :meth:`Aligner.align`. The architecture is torchaudio's ``wav2vec2_model``
 with the MMS_FA bundle's parameters (or a JSON file of those parameters: the tests' tiny
 aligner); the weights are a file on the volume, never torchaudio's own download cache.

@@ -19,7 +19,7 @@ non-empty directory fails). Replacing puts the new audio into the voice's direct
 its own file name, then swaps ``voice.json`` with a file rename (atomic too); the staged
 copy is kept until that rename, so a replacement racing a delete can still publish anew.
 - **bucket**: with a bucket configured, ``voices/NAME.wav`` in it, the replaced worker's
-  layout, shared by every endpoint using that bucket (``bootstrap.bucket_voices``).
+  layout, shared by every endpoint using that bucket (``f5worker.bucket_voices``).
 
 A name found in several places is the first of: bundled, provisioned, added, bucket.
 
@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bootstrap.config import Config
+from f5worker import settings
 
 if TYPE_CHECKING:
-    from bootstrap.bucket_voices import BucketVoices
+    from f5worker.bucket_voices import BucketVoices
 
 META = "voice.json"
 STAGING = ".staging"
@@ -131,7 +132,8 @@ def _copy_synced(source: Path, dest: Path) -> None:
 def library(config: Config, bucket: BucketVoices | None = None) -> VoiceLibrary:
     """The library a worker with ``config`` reads: the volume's voices, the image's, and
     the bucket's when one is configured."""
-    return VoiceLibrary(config.on_volume(config.model_voices), config.voices_bundled, bucket)
+    own = settings.of(config)
+    return VoiceLibrary(config.on_volume(own.model_voices), own.voices_bundled, bucket)
 
 
 class VoiceLibrary:

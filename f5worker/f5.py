@@ -1,12 +1,13 @@
 """The warm F5-TTS model: its architecture, loading it, and one synthesis.
 
-The model stage loads it into ``ctx.state["model"]``; the warm-up and the handler call
-:meth:`F5Model.synthesize`. F5-TTS is driven through its own ``utils_infer`` functions
-with every input explicit: the device (its default silently falls back to the CPU), local
-vocoder files (else it downloads Vocos), a reference text (else it downloads Whisper).
+The model stage loads it into ``F5State.model`` (``f5worker/state.py``); the warm-up and
+the handler call :meth:`F5Model.synthesize`. F5-TTS is driven through its own
+``utils_infer`` functions with every input explicit: the device (its default silently
+falls back to the CPU), local vocoder files (else it downloads Vocos), a reference text
+(else it downloads Whisper).
 Its reference-audio preprocessing is not used: it clips audio past ~12 s while keeping
 the whole text, and leaves a temp file per reference; the handler decides instead. Nor is
-its loader: the reference arrives decoded at the model's rate (``bootstrap.refclip``).
+its loader: the reference arrives decoded at the model's rate (``f5worker.refclip``).
 
 A synthesis is planned before it runs (:func:`plan`): F5-TTS's own text chunking for this
 text with this reference, and the samples each chunk will make. A caller can refuse a plan
@@ -168,7 +169,7 @@ class F5Model:
                    progress: Progress | None = None,
                    between: Progress | None = None) -> tuple[Any, int]:
         """The waveform (float32 numpy, mono) for ``text`` (or its :func:`plan`) spoken
-        like ``ref`` (mono float32 samples at the model's rate, ``bootstrap.refclip``), and
+        like ``ref`` (mono float32 samples at the model's rate, ``f5worker.refclip``), and
         the seed that made it. ``between(done, total)`` runs before each chunk and may
         raise to stop the synthesis there; ``progress(done, total)`` after each."""
         import torch
@@ -225,7 +226,7 @@ def expected_shapes(arch: Arch, vocab: list[str]) -> dict[str, tuple[int, ...]]:
     from f5_tts.model import CFM
     from hydra.utils import get_class
 
-    from bootstrap.checkpoint import IGNORED
+    from f5worker.checkpoint import IGNORED
 
     backbone = get_class(f"f5_tts.model.{arch.backbone}")
     mel = {k: v for k, v in arch.mel.items()}

@@ -1,0 +1,27 @@
+"""The F5-TTS app as the framework loads it: ``BOOTSTRAP_APP=f5worker.app:APP``.
+
+Read top to bottom, the worker's boot order after the framework's supervisor stages:
+the GPU, the audio stack, the model (with the aligner and the transcriber when they are
+on), a warm-up synthesis, the bucket for stored outputs; then serve hands the warm model
+to the handler. Stays light: the supervisor imports this module.
+"""
+
+from __future__ import annotations
+
+from bootstrap.app import CUDA, STORAGE, App
+from f5worker import settings, state
+
+APP = App(
+    name="f5-tts",
+    handler="f5worker.handler.f5tts:make_handler",
+    stages=(
+        CUDA,
+        "f5worker.stages.audio:STAGE",
+        "f5worker.stages.model:STAGE",
+        "f5worker.stages.warmup:STAGE",
+        STORAGE,
+    ),
+    settings=settings.F5Settings,
+    state=state.F5State,
+    validate=settings.problems,
+)
