@@ -26,7 +26,7 @@ Method (docs/performance.md, "Cold start from the volume"):
            first boot on a volume, which copies without reading ahead (and records)
     new    through the slow volume with the default (hydrate auto), an empty copy
            directory each run (a new container); before the first one, one unmeasured
-           boot records the large files' pages a boot reads (bootstrap/prefetch.py), as
+           boot records the large files' pages a boot reads (bootstrap/environment/prefetch.py), as
            the first boot on a real volume does for every later one
 
 Usage: python bench/cold_start.py [--latencies 0.1 0.5 1 2] [--mb-s 500] [--runs 1]
@@ -59,8 +59,15 @@ sys.path.insert(0, str(REPO / "tests" / "env"))
 sys.path.insert(0, str(REPO))
 import slowfs  # noqa: E402  (the tests' slow volume)
 
-from bootstrap import envkey, envpack, envstore, installer, prefetch, requirements  # noqa: E402
-from bootstrap.config import Config  # noqa: E402
+from bootstrap.environment import (  # noqa: E402
+    envkey,
+    envpack,
+    envstore,
+    installer,
+    prefetch,
+    requirements,
+)
+from bootstrap.kernel.config import Config  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench-cold-start"
 VARIANTS = ("local", "today", "first", "new")

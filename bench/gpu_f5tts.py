@@ -29,10 +29,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bootstrap import events  # noqa: E402
-from bootstrap.config import from_settings  # noqa: E402
-from bootstrap.context import Context  # noqa: E402
-from bootstrap.runner import run_stage  # noqa: E402
+from bootstrap.kernel import events  # noqa: E402
+from bootstrap.kernel.config import from_settings  # noqa: E402
+from bootstrap.kernel.context import Context  # noqa: E402
+from bootstrap.kernel.runner import run_stage  # noqa: E402
 from bootstrap.stages import cuda  # noqa: E402
 from f5worker import refclip, voices  # noqa: E402
 from f5worker import settings as f5settings  # noqa: E402

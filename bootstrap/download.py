@@ -8,7 +8,7 @@ its size matches what the server declared, so a file at the final path is comple
 attempt has a time limit; transient failures (timeouts, 5xx, 429) are retried with backoff,
 and 401/403/404 fail at once with what to do.
 
-The lease is ``bootstrap.lease``, the one the environment build uses: it does not rely on
+The lease is ``environment.lease``, the one the environment build uses: it does not rely on
 ``flock``, which network filesystems do not honour across hosts.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from bootstrap import backoff, events
-from bootstrap.lease import Lease, Owner
+from bootstrap.environment.lease import Lease, Owner
+from bootstrap.kernel import backoff, events
 
 CHUNK = 1 << 20
 DEFAULT_ENDPOINT = "https://huggingface.co"

@@ -1,7 +1,7 @@
 """``bootstrap check``: every stage's read-only checks, on the side each stage runs on.
 
 Supervisor stages are checked here. Worker stages are checked in the worker's own
-interpreter (``python -m bootstrap.worker --check``), because what they check -- torch,
+interpreter (``python -m bootstrap.supervision.worker --check``), because what they check -- torch,
 CUDA, the audio stack -- is what that interpreter has, not what the supervisor has. When
 that interpreter does not exist yet (a volume environment still to be built), the check
 says so instead of guessing.
@@ -14,11 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bootstrap import command, pipeline, runpod_platform, worker
-from bootstrap.config import Config
-from bootstrap.context import Context
-from bootstrap.message import Message, error, info
-from bootstrap.runner import Found, StageLoop
+from bootstrap import runpod_platform
+from bootstrap.kernel import command, pipeline
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.message import Message, error, info
+from bootstrap.kernel.runner import Found, StageLoop
+from bootstrap.supervision import worker
 
 I001 = info("check.I001", "worker stages not checked: their environment does not exist yet",
             "`bootstrap run` builds it first; run the check again after a boot")
@@ -46,7 +48,7 @@ def _worker_side(ctx: Context) -> Found:
         python = Path(sys.executable)
     with tempfile.TemporaryDirectory(prefix="bootstrap-check-") as run_dir:
         env = worker.environment(ctx.config, ctx.run_id, ctx.worker_id, Path(run_dir))
-        result = command.run([python, "-m", "bootstrap.worker", "--check"], env=env,
+        result = command.run([python, "-m", "bootstrap.supervision.worker", "--check"], env=env,
                              timeout_s=WORKER_CHECK_TIMEOUT_S, check=False)
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]

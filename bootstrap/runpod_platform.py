@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
-from bootstrap.config import Config
-from bootstrap.message import Message, error, info, warning
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.message import Message, error, info, warning
 
 SERVERLESS_VOLUME = "/runpod-volume"
 

@@ -33,9 +33,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from bootstrap import backoff, events
-from bootstrap.message import Message, error
-from bootstrap.redaction import MASK
+from bootstrap.kernel import backoff, events
+from bootstrap.kernel.message import Message, error
+from bootstrap.kernel.redaction import MASK
 
 ENDPOINT = "BUCKET_ENDPOINT_URL"
 ACCESS_KEY = "BUCKET_ACCESS_KEY_ID"

@@ -8,7 +8,7 @@ to the handler. Stays light: the supervisor imports this module.
 
 from __future__ import annotations
 
-from bootstrap.app import CUDA, STORAGE, App
+from bootstrap.kernel.app import CUDA, STORAGE, App
 from f5worker import settings, state
 
 APP = App(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.config import Config
+from bootstrap.kernel.config import Config
 
 
 @dataclass(frozen=True)

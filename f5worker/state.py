@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the supervisor imports this module: torch stays out of it
-    from bootstrap.context import Context
+    from bootstrap.kernel.context import Context
     from f5worker.aligner import Aligner
     from f5worker.f5 import F5Model
     from f5worker.transcriber import Transcriber

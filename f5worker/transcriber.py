@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bootstrap import events
+from bootstrap.kernel import events
 from f5worker import checkpoint
 
 # What loading needs, as the hub's Whisper repos hold it (openai/whisper-*): these are

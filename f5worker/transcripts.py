@@ -17,7 +17,7 @@ import re
 import secrets
 from pathlib import Path
 
-from bootstrap.config import Config
+from bootstrap.kernel.config import Config
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # A transcript of a reference F5-TTS can use (~12 s) is far shorter; a larger file is not

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bootstrap.config import Config
+from bootstrap.kernel.config import Config
 from f5worker import settings
 
 if TYPE_CHECKING:

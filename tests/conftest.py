@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap import redaction
+from bootstrap.kernel import redaction
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent

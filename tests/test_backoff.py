@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap import backoff
+from bootstrap.kernel import backoff
 
 
 def test_waits_double_from_the_base() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import command, redaction
+from bootstrap.kernel import command, redaction
 
 
 def test_output_is_streamed_line_by_line() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from bootstrap import config
-from bootstrap.config import Config, ConfigError
+from bootstrap.kernel import config
+from bootstrap.kernel.config import Config, ConfigError
 
 
 def test_precedence_is_flag_then_env_then_file_then_default(tmp_path: Path) -> None:

@@ -42,9 +42,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap import installer
-from bootstrap.events import parse_line
-from bootstrap.exit_codes import ExitCode
+from bootstrap.environment import installer
+from bootstrap.kernel.events import parse_line
+from bootstrap.kernel.exit_codes import ExitCode
 from f5worker.handler import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]

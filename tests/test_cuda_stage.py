@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.config import Config
-from bootstrap.context import Context
 from bootstrap.gpu import DriverFacts, Gpu, NvmlUnavailable, TorchFacts, TorchUnavailable
-from bootstrap.message import Message
-from bootstrap.stage import StageFailed
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.message import Message
+from bootstrap.kernel.stage import StageFailed
 from bootstrap.stages import cuda
 
 H100 = Gpu(0, "NVIDIA H100 80GB HBM3", 81559, 80000, (9, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bootstrap.exit_codes import ExitCode
+from bootstrap.kernel.exit_codes import ExitCode
 
 DOCS = Path(__file__).parent.parent / "docs"
 

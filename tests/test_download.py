@@ -17,7 +17,7 @@ import pytest
 
 from bootstrap import download
 from bootstrap.download import DownloadError, Policy, Remote, Url
-from bootstrap.lease import Owner
+from bootstrap.environment.lease import Owner
 
 BODY = bytes(range(256)) * 4096  # 1 MiB, more than one chunk
 FAST = Policy(retries=2, backoff_s=0.01, read_timeout_s=5)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.exit_codes import ExitCode
+from bootstrap.kernel.exit_codes import ExitCode
 
 ENTRYPOINT = Path(__file__).resolve().parents[1] / "entrypoint.sh"
 SUMMARY_KEYS = ["ts", "level", "event", "run_id", "worker_id", "stage", "status", "exit_code",

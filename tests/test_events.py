@@ -13,7 +13,7 @@ import pytest
 import structlog
 from conftest import MODEL_STAGES, boot
 
-from bootstrap import events, redaction
+from bootstrap.kernel import events, redaction
 from bootstrap.stages.serve import with_job_context
 
 

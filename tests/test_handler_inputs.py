@@ -140,7 +140,7 @@ def test_timing_format_needs_timings() -> None:
 
 
 def test_every_limit_is_a_setting_and_a_misspelt_one_is_refused() -> None:
-    from bootstrap.config import load
+    from bootstrap.kernel.config import load
 
     env = {"BOOTSTRAP_APP": "f5worker.app:APP",
            "BOOTSTRAP_LIMIT_MAX_TEXT_CHARS": "8000", "BOOTSTRAP_LIMIT_MIN_REF_DBFS": "-60",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.message import Level, Message, error, warning
+from bootstrap.kernel.message import Level, Message, error, warning
 
 
 def test_messages_compare_by_id_and_obj_not_wording() -> None:

@@ -13,7 +13,7 @@ import pytest
 from conftest import boot
 from test_worker_deaths import assert_named_failure
 
-from bootstrap import cgroup
+from bootstrap.supervision import cgroup
 
 LIMIT = 300 * 1024 * 1024  # the supervisor and the worker's imports fit; the hoarding does not
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import MODEL_STAGES, REPO, boot
 
-from bootstrap import config
-from bootstrap.context import Context
+from bootstrap.kernel import config
+from bootstrap.kernel.context import Context
 from bootstrap.stages import preflight
 
 

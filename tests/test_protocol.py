@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bootstrap import events
-from bootstrap.protocol import Failure, StageResult, StageStart, Status
+from bootstrap.kernel import events
+from bootstrap.kernel.protocol import Failure, StageResult, StageStart, Status
 from bootstrap.stages import cuda
 
 

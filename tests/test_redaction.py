@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.redaction import MASK, Redactor, looks_secret
+from bootstrap.kernel.redaction import MASK, Redactor, looks_secret
 
 
 @pytest.mark.parametrize("name", ["HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "RUNPOD_API_KEY",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import REPO, boot, finish_boot, read_only, start_boot, wait_for_line
 
-from bootstrap.exit_codes import ExitCode
+from bootstrap.kernel.exit_codes import ExitCode
 
 
 def test_a_read_only_volume_sends_the_report_to_the_fallback(volume: Path,

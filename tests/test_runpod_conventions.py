@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 from conftest import MODEL_STAGES, REPO, boot_env, kill_boot
 
-from bootstrap import config, redaction, storage
+from bootstrap import storage
+from bootstrap.kernel import config, redaction
 from bootstrap.runpod_platform import torch_cuda
 from f5worker.handler import inputs
 from f5worker.settings import F5Settings

@@ -10,7 +10,8 @@ import time
 import pytest
 from s3server import FlakyProxy, Server, download, free_port
 
-from bootstrap import events, storage
+from bootstrap import storage
+from bootstrap.kernel import events
 from bootstrap.storage import Settings, Storage, StorageError
 
 AUDIO = bytes(range(256)) * 4096  # 1 MiB, every byte value, so a lost chunk shows

@@ -11,7 +11,7 @@ import pytest
 from conftest import Boot, boot
 from s3server import Server, free_port
 
-from bootstrap.context import Context
+from bootstrap.kernel.context import Context
 from bootstrap.stages import storage as stage
 
 # A secret no other part of the environment holds, to look for in everything the boot wrote.
@@ -88,7 +88,7 @@ def test_a_broken_store_fails_the_boot_by_name(s3_auth: Server, volume: Path, ca
 
 def test_check_reads_without_writing(s3: Server, monkeypatch: pytest.MonkeyPatch,
                                      tmp_path: Path) -> None:
-    from bootstrap.config import Config
+    from bootstrap.kernel.config import Config
 
     for name, value in s3.env().items():
         monkeypatch.setenv(name, value)

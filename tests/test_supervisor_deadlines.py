@@ -20,9 +20,10 @@ import hungfs
 import pytest
 from conftest import Boot, boot, finish_boot, start_boot
 
-from bootstrap import events, report
-from bootstrap.config import Config
-from bootstrap.exit_codes import ExitCode
+from bootstrap.kernel import events
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.reports import report
 
 
 class SilentIndex:
@@ -99,7 +100,7 @@ def test_an_install_waiting_on_a_silent_index_is_stopped_at_its_deadline(
     stack = assert_stopped_at_deadline(result, "install", 3)
     # the stack is where it was stuck: the install stage waiting on its installer
     assert 'bootstrap/stages/install.py", line' in stack
-    assert 'bootstrap/command.py", line' in stack and " in wait" in stack
+    assert 'bootstrap/kernel/command.py", line' in stack and " in wait" in stack
     assert silent_index.connections, "the installer reached the index"
     # interrupted, not waited out: well before the installer's own network timeouts
     assert took < 3 + 5, f"the boot took {took:.1f} s"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.config import Config, load
+from bootstrap.kernel.config import Config, load
 from f5worker import settings
 from f5worker.transcripts import MAX_BYTES, TranscriptCache
 

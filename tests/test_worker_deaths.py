@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, REPO, Boot, boot, finish_boot, start_boot, wait_for_line
 
-from bootstrap.exit_codes import ExitCode
+from bootstrap.kernel.exit_codes import ExitCode
 
 
 def assert_named_failure(result: Boot, stage: str, exit_code: int) -> dict[str, Any]:

@@ -35,11 +35,12 @@ def check(config_file: Path | None, fail_level: str, silence: tuple[str, ...],
       bootstrap check --silence preflight.I001 --fail-level warning
       bootstrap check --output json
     """
-    from bootstrap import dry_run, events
-    from bootstrap.error_boundary import error_boundary
-    from bootstrap.exit_codes import ExitCode
-    from bootstrap.message import Level
-    from bootstrap.supervisor import worker_identity
+    from bootstrap import dry_run
+    from bootstrap.kernel import events
+    from bootstrap.kernel.error_boundary import error_boundary
+    from bootstrap.kernel.exit_codes import ExitCode
+    from bootstrap.kernel.message import Level
+    from bootstrap.supervision.supervisor import worker_identity
 
     events.configure("auto", sys.stderr)
     with error_boundary():

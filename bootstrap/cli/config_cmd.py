@@ -20,13 +20,13 @@ def config(config_file: Path | None, output: str, **flags: Any) -> None:
       bootstrap config
       BOOTSTRAP_MODE=local bootstrap config --output json
     """
-    from bootstrap import events, redaction
-    from bootstrap.error_boundary import error_boundary
+    from bootstrap.kernel import events, redaction
+    from bootstrap.kernel.error_boundary import error_boundary
 
     events.configure("auto")
     with error_boundary():
         loaded = load_config(config_file, **flags)
-        # The framework's settings, then the app's (bootstrap/app.py), in one table.
+        # The framework's settings, then the app's (bootstrap/kernel/app.py), in one table.
         rows = [(name, value, loaded.sources[name])
                 for name, value in loaded.config.settings().items()]
         data = {name: {"value": _plain(value), "source": source} for name, value, source in rows}

@@ -34,6 +34,6 @@ def config_options(func: F) -> F:
 
 def load_config(config_file: Path | None, **flags: Any) -> Any:
     """The effective configuration (a ``config.Loaded``) from flags, env, file, defaults."""
-    from bootstrap import config
+    from bootstrap.kernel import config
 
     return config.load(flags=flags, toml_path=config_file)

@@ -31,10 +31,11 @@ def report(config_file: Path | None, boots: tuple[str, ...], as_list: bool, as_j
       bootstrap report 3f2a latest         compare a boot with the latest one
       bootstrap report --html boot.html    a page to open in a browser
     """
-    from bootstrap import events, report_text
-    from bootstrap import report as reports
-    from bootstrap.error_boundary import error_boundary
-    from bootstrap.exit_codes import ExitCode
+    from bootstrap.kernel import events
+    from bootstrap.kernel.error_boundary import error_boundary
+    from bootstrap.kernel.exit_codes import ExitCode
+    from bootstrap.reports import report as reports
+    from bootstrap.reports import report_text
 
     events.configure("auto", sys.stderr)
     with error_boundary():
@@ -58,7 +59,7 @@ def report(config_file: Path | None, boots: tuple[str, ...], as_list: bool, as_j
         if as_json:
             click.echo(path.read_text())
         elif html_file is not None:
-            from bootstrap.report_html import render_html
+            from bootstrap.reports.report_html import render_html
 
             html_file.write_text(render_html(reports.load(path)))
             click.echo(f"wrote {html_file}", err=True)

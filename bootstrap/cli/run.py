@@ -20,8 +20,8 @@ def run(config_file: Path | None, test_input: str | None, **flags: Any) -> None:
       bootstrap run
       BOOTSTRAP_MODE=local bootstrap run --volume /tmp/vol --test-input '{"text": "hi"}'
     """
-    from bootstrap import events
-    from bootstrap.error_boundary import error_boundary
+    from bootstrap.kernel import events
+    from bootstrap.kernel.error_boundary import error_boundary
 
     events.configure("auto")
     with error_boundary():
@@ -30,6 +30,6 @@ def run(config_file: Path | None, test_input: str | None, **flags: Any) -> None:
         for note in loaded.unknown:
             events.emit("warn", "config.unknown", msg=note,
                         hint="bootstrap config lists every setting and its variable")
-        from bootstrap.supervisor import Supervisor
+        from bootstrap.supervision.supervisor import Supervisor
 
         sys.exit(Supervisor(loaded.config).run())

@@ -8,6 +8,6 @@ import click
 @click.command(hidden=True)
 def worker() -> None:
     """Internal: the worker process, started by `bootstrap run`."""
-    from bootstrap.worker import main
+    from bootstrap.supervision.worker import main
 
     sys.exit(main())

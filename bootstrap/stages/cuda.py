@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bootstrap import events
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
 from bootstrap.gpu import (
     DriverFacts,
     Gpu,
@@ -25,8 +22,11 @@ from bootstrap.gpu import (
     TorchFacts,
     TorchUnavailable,
 )
-from bootstrap.message import Message, error, warning
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel import events
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 
 E001 = error("cuda.E001", "torch {torch} is a CPU-only build on a machine with a GPU",
              "install a CUDA build of torch (the Linux wheel on PyPI is one), not a +cpu wheel")

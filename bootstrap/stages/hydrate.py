@@ -3,13 +3,14 @@ that is faster than running it from the volume.
 
 After install, the environment on the volume is published and healthy. When the volume's
 lookups are slow (the volume stage's I/O probe, ``lookup_ms``) and the container disk has
-room, its packed form (``bootstrap.envpack``) is unpacked to ``hydrate_dir/<key>``
-(``bootstrap.hydrate``) and the worker starts from there; a copy made by an earlier boot
-of this container is reused. The pages of the large files the copy leaves on the volume
-that an earlier boot read (``bootstrap.prefetch``) are read in the background meanwhile,
-and the first boot that runs from a copy records them once ready. Anything in the way
-(no packed form, no room, a damaged pack, a failed unpack) is a warning, and the worker
-runs from the volume as it always could: this stage never fails a boot.
+room, its packed form (``bootstrap.environment.envpack``) is unpacked to
+``hydrate_dir/<key>`` (``bootstrap.environment.hydrate``) and the worker starts from
+there; a copy made by an earlier boot of this container is reused. The pages of the
+large files the copy leaves on the volume that an earlier boot read
+(``bootstrap.environment.prefetch``) are read in the background meanwhile, and the first
+boot that runs from a copy records them once ready. Anything in the way (no packed form,
+no room, a damaged pack, a failed unpack) is a warning, and the worker runs from the
+volume as it always could: this stage never fails a boot.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap import diskspace, envpack, envstore, hydrate, ioprobe, prefetch
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, info, warning
-from bootstrap.stage import Outcome, Side, Stage
+from bootstrap import diskspace, ioprobe
+from bootstrap.environment import envpack, envstore, hydrate, prefetch
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage
 
 W001 = warning("hydrate.W001", "environment {key} has no packed form: the worker runs from "
                                "the volume",

@@ -2,13 +2,13 @@
 it; publish it (FAILURES.md 5, 11, 12, 14).
 
 ``build`` is the whole transaction, in one function: take the key's lease
-(``bootstrap.lease``; waiters stop waiting when another worker publishes), look again
+(``bootstrap.environment.lease``; waiters stop waiting when another worker publishes), look again
 (another worker may have finished meanwhile), remove leftovers of interrupted builds,
 create the environment in a staging directory, install, verify, pack, write the marker,
 publish by rename, release. The lease is a ``with`` block and the staging directory is
 removed in its ``finally``: a failure, a stop signal or a lost lease leaves neither behind.
 
-Installs with uv or pip (``bootstrap.installer``), streaming output as rate-limited events,
+Installs with uv or pip (``environment/installer``), streaming output as rate-limited events,
 with a timeout per attempt and retries with backoff for transient failures (network, 5xx,
 timeouts) and none for permanent ones (no such distribution, conflicts). ENOSPC/EDQUOT is
 named with the disk, its free space and what the build had written. Then the key modules
@@ -33,28 +33,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap import (
-    backoff,
-    command,
-    compat,
-    diskspace,
-    envbuild,
-    envpack,
-    envprobe,
-    envstore,
-    events,
-    installer,
-    redaction,
-)
-from bootstrap.command import CommandFailed
-from bootstrap.context import Context
-from bootstrap.envbuild import Build, Wanted
-from bootstrap.exit_codes import ExitCode
-from bootstrap.lease import Lease, Owner, WaitedTooLong
-from bootstrap.message import Message, error, info, warning
-from bootstrap.requirements import RequirementsMissing, load
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
-from bootstrap.throttle import Throttle
+from bootstrap import diskspace
+from bootstrap.environment import compat, envbuild, envpack, envprobe, envstore, installer
+from bootstrap.environment.envbuild import Build, Wanted
+from bootstrap.environment.lease import Lease, Owner, WaitedTooLong
+from bootstrap.environment.requirements import RequirementsMissing, load
+from bootstrap.kernel import backoff, command, events, redaction
+from bootstrap.kernel.command import CommandFailed
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel.throttle import Throttle
 
 # The longest wait between install attempts: an index that is down for longer than a few
 # minutes is a failure to report, not to sit through.

@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bootstrap import cgroup
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error, info, warning
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.supervision import cgroup
 
 MIN_PYTHON = (3, 11)
 # RunPod marks a worker unhealthy after 7 minutes of cold start unless RUNPOD_INIT_TIMEOUT

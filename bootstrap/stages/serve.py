@@ -23,13 +23,13 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from bootstrap import events
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error
-from bootstrap.protocol import emit_ready
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
-from bootstrap.target import resolve
+from bootstrap.kernel import events
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error
+from bootstrap.kernel.protocol import emit_ready
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel.target import resolve
 
 E001 = error("serve.E001", "the handler factory {target} could not be loaded",
              "check BOOTSTRAP_APP or BOOTSTRAP_HANDLER (module:callable) and that the module "
@@ -128,7 +128,7 @@ async def _awaited_in_job_context(result: Awaitable[Any], job: Any) -> Any:
 
 def _target(ctx: Context) -> str:
     """The handler factory: the ``handler`` setting, else the app's."""
-    from bootstrap import app as apps
+    from bootstrap.kernel import app as apps
 
     return ctx.config.handler or apps.load(ctx.config.app).handler
 

@@ -16,10 +16,10 @@ import time
 import urllib.error
 import urllib.request
 
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error, info, warning
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.storage import Storage, StorageError
 
 I001 = info("storage.I001", "no storage configured: outputs are returned inline only",

@@ -1,8 +1,8 @@
 """venv: find the environment this worker's inputs call for (FAILURES.md 5, 7).
 
-Environments live at ``<volume>/.bootstrap/envs/<key>/`` (``bootstrap.envkey``). A healthy
+Environments live at ``<volume>/.bootstrap/envs/<key>/`` (``environment/envkey``). A healthy
 one is reused (the worker runs its Python; nothing else happens). Otherwise this stage
-hands the install stage what to build (``bootstrap.envbuild.Wanted``), which builds it as
+hands the install stage what to build (``envbuild.Wanted``), which builds it as
 one transaction under the key's lease. This stage only looks: it takes no lease and writes
 nothing, so nothing it does can be left half done.
 
@@ -19,11 +19,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bootstrap import envbuild, envkey, envstore, events, installer, requirements
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error, info, warning
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.environment import envbuild, envkey, envstore, installer, requirements
+from bootstrap.kernel import events
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 
 E001 = error("venv.E001", "requirements file {path} does not exist",
              "set BOOTSTRAP_REQUIREMENTS to an existing file (relative to the working dir)")
@@ -43,7 +44,7 @@ I003 = info("venv.I003", "{mode} mode: no environment, {python} runs the worker"
 I004 = info("venv.I004", "a new environment: {changed} changed since {old}", "")
 I005 = info("venv.I005", "environment {key} is built from: {lines}",
             "the lines marked added are what bootstrap's own stages need there "
-            "(bootstrap/requirements.py); the installer is given every line")
+            "(bootstrap/environment/requirements.py); the installer is given every line")
 
 
 def wants_env(ctx: Context, reqs: requirements.Requirements) -> bool:

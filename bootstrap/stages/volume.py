@@ -16,11 +16,12 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from bootstrap import diskspace, ioprobe, mounts, requirements
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error, info, warning
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap import diskspace, ioprobe, mounts
+from bootstrap.environment import requirements
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 
 # Below these the volume is slow enough to dominate a boot that installs or imports from it.
 SLOW_SMALL_FILES_PER_S = 200

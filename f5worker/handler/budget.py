@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from bootstrap.message import Message, error
+from bootstrap.kernel.message import Message, error
 from f5worker.f5 import Plan
 from f5worker.handler.inputs import InputError, Limits
 

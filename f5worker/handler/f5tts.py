@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bootstrap import events, redaction
-from bootstrap.context import Context
+from bootstrap.kernel import events, redaction
+from bootstrap.kernel.context import Context
 from bootstrap.storage import StorageError
 from f5worker import state
 from f5worker.bucket_voices import BucketVoices

@@ -80,7 +80,7 @@ class Limits:
 
     @classmethod
     def of(cls, config: Any) -> Limits:
-        """The limits a worker with ``config`` (a ``bootstrap.config.Config``) applies:
+        """The limits a worker with ``config`` (a ``bootstrap.kernel.config.Config``) applies:
         the job budget's own settings, and any other limit by name from ``job_limits``
         (``BOOTSTRAP_LIMIT_<NAME>``). A name that is not a limit is a boot failure, not
         a setting ignored in silence."""

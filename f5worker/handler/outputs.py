@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from bootstrap.message import Message, error
+from bootstrap.kernel.message import Message, error
 from bootstrap.storage import Storage
 
 E001 = error("outputs.E001", "the result is {size} bytes of base64, over the {limit} bytes "

@@ -26,7 +26,7 @@ import datetime
 import uuid
 from typing import Any
 
-from bootstrap import events
+from bootstrap.kernel import events
 from f5worker.bucket_voices import BucketVoices
 from f5worker.handler import audio_io, seed_inputs, speech
 from f5worker.handler.budget import Budget

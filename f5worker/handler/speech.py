@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bootstrap import events
+from bootstrap.kernel import events
 from bootstrap.storage import Storage
 from f5worker import f5
 from f5worker.f5 import F5Model

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bootstrap import events
+from bootstrap.kernel import events
 from f5worker.handler import audio_io, refaudio
 from f5worker.handler.inputs import InputError, Limits, parse_delete, parse_list, parse_new_voice
 from f5worker.voices import VoiceError, VoiceLibrary

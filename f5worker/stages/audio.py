@@ -17,10 +17,10 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error, warning
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 
 # torch minor -> the torchcodec minors built against it (torchcodec's compatibility table).
 TORCHCODEC_FOR_TORCH = {"2.8": ("0.6", "0.7"), "2.9": ("0.8", "0.9"), "2.10": ("0.10",)}

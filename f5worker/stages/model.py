@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap import events
-from bootstrap.config import Config
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error, info, warning
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel import events
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from f5worker import aligner, checkpoint, f5, settings, state, transcriber, voices
 
 if TYPE_CHECKING:

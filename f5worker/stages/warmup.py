@@ -16,11 +16,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bootstrap import events
-from bootstrap.context import Context
-from bootstrap.exit_codes import ExitCode
-from bootstrap.message import Message, error
-from bootstrap.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel import events
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.exit_codes import ExitCode
+from bootstrap.kernel.message import Message, error
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from f5worker import refclip, settings, state, voices
 
 TEXT = "The quick brown fox jumps over the lazy dog."

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import wheelhouse
 
-from bootstrap import pipeline
-from bootstrap.config import Config
+from bootstrap.kernel import pipeline
+from bootstrap.kernel.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_STAGES = ",".join(stage.name for stage in pipeline.worker_stages(Config()))

@@ -13,8 +13,8 @@ import psutil
 import pytest
 from envboot import WORKER_STAGES, Boot, BootFn, StartFn, envs, parse
 
-from bootstrap import envstore
-from bootstrap.message import Level, Message
+from bootstrap.environment import envstore
+from bootstrap.kernel.message import Level, Message
 from bootstrap.stages import install, venv
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from envboot import REPO
 
-from bootstrap import compat, envkey, envstore, mounts, requirements
-from bootstrap.config import Config
-from bootstrap.context import Context
-from bootstrap.requirements import WORKER_REQUIREMENTS, Requirements
-from bootstrap.stage import StageFailed
+from bootstrap import mounts
+from bootstrap.environment import compat, envkey, envstore, requirements
+from bootstrap.environment.requirements import WORKER_REQUIREMENTS, Requirements
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.stage import StageFailed
 from bootstrap.stages import install, venv
 
 MOUNTINFO = (
@@ -172,8 +173,8 @@ def test_local_mode_without_requirements_uses_the_current_interpreter(tmp_path: 
 
 
 def test_installer_output_is_rate_limited_and_counts_what_it_dropped() -> None:
-    from bootstrap import events
-    from bootstrap.throttle import Throttle
+    from bootstrap.kernel import events
+    from bootstrap.kernel.throttle import Throttle
     throttle = Throttle("install.output", interval_s=3600)
     with events.capture() as captured:
         for i in range(5):

@@ -1,4 +1,4 @@
-"""The packed form of an environment (bootstrap/envpack.py) on a tree made here: what is
+"""The packed form of an environment (bootstrap/environment/envpack.py) on a tree made here: what is
 packed, what is left on the volume and linked, and what a damaged pack does."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import envpack
+from bootstrap.environment import envpack
 
 
 def make_env(root: Path) -> Path:

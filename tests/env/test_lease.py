@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import events, lease
-from bootstrap.lease import Lease, Owner
+from bootstrap.environment import lease
+from bootstrap.environment.lease import Lease, Owner
+from bootstrap.kernel import events
 
 
 def _write_owner(locks: Path, name: str, owner: Owner) -> Path:

@@ -1,12 +1,12 @@
 """The record of what a boot read of the large files, and the reading ahead of it
-(bootstrap/prefetch.py), on real files in the real page cache."""
+(bootstrap/environment/prefetch.py), on real files in the real page cache."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bootstrap import prefetch
+from bootstrap.environment import prefetch
 
 MB = 1 << 20
 

@@ -20,7 +20,7 @@ import pytest
 import slowfs
 from envboot import REPO, WORKER_STAGES, Boot, base_env, envs, needs_root, parse
 
-from bootstrap import envpack, envstore, prefetch
+from bootstrap.environment import envpack, envstore, prefetch
 from bootstrap.stages import hydrate as hydrate_stage
 
 FIXTURES = REPO / "tests" / "fixtures"

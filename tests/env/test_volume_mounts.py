@@ -12,8 +12,8 @@ from pathlib import Path
 
 from envboot import REPO, Boot, BootFn, needs_root
 
-from bootstrap.config import Config
-from bootstrap.context import Context
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.context import Context
 from bootstrap.stages import install, venv, volume
 
 pytestmark = needs_root

@@ -173,7 +173,7 @@ def installed_closure(root: str) -> list[str]:
 
 def build_sdk(out: Path) -> Path:
     """The RunPod SDK and its dependencies (what the serve stage adds to an environment:
-    bootstrap/requirements.py), repacked from this interpreter: about 50 wheels, 33 MB."""
+    environment/requirements.py), repacked from this interpreter: about 50 wheels, 33 MB."""
     out.mkdir(parents=True, exist_ok=True)
     for name in installed_closure("runpod"):
         repack_installed(out, name)

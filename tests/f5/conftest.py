@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap.config import Config, from_settings
-from bootstrap.context import Context
+from bootstrap.kernel.config import Config, from_settings
+from bootstrap.kernel.context import Context
 from f5worker.handler import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap.context import Context
-from bootstrap.stage import StageFailed
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.stage import StageFailed
 from f5worker import aligner, state
 from f5worker.handler import tiny_model
 from f5worker.stages import model

@@ -14,7 +14,7 @@ import pytest
 import srt
 import torch
 
-from bootstrap.context import Context
+from bootstrap.kernel.context import Context
 from f5worker import aligner, refclip, voices
 from f5worker.aligner import AlignmentError, Word
 from f5worker.handler import subtitles, tiny_model

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap import events
-from bootstrap.context import Context
+from bootstrap.kernel import events
+from bootstrap.kernel.context import Context
 from f5worker.f5 import expected_samples
 from f5worker.handler import f5tts, tiny_model
 from f5worker.handler.inputs import Limits
@@ -205,7 +205,7 @@ def test_an_unexpected_failure_answers_without_paths_and_logs_the_detail(
 
 def test_an_answer_passes_the_redactor(handler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A refusal quotes what the client sent; a worker secret never leaves in it."""
-    from bootstrap import redaction
+    from bootstrap.kernel import redaction
 
     monkeypatch.setenv("BUCKET_SECRET_ACCESS_KEY", "s3cr3t-Value-7Hq2")
     redaction.reset()

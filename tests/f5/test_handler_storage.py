@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from s3server import FlakyProxy, Server, download, free_port, moto_server
 
-from bootstrap import events
-from bootstrap.context import Context
+from bootstrap.kernel import events
+from bootstrap.kernel.context import Context
 from bootstrap.storage import Storage
 from f5worker.handler import f5tts
 from f5worker.handler.inputs import Limits

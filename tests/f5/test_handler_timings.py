@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.context import Context
+from bootstrap.kernel.context import Context
 from f5worker.handler import f5tts
 
 TEXT = "Subtitles for every word, please."

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bootstrap.context import Context
+from bootstrap.kernel.context import Context
 from f5worker import refclip
 from f5worker.handler import audio_io, f5tts
 from f5worker.handler.inputs import InputError, Limits

@@ -19,7 +19,7 @@ import srt
 import webvtt
 from s3server import Server, download
 
-from bootstrap.context import Context
+from bootstrap.kernel.context import Context
 from bootstrap.storage import Storage
 from f5worker.handler import f5tts, tiny_model
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap.context import Context
-from bootstrap.message import Message
-from bootstrap.stage import StageFailed
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.message import Message
+from bootstrap.kernel.stage import StageFailed
 from bootstrap.stages import cuda
 from f5worker import state, voices
 from f5worker.stages import audio, model, warmup
@@ -190,8 +190,8 @@ def test_warmup_without_its_voice_is_named(booted: Context) -> None:
 def run_audio_stage(pythonpath: Path) -> dict[str, str]:
     """The audio stage in a fresh interpreter whose import path starts at ``pythonpath``."""
     code = (
-        "import json\nfrom bootstrap.stage import StageFailed\n"
-        "from bootstrap.context import Context\nfrom bootstrap.config import Config\n"
+        "import json\nfrom bootstrap.kernel.stage import StageFailed\n"
+        "from bootstrap.kernel.context import Context\nfrom bootstrap.kernel.config import Config\n"
         "from f5worker.stages import audio\n"
         "try:\n    audio.run(Context(Config(), 'r', 'w')); print(json.dumps({}))\n"
         "except StageFailed as e:\n"

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from conftest import REPO, snapshot
 
-from bootstrap import events
-from bootstrap.context import Context
-from bootstrap.stage import StageFailed
+from bootstrap.kernel import events
+from bootstrap.kernel.context import Context
+from bootstrap.kernel.stage import StageFailed
 from f5worker import settings, state, transcriber
 from f5worker.handler import tiny_model
 from f5worker.stages import model, warmup

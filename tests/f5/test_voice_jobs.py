@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.context import Context
+from bootstrap.kernel.context import Context
 from f5worker import settings
 from f5worker.handler import f5tts, refaudio, tiny_model
 from f5worker.handler.inputs import Limits

@@ -1,0 +1,2 @@
+"""The environment store: keyed environments on the volume, built under a lease,
+packed, and hydrated to the container disk."""

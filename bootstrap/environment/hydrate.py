@@ -1,0 +1,190 @@
+"""The local copy of a published environment, on the container disk.
+
+A worker running its environment from a network volume pays one round trip per metadata
+operation, ~100,000 of them for torch and F5-TTS. A local copy is unpacked from the
+environment's packed form (``envpack.py``): one open, one sequential read. Whether
+that wins is decided per boot (``decide``) from what the boot measured: the volume's
+lookup latency, the pack's size and member count, the room on the container disk.
+
+Layout, under ``hydrate_dir`` (the container disk):
+
+    <key>/                  a complete copy; .bootstrap-hydrated.json says of which pack
+    <key>.tmp-<pid>/        an unpack in progress (or what a killed one left)
+    <key>.lock              held (flock) by the one worker copying this key
+
+A copy is trusted only when its record names the same pack (key, size, build time) and its
+Python runs: a copy is renamed to ``<key>`` only after tar succeeded and the record was
+written, so a SIGKILL at any point leaves only a ``.tmp-`` directory, which the next copier
+removes. Two workers on one disk copy one at a time: the second waits for the lock, finds
+the first one's copy and uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap import diskspace
+from bootstrap.environment import envpack, envstore
+
+RECORD = ".bootstrap-hydrated.json"
+# Lookups slower than this make running from the volume lose to one sequential read
+# (docs/performance.md, "Cold start from the volume": at the lowest latency measured, a
+# 0.49 ms lookup, the copy was ready 12x sooner): a local disk answers in a few
+# microseconds, any FUSE or network file system in tens to hundreds.
+MIN_LOOKUP_MS = 0.05
+# Room left on the container disk beyond the copy itself, for the worker's own writes.
+SPARE_MB = 512
+# Round trips a boot makes per file of the environment it runs from (measured on the F5
+# stack: ~96,000 stats and 14,000 opens over 78,000 files), for the estimate only.
+TRIPS_PER_FILE = 1.4
+# A slow volume still streams at this rate at least; bounds tar's timeout.
+MIN_MB_S = 5.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    hydrate: bool
+    why: str  # one line: why the copy is made, or why the boot runs from the volume
+    pack: envpack.Pack | None
+    local: Path
+    facts: dict[str, Any]
+
+
+def local_path(hydrate_dir: Path, key: str) -> Path:
+    return hydrate_dir / key
+
+
+def estimate_s(pack: envpack.Pack, lookup_ms: float,
+               read_mb_s: float | None) -> dict[str, float]:
+    """What the two ways would cost in I/O alone: the boot's round trips from the volume,
+    and one sequential read of the pack."""
+    volume = pack.files * TRIPS_PER_FILE * lookup_ms / 1000
+    estimate = {"from_volume_s": round(volume, 1)}
+    if read_mb_s:  # only where the volume stage's probe measured it
+        estimate["copy_s"] = round(pack.size / 1e6 / max(read_mb_s, MIN_MB_S), 1)
+    return estimate
+
+
+def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
+           lookup_ms: float | None, read_mb_s: float | None = None) -> Plan:
+    """Whether to run from a local copy: ``choice`` is the setting (auto, always, never)."""
+    key = str(marker.get("key", env.name))
+    local = local_path(hydrate_dir, key)
+    facts: dict[str, Any] = {"lookup_ms": None if lookup_ms is None else round(lookup_ms, 3),
+                             "local": str(local)}
+    if choice == "never":
+        return Plan(False, "BOOTSTRAP_HYDRATE=never", None, local, facts)
+    pack = envpack.find(env, marker)
+    if pack is None:
+        return Plan(False, "no packed form", None, local, facts)
+    facts.update(pack_mb=pack.size >> 20, files=pack.files, compressed=pack.compressed)
+    if lookup_ms is not None:
+        facts.update(estimate_s(pack, lookup_ms, read_mb_s))
+    if choice == "auto" and (lookup_ms is None or lookup_ms < MIN_LOOKUP_MS):
+        measured = "not measured" if lookup_ms is None else f"{lookup_ms:.3f} ms"
+        return Plan(False, f"the volume is fast (lookup {measured} < {MIN_LOOKUP_MS} ms)",
+                    pack, local, facts)
+    measured = "not measured" if lookup_ms is None else f"{lookup_ms:.2f} ms"
+    form = ", zstd" if pack.compressed else ""
+    return Plan(True, f"lookup {measured}; {pack.files} files in one read of "
+                      f"{pack.size >> 20} MB{form}", pack, local, facts)
+
+
+def need_mb(pack: envpack.Pack) -> int:
+    return (pack.disk_bytes >> 20) + SPARE_MB
+
+
+def identity(marker: dict[str, Any], pack: envpack.Pack) -> dict[str, Any]:
+    """What a local copy must match to be used: the same build of the same key."""
+    return {"key": marker.get("key"), "created": marker.get("created"), "size": pack.size}
+
+
+def trusted(local: Path, want: dict[str, Any]) -> str | None:
+    """None when ``local`` is a complete copy of the pack ``want`` describes and runs;
+    otherwise why not."""
+    try:
+        record = json.loads((local / RECORD).read_text())
+    except (OSError, ValueError):
+        return "missing" if not local.exists() else "no record: an unfinished copy"
+    if not isinstance(record, dict) or record.get("of") != want:
+        return "a copy of another build"
+    return envstore.health(local)
+
+
+@dataclass(frozen=True)
+class Copied:
+    made: bool  # False: another worker's copy finished while this one waited for the lock
+    removed: list[str]  # leftovers of interrupted copies, removed
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One copier per key on this disk at a time. The container disk is local, where
+    ``flock`` is reliable (unlike on the volume: bootstrap.environment.lease), and the kernel drops
+    the lock of a killed process, so a SIGKILL leaves no stale lock behind."""
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> Copied:
+    """Unpack ``pack`` into ``local``, unless another worker on this disk did it while this
+    one waited. Raises envpack.PackFailed or OSError (a full disk: ``diskspace.is_full``);
+    nothing partial is ever left at ``local``."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(local.with_name(f"{local.name}.lock")):
+        if trusted(local, identity(marker, pack)) is None:
+            return Copied(False, [])
+        # Holding the lock, no copy of this key is in progress: any staging is a leftover.
+        removed = []
+        for path in local.parent.glob(f"{local.name}.tmp-*"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+        discard(local)  # not trusted: another build's copy, or damaged
+        _unpack(env, marker, pack, local)
+        return Copied(True, removed)
+
+
+def _unpack(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> None:
+    staging = local.with_name(f"{local.name}.tmp-{os.getpid()}")
+    staging.mkdir()
+    try:
+        timeout = 120 + pack.size / 1e6 / MIN_MB_S
+        envpack.unpack(pack, env, staging, timeout_s=timeout)
+        # Console scripts name the interpreter by its path on the volume; point them here.
+        # The worker runs `<copy>/bin/python -m bootstrap.supervision.worker`, which needs only
+        # pyvenv.cfg's `home` (the base interpreter), not these.
+        envstore.retarget_scripts(staging / "bin", env, local)
+        shutil.copyfile(env / envstore.MARKER, staging / envstore.MARKER)
+        with open(staging / RECORD, "w") as f:
+            json.dump({"of": identity(marker, pack), "from": str(env)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(staging, local)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def discard(local: Path) -> None:
+    """Remove a copy that is not trusted: renamed aside first, so no reader sees half."""
+    if not local.exists():
+        return
+    aside = local.with_name(f"{local.name}.tmp-{os.getpid()}-aside")
+    shutil.rmtree(aside, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rename(local, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def room(hydrate_dir: Path, pack: envpack.Pack) -> tuple[int, int]:
+    """(free MB, needed MB) on the disk that holds ``hydrate_dir``."""
+    return diskspace.free_mb(hydrate_dir), need_mb(pack)

@@ -1,0 +1,1 @@
+"""The framework's kernel: settings, apps, the stage contract and its loop, events."""

@@ -1,0 +1,69 @@
+"""The boot order. Read top to bottom, this is what a worker does when it starts.
+
+Supervisor stages run in the light supervisor process (system Python, never torch);
+worker stages run in the worker process, in the environment the supervisor prepared.
+The worker's stages come from the app (``bootstrap/kernel/app.py``: the ``app`` setting names
+it); users add their own (``extra_stages = ["pkg.module:callable"]``), which run after the
+app's and before serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bootstrap.kernel.config import Config
+from bootstrap.kernel.stage import Outcome, Side, Stage
+from bootstrap.kernel.target import resolve
+
+# Each side imports only its own stages: every import is paid on every boot, twice over
+# if both processes paid for both lists.
+
+
+def supervisor_stages() -> list[Stage]:
+    from bootstrap.stages import hydrate, install, preflight, venv, volume
+
+    return [
+        preflight.STAGE,
+        volume.STAGE,
+        venv.STAGE,
+        install.STAGE,
+        hydrate.STAGE,
+    ]
+
+
+def worker_stages(config: Config) -> list[Stage]:
+    """The app's stages (``app.stages``, e.g. cuda, the model's own, storage), the user's
+    ``extra_stages``, then serve."""
+    from bootstrap.kernel import app as apps
+    from bootstrap.stages import serve
+
+    app = apps.load(config.app)
+    return [
+        *[load_extra(target) for target in app.stages],
+        *[load_extra(target) for target in config.extra_stages],
+        serve.STAGE,
+    ]
+
+
+def load_extra(target: str) -> Stage:
+    """A user stage from ``module:callable``: either a :class:`Stage` or a plain ``run(ctx)``.
+
+    An import error becomes that stage's failure when it runs, so it is reported in the
+    stage's own name instead of killing the worker before its first event.
+    """
+    name = target.rpartition(":")[2].rpartition(".")[2]
+    try:
+        obj = resolve(target)
+    except Exception as exc:  # any import-time error of user code
+        error = exc
+
+        def broken(_: object) -> Outcome | None:
+            raise error
+
+        return Stage(name=name, run=broken, side=Side.WORKER)
+    if isinstance(obj, Stage):
+        return obj
+    if callable(obj):
+        run: Callable[..., Outcome | None] = obj
+        return Stage(name=name, run=run, side=Side.WORKER)
+    raise TypeError(f"{target} is neither a Stage nor a callable")
