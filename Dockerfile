@@ -24,11 +24,13 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # ffmpeg brings the shared libraries torchcodec loads (libavcodec, libavformat, libavdevice,
 # ...) and the ffmpeg/ffprobe programs pydub calls. libpython3.11: torchcodec's custom ops
 # library links against libpython3.11.so.1.0, which Debian's (static) python3 does not ship;
-# without it torchaudio cannot decode (audio.E002). python3-venv: the stdlib venv.
+# without it torchaudio cannot decode (audio.E002). python3-venv: the stdlib venv. zstd:
+# the environment's packed form is compressed with it (bootstrap/environment/envpack.py), a quarter of
+# the bytes to read from the network volume at boot.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        ca-certificates ffmpeg libpython3.11 python3 python3-pip python3-venv tini \
+        ca-certificates ffmpeg libpython3.11 python3 python3-pip python3-venv tini zstd \
     && rm -rf /var/lib/apt/lists/*
 # A non-root user for platforms that run as one (the image itself stays root by default:
 # RunPod's network volumes are owned by root). uid 1000 is the common host user.

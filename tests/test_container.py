@@ -680,3 +680,66 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# -- the slim image with its volume on the test bed (issue 14) -----------------------------
+
+
+def test_slim_boots_from_a_slow_network_volume_through_a_local_copy(
+    podman_env: dict[str, str], image: str, wheelhouse: Path, tmp_path: Path,
+) -> None:
+    """The slim image in volume mode with /runpod-volume on the test bed of
+    tests/env/slowfs.py (a FUSE mount with 1 ms per metadata operation and MooseFS's
+    caching): the hydrate stage unpacks the environment's packed form, which the image's
+    own build of it compressed with the image's zstd, onto the container's disk, and the
+    worker runs from there and answers its job. The environment is built first by the same
+    image on the same directory without the latency (one build, then boots)."""
+    import slowfs
+
+    backing = tmp_path / "backing"
+    backing.mkdir()
+    env = {
+        "BOOTSTRAP_MODE": "volume",
+        "BOOTSTRAP_ALLOW_CPU": "1",
+        "BOOTSTRAP_HANDLER": "bootstrap.echo:make_handler",
+        "BOOTSTRAP_TEST_INPUT": json.dumps({"text": "hello from the slow volume"}),
+        "BOOTSTRAP_SKIP": SKIP_MODEL_STAGES,
+        "BOOTSTRAP_REQUIREMENTS_TEXT": "runpod>=1.10,<1.13",
+        "BOOTSTRAP_FIND_LINKS": "/wheelhouse",
+        "BOOTSTRAP_NO_INDEX": "true",
+        # a user stage that says which environment the worker runs from
+        "BOOTSTRAP_EXTRA_STAGES": "stage_where:where",
+        "PYTHONPATH": "/fixtures",
+    }
+    mounts = [f"{wheelhouse}:/wheelhouse:ro", f"{REPO / 'tests' / 'fixtures'}:/fixtures:ro"]
+    try:
+        built = boot(podman_env, image, env=env, volume=backing, network="none",
+                     mounts=mounts, timeout=900)
+        assert (built.returncode, built.summary["status"]) == (0, "ok"), built.describe()
+        (marker,) = (backing / ".bootstrap" / "envs").glob("*/.bootstrap-env.json")
+        key = marker.parent.name
+        pack = json.loads(marker.read_text())["pack"]
+        assert pack["file"].endswith(".zst"), f"the image packs with zstd: {pack}"
+        (fast,) = built.named("stage", stage="hydrate", status="ok")
+        assert fast["facts"]["from"] == "volume", "a local directory is a fast volume"
+
+        with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=1.0, mb_s=500) as slow:
+            slowfs.drop_caches()
+            result = boot(podman_env, image, env=env, volume=slow, network="none",
+                          mounts=mounts, timeout=900)
+        assert (result.returncode, result.summary["status"]) == (0, "ok"), result.describe()
+        assert result.named("boot.ready"), result.describe()
+        (hydrated,) = result.named("stage", stage="hydrate", status="ok")
+        facts = hydrated["facts"]
+        assert (facts["from"], facts["reused"], facts["compressed"]) == ("local", False, True), \
+            facts
+        assert facts["lookup_ms"] >= 0.9, "the volume stage measured the test bed's latency"
+        (where,) = result.named("stage", stage="where", status="ok")
+        assert where["facts"]["prefix"] == f"/var/cache/bootstrap/envs/{key}", where
+        answers = [e for e in result.named("output") if "Job result" in e.get("line", "")]
+        assert answers and "hello from the slow volume" in answers[0]["line"], \
+            result.describe()
+        print(f"slow volume boot: ready after {result.named('boot.ready')[0]['ready_ms']} ms, "
+              f"hydrate {facts}, stages {result.summary['stages']}")
+    finally:
+        shutil.rmtree(backing, ignore_errors=True)

@@ -85,7 +85,7 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
     pack = envpack.find(env, marker)
     if pack is None:
         return Plan(False, "no packed form", None, local, facts)
-    facts.update(pack_mb=pack.size >> 20, files=pack.files)
+    facts.update(pack_mb=pack.size >> 20, files=pack.files, compressed=pack.compressed)
     if lookup_ms is not None:
         facts.update(estimate_s(pack, lookup_ms, read_mb_s))
     if choice == "auto" and (lookup_ms is None or lookup_ms < MIN_LOOKUP_MS):
@@ -93,12 +93,13 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
         return Plan(False, f"the volume is fast (lookup {measured} < {MIN_LOOKUP_MS} ms)",
                     pack, local, facts)
     measured = "not measured" if lookup_ms is None else f"{lookup_ms:.2f} ms"
+    form = ", zstd" if pack.compressed else ""
     return Plan(True, f"lookup {measured}; {pack.files} files in one read of "
-                      f"{pack.size >> 20} MB", pack, local, facts)
+                      f"{pack.size >> 20} MB{form}", pack, local, facts)
 
 
 def need_mb(pack: envpack.Pack) -> int:
-    return (pack.size >> 20) + SPARE_MB
+    return (pack.disk_bytes >> 20) + SPARE_MB
 
 
 def identity(marker: dict[str, Any], pack: envpack.Pack) -> dict[str, Any]:

@@ -3,21 +3,26 @@ that is faster than running it from the volume.
 
 After install, the environment on the volume is published and healthy. When the volume's
 lookups are slow (the volume stage's I/O probe, ``lookup_ms``) and the container disk has
-room, its packed form (``bootstrap.environment.envpack``) is unpacked to ``hydrate_dir/<key>``
-(``bootstrap.environment.hydrate``) and the worker starts from there; a copy made by an earlier boot
-of this container is reused. Anything in the way (no packed form, no room, a damaged
-pack, a failed unpack) is a warning, and the worker runs from the volume as it always
-could: this stage never fails a boot.
+room, its packed form (``bootstrap.environment.envpack``) is unpacked to
+``hydrate_dir/<key>`` (``bootstrap.environment.hydrate``) and the worker starts from
+there; a copy made by an earlier boot of this container is reused. The pages of the
+large files the copy leaves on the volume that an earlier boot read
+(``bootstrap.environment.prefetch``) are read in the background meanwhile, and the first
+boot that runs from a copy records them once ready. Anything in the way (no packed form,
+no room, a damaged pack, a failed unpack) is a warning, and the worker runs from the
+volume as it always could: this stage never fails a boot.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bootstrap import diskspace, ioprobe
-from bootstrap.environment import envpack, envstore, hydrate
+from bootstrap.environment import envpack, envstore, hydrate, prefetch
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, info, warning
@@ -76,20 +81,59 @@ def check(ctx: Context) -> list[Message]:
         return [W001.at(env, key=key, env=env)]
     if not plan.hydrate or plan.pack is None:
         return [I002.at(env, key=key, why=plan.why)]
+    touched = prefetch.load(env)
+    ahead = (f"; would read {touched.bytes >> 20} MB of its large files ahead, as an "
+             "earlier boot read them" if touched is not None and touched.files else "")
     if hydrate.trusted(plan.local, hydrate.identity(marker, plan.pack)) is None:
         return [I001.at(plan.local, key=key, action="would reuse the local copy",
-                        local=plan.local, why=plan.why)]
+                        local=plan.local, why=plan.why + ahead)]
+    damaged = envpack.damage(plan.pack)
+    if damaged is not None:
+        return [W003.at(plan.pack.path, reason=damaged, env=env)]
     free, need = hydrate.room(ctx.config.hydrate_dir, plan.pack)
     if free < need:
         return [W002.at(ctx.config.hydrate_dir, disk=diskspace.describe_disk(
             ctx.config.hydrate_dir), free_mb=free, need_mb=need)]
     return [I001.at(plan.local, key=key, action="would copy it to", local=plan.local,
-                    why=plan.why)]
+                    why=plan.why + ahead)]
 
 
 def _use(ctx: Context, local: Path) -> None:
     ctx.python = local / "bin" / "python"
     ctx.hydrated = local
+
+
+def _prefetch(env: Path, facts: dict[str, Any]) -> None:
+    """Start reading what an earlier boot from a copy read of the linked large files. The
+    reader's threads are daemons of the supervisor: they read while the worker starts,
+    and end with the reading or with the supervisor."""
+    touched = prefetch.load(env)
+    if touched is None or not touched.files:
+        facts["prefetch_mb"] = None  # none recorded yet: this boot records it when ready
+        return
+    prefetch.Reader(env, touched).start()
+    facts.update(prefetch_mb=touched.bytes >> 20, prefetch_files=len(touched.files))
+
+
+def record_touched(ctx: Context) -> threading.Thread | None:
+    """Once the worker is ready (or has finished its stages, in a boot that does not
+    serve; the supervisor calls this once): record the large files' pages this boot read,
+    when it ran from a copy and no boot recorded them before. In a thread of its own (a
+    round trip per linked file), never raising: it is a hint for later boots."""
+    local, env = ctx.hydrated, ctx.env
+    if local is None or env is None or (env / prefetch.RECORD).exists():
+        return None
+
+    def record() -> None:
+        with contextlib.suppress(OSError):
+            linked = (local / envpack.LINKED).read_text().splitlines()
+            touched = prefetch.record(env, linked)
+            if touched.files:
+                prefetch.save(env, touched)
+
+    thread = threading.Thread(target=record, name="prefetch-record")
+    thread.start()
+    return thread
 
 
 def run(ctx: Context) -> Outcome:
@@ -106,6 +150,7 @@ def run(ctx: Context) -> Outcome:
                    else I002.at(env, key=key, why=plan.why))
         return Outcome(facts=facts, messages=[message])
     pack, local = plan.pack, plan.local
+    _prefetch(env, facts)
     want = hydrate.identity(marker, pack)
     if hydrate.trusted(local, want) is None:
         _use(ctx, local)

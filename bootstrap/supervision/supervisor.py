@@ -32,6 +32,7 @@ from bootstrap.kernel.protocol import Failure, StageResult, Status
 from bootstrap.kernel.runner import Shutdown, StageLoop
 from bootstrap.kernel.stage import Lifecycle, Phase
 from bootstrap.reports import report
+from bootstrap.stages import hydrate as hydrate_stage
 from bootstrap.supervision import worker
 from bootstrap.supervision.monitor import Monitor, WorkerEnd, read_from
 from bootstrap.supervision.worker import FAULT_LOG
@@ -160,6 +161,7 @@ class Supervisor:
         report.save(self.report, self.config)
         events.emit("info", "boot.ready", msg="boot complete; the worker is serving",
                     ready_ms=self.report.ready_ms, stages=self.report.stage_durations())
+        hydrate_stage.record_touched(self.ctx)  # a hint for later boots, in its own thread
 
     def _failure_from_death(self, end: WorkerEnd, crash_stack: str) -> Failure | None:
         """A failure the worker could not report itself: a signal, or an exit mid-stage.
@@ -196,6 +198,8 @@ class Supervisor:
         return exit_code
 
     def _finish_ok(self) -> int:
+        if self.report.ready_ms is None:  # a boot that does not serve is never ready
+            hydrate_stage.record_touched(self.ctx)
         self.lifecycle.advance(Phase.STOPPED)
         self.report.outcome = "ok"
         return self._summary("info", "ok", int(ExitCode.OK), msg="the worker finished cleanly")

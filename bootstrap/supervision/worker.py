@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+import bootstrap
 from bootstrap.kernel import events, pipeline
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
@@ -33,8 +34,9 @@ ENV_WORKER_ID = "BOOTSTRAP_WORKER_ID"
 ENV_RUN_DIR = "BOOTSTRAP_RUN_DIR"
 FAULT_LOG = "faulthandler.log"
 # The directory holding the bootstrap package, put on the worker's PYTHONPATH so an
-# environment built on the volume need not contain bootstrap itself.
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# environment built on the volume need not contain bootstrap itself. Taken from the
+# package, not from this module's place in it, which a layout change moves.
+PACKAGE_ROOT = Path(bootstrap.__file__).resolve().parent.parent
 
 # Kept open for the life of the process: faulthandler writes to its file descriptor.
 _fault_file: IO[str] | None = None

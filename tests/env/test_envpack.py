@@ -51,3 +51,51 @@ def test_a_truncated_pack_is_refused(tmp_path: Path) -> None:
     copy.mkdir()
     with pytest.raises(envpack.PackFailed):
         envpack.unpack(pack, env, copy, timeout_s=60)
+
+
+def test_the_pack_is_zstd_compressed_when_zstd_is_there_and_plain_when_not(
+        tmp_path: Path) -> None:
+    if envpack.zstd() is None:
+        pytest.fail("zstd is not installed (apt-get install zstd): the default pack needs it")
+    env = make_env(tmp_path)
+    (env / "lib" / "pkg" / "data.txt").write_text("the same line\n" * 20_000)
+    compressed = envpack.write(env, timeout_s=60)
+    assert compressed.path.name == envpack.PACK_ZSTD and compressed.compressed
+    assert compressed.size < compressed.unpacked // 4, "zstd shrinks repetitive text"
+    found = envpack.find(env, {envpack.RECORD: compressed.to_dict()})
+    assert found == compressed
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    envpack.unpack(compressed, env, copy, timeout_s=60)
+    assert (copy / "lib" / "pkg" / "data.txt").read_text() == "the same line\n" * 20_000
+    compressed.path.unlink()
+    plain = envpack.write(env, timeout_s=60, compress=False)
+    assert plain.path.name == envpack.PACK and not plain.compressed
+    assert plain.size >= plain.unpacked - 512 * plain.files
+
+
+def test_a_compressed_pack_without_zstd_at_boot_is_refused_before_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(tmp_path)
+    pack = envpack.write(env, timeout_s=60, compress=True)
+    assert envpack.damage(pack) is None
+    # a PATH with tar and nothing else: the image the boot runs in has no zstd
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "tar").symlink_to(envpack.tar() or "/bin/tar")
+    monkeypatch.setenv("PATH", str(bare))
+    assert "no zstd program" in (envpack.damage(pack) or "")
+
+
+def test_a_garbled_compressed_pack_fails_the_unpack(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    (env / "lib" / "pkg" / "data.bin").write_bytes(os.urandom(1 << 20))
+    pack = envpack.write(env, timeout_s=60, compress=True)
+    with open(pack.path, "r+b") as f:
+        f.seek(4096)
+        f.write(os.urandom(64 << 10))
+    assert envpack.damage(pack) is None, "same size: only the unpack can tell"
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    with pytest.raises(envpack.PackFailed):
+        envpack.unpack(pack, env, copy, timeout_s=60)
