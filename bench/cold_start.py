@@ -3,7 +3,7 @@ against the same on a local disk, side by side in one run.
 
 Method (docs/performance.md, "Cold start from the volume"):
 
-- The volume is the test bed of tests/env/slowfs.py: a FUSE passthrough of a local
+- The volume is the test bed of tests/environment/slowfs.py: a FUSE passthrough of a local
   directory that adds a latency to every metadata operation (lookup, getattr, open,
   readdir, ...) and caps read bandwidth, with MooseFS's default caching (attr 1 s,
   entry 0, negative 0, direntry 1 s, data cache kept while unchanged).
@@ -55,10 +55,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "env"))
-sys.path.insert(0, str(REPO))
-import slowfs  # noqa: E402  (the tests' slow volume)
-
+sys.path.insert(0, str(REPO))  # a script: the repository's tests package is not installed
 from bootstrap.environment import (  # noqa: E402
     envkey,
     envpack,
@@ -68,6 +65,7 @@ from bootstrap.environment import (  # noqa: E402
     requirements,
 )
 from bootstrap.kernel.config import Config  # noqa: E402
+from tests.environment import slowfs  # noqa: E402  (the tests' slow volume)
 
 CACHE = REPO / ".cache" / "bench-cold-start"
 VARIANTS = ("local", "today", "first", "new")

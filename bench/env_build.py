@@ -4,7 +4,7 @@ Method (docs/performance.md): every variant runs N times, interleaved (A, B, C, 
 each cold (an empty volume and an empty installer cache of its own), from the same local
 wheelhouse, so the network is not measured. Medians and ratios are reported. Two workloads:
 
-- synthetic: tests/env/wheelhouse.py, bootstrap's dependencies, a package of 1,500 small
+- synthetic: tests/environment/wheelhouse.py, bootstrap's dependencies, a package of 1,500 small
              modules and two small ones (requirements ``bsdemo_a``, ``bsdemo_many``): file
              system work, nothing to resolve.
 - f5deps:    the real thing the seed installed at boot, the F5 extra of pyproject.toml as
@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "env"))
-import wheelhouse  # noqa: E402  (the tests' wheelhouse builder)
+sys.path.insert(0, str(REPO))  # a script: the repository's tests package is not installed
+from tests.environment import wheelhouse  # noqa: E402  (the tests' wheelhouse builder)
 
 CONCURRENT = 8
 CACHE = REPO / ".cache" / "bench-wheelhouse"

@@ -5,7 +5,7 @@
 #   ffmpeg    FFmpeg's shared libraries for torchcodec, and the programs pydub calls
 #   chromium  the tests open the HTML boot report headless and screenshot it
 #   fusermount3:fuse3  libfuse 3 and its mount helper: the slow-volume test bed
-#             (tests/env/slowfs.py, through the mfusepy binding of the dev extra)
+#             (tests/environment/slowfs.py, through the mfusepy binding of the dev extra)
 set -euo pipefail
 needed=()
 for argument in "$@"; do

@@ -1,5 +1,5 @@
 """Disk-space helpers behind install.E003 and its kin (the disk that filled is named in
-tests/env/test_volume_mounts.py, on real small mounts)."""
+tests/environment/test_volume_mounts.py, on real small mounts)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 # A local wheelhouse of the F5-TTS worker's packages (bootstrap's dependencies plus the f5
 # extra of pyproject.toml), so the slim image can build its environment on the volume with no
 # network: the container mounts it read-only and boots with BOOTSTRAP_FIND_LINKS and
-# BOOTSTRAP_NO_INDEX (tests/test_container.py, bench/image_boot.sh).
+# BOOTSTRAP_NO_INDEX (tests/image/test_container.py, bench/image_boot.sh).
 #
 #   tests/container/wheelhouse.sh      # prints `export BOOTSTRAP_TEST_WHEELHOUSE=DIR`
 #

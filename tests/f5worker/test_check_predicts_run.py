@@ -1,5 +1,5 @@
 """`bootstrap check` on a broken model setup reports the id `bootstrap run` fails with,
-and leaves the volume as it was (the volume stages' cases are in tests/env)."""
+and leaves the volume as it was (the volume stages' cases are in tests/environment)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 failure is one JSON summary line in bootstrap's event shape with a documented exit code,
 and a good Python replaces the shell (``exec``) with the arguments passed through.
 
-The same script in the real image, under tini and podman: tests/test_container.py.
+The same script in the real image, under tini and podman: tests/image/test_container.py.
 """
 
 from __future__ import annotations

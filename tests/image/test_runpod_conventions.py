@@ -7,7 +7,7 @@ against this worker: every ``BOOTSTRAP_*`` variable is a real setting whose valu
 the other variables are the names the code reads, and every job is one the handler's input
 parser accepts. ``rp_handler.py`` is run for real: a local boot with the echo handler
 answering a ``--test_input`` job, and the SDK's HTTP server on a free port. The same
-``tests.json`` is run against the baked image in tests/test_container.py.
+``tests.json`` is run against the baked image in tests/image/test_container.py.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_worker_deaths import assert_named_failure
 
 from bootstrap.supervision import cgroup
 from tests.boots import boot
+from tests.supervision.test_worker_deaths import assert_named_failure
 
 LIMIT = 300 * 1024 * 1024  # the supervisor and the worker's imports fit; the hoarding does not
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hungfs
 import pytest
 
 from bootstrap.kernel import events
@@ -24,6 +23,7 @@ from bootstrap.kernel.config import Config
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.reports import report
 from tests.boots import Boot, boot, finish_boot, start_boot
+from tests.environment import hungfs
 
 
 class SilentIndex:

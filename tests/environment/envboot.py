@@ -1,22 +1,18 @@
-"""Fixtures for the volume, venv and install stages (imported by the test modules that use
-them: ``from envboot import boot, wheels``): a local wheelhouse (built once per session),
-and ``boot``, which runs ``bootstrap run`` against a volume and parses its
-events. Boots run the supervisor stages and a worker with its stages skipped, so the
-environment's Python really starts bootstrap."""
+"""Helpers of the environment tests (volume, venv, install, hydrate): what a boot printed,
+parsed (``Boot``), the environment a boot runs with (``base_env``), the environments on a
+volume (``envs``). The fixtures that use them are in this folder's conftest.py."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import wheelhouse
 
 from bootstrap.kernel import pipeline
 from bootstrap.kernel.config import Config
@@ -66,19 +62,6 @@ def parse(stdout: str) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return wheelhouse.cached(tmp_path_factory.getbasetemp() / "wheelhouse")
-
-
-@pytest.fixture(scope="session")
-def sdk_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The RunPod SDK and its dependencies, for boots that reach serve (find-links with
-    ``wheels``)."""
-    return wheelhouse.cached(tmp_path_factory.getbasetemp() / "wheelhouse-sdk",
-                             wheelhouse.build_sdk)
-
-
 def base_env(tmp: Path, wheels: Path, volume: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("BOOTSTRAP_", "PIP_", "UV_", "RUNPOD_"))}
@@ -106,40 +89,7 @@ def base_env(tmp: Path, wheels: Path, volume: Path) -> dict[str, str]:
 BootFn = Callable[..., Boot]
 
 
-@pytest.fixture
-def boot(tmp_path: Path, wheels: Path) -> BootFn:
-    """``boot(volume, prefix=[...], create=True, args=[...], **env)``: run ``bootstrap run
-    *args`` (the volume directory created first unless ``create`` is false) and wait for
-    it."""
-
-    def run(volume: Path, prefix: Sequence[str] = (), timeout: float = 240,
-            create: bool = True, args: Sequence[str] = (), **env: str) -> Boot:
-        if create:
-            volume.mkdir(parents=True, exist_ok=True)
-        full = base_env(tmp_path, wheels, volume) | env
-        argv = [*prefix, sys.executable, "-m", "bootstrap", "run", *args]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=full, cwd=tmp_path,
-                              timeout=timeout)
-        return Boot(proc.returncode, parse(proc.stdout), proc.stdout, proc.stderr, argv)
-
-    return run
-
-
 StartFn = Callable[..., subprocess.Popen[str]]
-
-
-@pytest.fixture
-def start(tmp_path: Path, wheels: Path) -> StartFn:
-    """``start(volume, **env)``: a boot in the background, in its own process group."""
-
-    def run(volume: Path, **env: str) -> subprocess.Popen[str]:
-        volume.mkdir(parents=True, exist_ok=True)
-        full = base_env(tmp_path, wheels, volume) | env
-        return subprocess.Popen([sys.executable, "-m", "bootstrap", "run"], env=full,
-                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-
-    return run
 
 
 def envs(volume: Path) -> list[str]:

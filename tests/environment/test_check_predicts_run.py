@@ -9,10 +9,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from envboot import BootFn, base_env
-
 from bootstrap.stages import venv, volume
 from tests.boots import read_only, snapshot
+from tests.environment.envboot import BootFn, base_env
 
 
 def check(tmp_path: Path, wheels: Path, vol: Path, prefix: Sequence[str] = (),

@@ -1,4 +1,4 @@
-"""Boots from a volume that behaves like RunPod's (tests/env/slowfs.py: a FUSE mount with
+"""Boots from a volume that behaves like RunPod's (tests/environment/slowfs.py: a FUSE mount with
 a latency per metadata operation and MooseFS's caching), and the hydrate stage's local
 copy of the environment: made, reused, killed half-way, refused for lack of room, made
 once for four workers at once. Each test mounts its own volume; the environment is the
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import slowfs
-from envboot import REPO, WORKER_STAGES, Boot, base_env, envs, needs_root, parse
 
 from bootstrap.environment import envpack, envstore, prefetch
 from bootstrap.stages import hydrate as hydrate_stage
+from tests.environment import slowfs
+from tests.environment.envboot import REPO, WORKER_STAGES, Boot, base_env, envs, needs_root, parse
 
 FIXTURES = REPO / "tests" / "fixtures"
 REQUIREMENTS = "bsdemo_a\nbsdemo_many"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from envboot import WORKER_STAGES, Boot, BootFn, StartFn, envs, parse
 
 from bootstrap.environment import envstore
 from bootstrap.kernel.message import Level, Message
 from bootstrap.stages import install, venv
+from tests.environment.envboot import WORKER_STAGES, Boot, BootFn, StartFn, envs, parse
 
 
 def test_cold_boot_builds_publishes_and_starts_the_worker_from_the_env(
@@ -191,7 +191,7 @@ def test_a_module_that_fails_to_import_is_not_published(boot: BootFn, tmp_path: 
 def test_subprocess_env_is_isolated_from_this_machines_pip_config() -> None:
     """The boots above must not see this machine's extra indexes (they would turn an
     unreachable index into "no matching distribution")."""
-    from envboot import base_env
+    from tests.environment.envboot import base_env
     env = base_env(Path("/x"), Path("/w"), Path("/v"))
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert not any(k.startswith("PIP_") and k != "PIP_CONFIG_FILE" for k in env)

@@ -689,12 +689,12 @@ def test_slim_boots_from_a_slow_network_volume_through_a_local_copy(
     podman_env: dict[str, str], image: str, wheelhouse: Path, tmp_path: Path,
 ) -> None:
     """The slim image in volume mode with /runpod-volume on the test bed of
-    tests/env/slowfs.py (a FUSE mount with 1 ms per metadata operation and MooseFS's
+    tests/environment/slowfs.py (a FUSE mount with 1 ms per metadata operation and MooseFS's
     caching): the hydrate stage unpacks the environment's packed form, which the image's
     own build of it compressed with the image's zstd, onto the container's disk, and the
     worker runs from there and answers its job. The environment is built first by the same
     image on the same directory without the latency (one build, then boots)."""
-    import slowfs
+    from tests.environment import slowfs
 
     backing = tmp_path / "backing"
     backing.mkdir()

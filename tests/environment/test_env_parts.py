@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from envboot import REPO
 
 from bootstrap import mounts
 from bootstrap.environment import compat, envkey, envstore, requirements
@@ -20,6 +19,7 @@ from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.stage import StageFailed
 from bootstrap.stages import install, venv
+from tests.environment.envboot import REPO
 
 MOUNTINFO = (
     "22 1 253:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"

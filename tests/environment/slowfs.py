@@ -23,7 +23,7 @@ Kernel caching is set as mfsmount sets it by default (its ``-h`` text, MooseFS 3
 Reads are paced by one token bucket for the whole mount (``--mb-s``), as a network link is.
 Writes are not paced (the builds that write here are not what is measured).
 
-    python tests/env/slowfs.py BACKING MOUNTPOINT [--latency-ms 1] [--mb-s 1000]
+    python tests/environment/slowfs.py BACKING MOUNTPOINT [--latency-ms 1] [--mb-s 1000]
 
 runs in the foreground until unmounted (``fusermount3 -u MOUNTPOINT``) or signalled;
 ``mounted()`` does both for a test or a bench.

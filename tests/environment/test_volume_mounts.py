@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from envboot import REPO, Boot, BootFn, needs_root
-
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
 from bootstrap.stages import install, venv, volume
+from tests.environment.envboot import REPO, Boot, BootFn, needs_root
 
 pytestmark = needs_root
 

@@ -6,7 +6,7 @@ the process is killed: a signal interrupts the wait only if the file system hand
 FUSE_INTERRUPT, and this one (like most) does not. That is the hang a deadline cannot
 interrupt, only end.
 
-    python tests/env/hungfs.py BACKING MOUNTPOINT HUNG_PATH   # e.g. /hung
+    python -m tests.environment.hungfs BACKING MOUNTPOINT HUNG_PATH   # e.g. /hung
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import slowfs
+from tests.environment import slowfs
 
 
 def serve(backing: Path, mountpoint: Path, hung: str) -> None:
@@ -47,7 +47,9 @@ def mounted(backing: Path, mountpoint: Path, hung: str, timeout_s: float = 30.0
             ) -> Iterator[Path]:
     """``backing`` at ``mountpoint``, with ``hung`` (a path inside it) never answering."""
     mountpoint.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, __file__, str(backing), str(mountpoint), hung],
+    # As a module of the tests package (it imports slowfs from there), from the repository.
+    proc = subprocess.Popen([sys.executable, "-m", "tests.environment.hungfs", str(backing),
+                             str(mountpoint), hung], cwd=Path(__file__).resolve().parents[2],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
