@@ -27,6 +27,9 @@ class BootReport:
     run_id: str
     worker_id: str
     mode: str
+    # The app the worker serves (bootstrap/kernel/app.py): its name and the target the
+    # `app` setting gave ("" and "" for a boot with no app).
+    app: dict[str, str] = field(default_factory=lambda: {"name": "", "target": ""})
     started_at: float = field(default_factory=time.time)
     outcome: str = "booting"  # booting | ready | ok | failed | stopped
     exit_code: int | None = None

@@ -9,7 +9,15 @@ from html import escape
 from typing import Any
 
 from bootstrap.reports.report import BootReport
-from bootstrap.reports.report_text import exit_name, seconds, total_ms, versions, warnings, when
+from bootstrap.reports.report_text import (
+    app_name,
+    exit_name,
+    seconds,
+    total_ms,
+    versions,
+    warnings,
+    when,
+)
 
 COLOURS = {"ok": "#2e9d58", "warn": "#d9a21b", "skip": "#9aa3ad", "fail": "#d64545"}
 ROW, LABEL, CHART, PAD = 30, 130, 640, 10
@@ -83,7 +91,8 @@ def render_html(boot: BootReport) -> str:
     outcome_colour = {"ok": "#2e9d58", "ready": "#2e9d58", "failed": "#d64545"}.get(
         boot.outcome, "#9aa3ad")
     body = [f"<h1>boot {escape(boot.run_id)} on worker {escape(boot.worker_id)}</h1>",
-            f'<div class="meta">{escape(boot.mode)} mode, {when(boot.started_at)}, '
+            f'<div class="meta">{escape(boot.mode)} mode, {escape(app_name(boot))}, '
+            f"{when(boot.started_at)}, "
             f"total {seconds(total_ms(boot))}, ready after {seconds(boot.ready_ms)}, "
             f"exit code {escape(exit_name(boot.exit_code))}</div>",
             f'<span class="outcome" style="background:{outcome_colour}">'

@@ -12,6 +12,11 @@ from bootstrap.reports.report import BootReport
 BAR_WIDTH = 40
 
 
+def app_name(boot: BootReport) -> str:
+    """The app the boot served, as the report's first line names it."""
+    return f"app {boot.app.get('name') or '(none)'}"
+
+
 def when(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
@@ -76,8 +81,8 @@ def render_timeline(boot: BootReport, path: Path) -> str:
         (int(((s.get("started_at") or boot.started_at) - boot.started_at) * 1000)
          + s.get("duration_ms", 0) for s in boot.stages), default=1)
     span = max(span, 1)
-    lines = [f"boot {boot.run_id} on worker {boot.worker_id} ({boot.mode} mode), "
-             f"{when(boot.started_at)}",
+    lines = [f"boot {boot.run_id} on worker {boot.worker_id} ({boot.mode} mode, "
+             f"{app_name(boot)}), {when(boot.started_at)}",
              f"outcome: {boot.outcome}, exit code {exit_name(boot.exit_code)}, "
              f"total {seconds(total_ms(boot))}, ready after {seconds(boot.ready_ms)}",
              f"report: {path}", "",

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 import bootstrap
+from bootstrap.kernel import app as apps
 from bootstrap.kernel import events, pipeline, redaction
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
@@ -47,7 +48,9 @@ class Supervisor:
         self.config = config
         self.ctx = Context(config, uuid.uuid4().hex[:12], worker_identity())
         self.lifecycle = Lifecycle()
-        self.report = report.BootReport(self.ctx.run_id, self.ctx.worker_id, config.mode)
+        self.report = report.BootReport(self.ctx.run_id, self.ctx.worker_id, config.mode,
+                                        {"name": apps.load(config.app).name,
+                                         "target": config.app})
         self.started = time.monotonic()
         self.monitor: Monitor | None = None
         # How long a report may take to reach the volume; None: as long as it takes.

@@ -24,6 +24,11 @@ def test_a_second_app_boots_serves_a_job_and_never_imports_the_first(volume: Pat
     assert list(last["stages"]) == ["preflight", "volume", "venv", "install", "hydrate",
                                     "greet", "storage", "serve"]
     report = result.report()
+    assert report["app"] == {"name": "echo", "target": "echo_app:APP"}
+    text = subprocess.run([sys.executable, "-m", "bootstrap", "report", "--volume",
+                           str(volume)], capture_output=True, text=True, check=True).stdout
+    assert "(local mode, app echo)" in text.splitlines()[0], text
+    assert "greet" in text
     greet = next(s for s in report["stages"] if s["stage"] == "greet")
     assert greet["facts"] == {"greeting": "bonjour"}  # the app's own setting, from the env
     lines = [e["line"] for e in result.named("output")]
