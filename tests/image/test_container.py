@@ -47,7 +47,7 @@ from bootstrap.kernel.events import parse_line
 from bootstrap.kernel.exit_codes import ExitCode
 from f5worker.handler import tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 IMAGE = "localhost/bootstrap-worker:test-slim"
 FIXTURES = REPO / "tests" / "fixtures" / "container"
