@@ -38,6 +38,12 @@ RECORD = ".bootstrap-used.json"
 PREFIX = ".bootstrap-used-"
 # Always copied whole: bin/ holds the interpreter and the scripts the copy retargets.
 ALWAYS = frozenset({".", "bin"})
+# A directory no boot opened a file in is linked only when it holds this many entries or
+# more: a small one costs little to copy, and a boot may still look into it without
+# opening anything (importlib.metadata asks every *.dist-info for entry_points.txt; a
+# missing file leaves no access time), which through a link is a round trip per path
+# component on the volume.
+LINK_MIN_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,13 @@ def used_dirs(copy: Path, made_at: float, linked: set[str]) -> set[str]:
     for root, dirs, files in os.walk(copy):
         rel = os.path.relpath(root, copy)
         dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel, d)) not in linked]
+        for name in dirs:
+            # a directory a boot listed (an import looks a package's directory over): its
+            # own access time, read before this walk lists it
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(root, name))
+                if st.st_atime_ns > st.st_ctime_ns and st.st_ctime <= made_at:
+                    found.add(os.path.normpath(os.path.join(rel, name)))
         for name in files:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(root, name))
@@ -111,6 +124,7 @@ def _members(copy: Path, keep: set[str], linked: set[str],
     packed: list[str] = []
     links: list[str] = []
     size = 0
+    entries = _entries(copy, linked)
     for root, dirs, files in os.walk(copy):
         rel = os.path.normpath(os.path.relpath(root, copy))
         descend = []
@@ -120,7 +134,7 @@ def _members(copy: Path, keep: set[str], linked: set[str],
                 links.append(child)
             elif os.path.islink(os.path.join(root, name)):
                 packed.append(child)  # a link the environment itself holds (lib64 -> lib)
-            elif child in keep:
+            elif child in keep or entries.get(child, 0) < LINK_MIN_ENTRIES:
                 packed.append(child)
                 descend.append(name)
             else:
@@ -139,6 +153,19 @@ def _members(copy: Path, keep: set[str], linked: set[str],
             packed.append(child)
             size += st.st_size
     return packed, links, size
+
+
+def _entries(copy: Path, linked: set[str]) -> dict[str, int]:
+    """Entries (files, links, directories) under each directory of ``copy``, relative."""
+    counts: dict[str, int] = {}
+    for root, dirs, files in os.walk(copy, topdown=False):
+        rel = os.path.normpath(os.path.relpath(root, copy))
+        below = 0
+        for name in dirs:
+            child = os.path.normpath(os.path.join(rel, name))
+            below += 1 + (0 if child in linked else counts.get(child, 0))
+        counts[rel] = below + len(files)
+    return counts
 
 
 def write(env: Path, copy: Path, of: dict[str, Any], made_at: float,
