@@ -22,15 +22,18 @@ Method (docs/performance.md, "Cold start from the volume"):
            image's case: everything local, same files)
     today  through the slow volume, BOOTSTRAP_HYDRATE=never: the worker runs from the
            volume, as before this change
-    first  as new, but without the record of the large files' pages a boot reads: the
-           first boot on a volume, which copies without reading ahead (and records)
+    first  as new, but without the records an earlier boot leaves: the first boot on a
+           volume, which copies the whole pack without reading ahead (and records)
+    full   as new, but BOOTSTRAP_HYDRATE_USED=0: the whole pack unpacked, with the
+           read-ahead (the second round's default)
     new    through the slow volume with the default (hydrate auto), an empty copy
            directory each run (a new container); before the first one, one unmeasured
-           boot records the large files' pages a boot reads (bootstrap/environment/prefetch.py), as
+           boot records the large files' pages a boot reads (bootstrap/environment/
+           prefetch.py) and packs the part of the environment it used (usedpack.py), as
            the first boot on a real volume does for every later one
 
 Usage: python bench/cold_start.py [--latencies 0.1 0.5 1 2] [--mb-s 500] [--runs 1]
-                                   [--only local today first new]
+                                   [--only local today first full new] [--today-runs N]
 
 Root only (FUSE mounts, drop_caches). About 10-15 minutes for one run of the four
 latencies on the 2-core development machine, most of it the 'today' boots.
@@ -63,12 +66,13 @@ from bootstrap.environment import (  # noqa: E402
     installer,
     prefetch,
     requirements,
+    usedpack,
 )
 from bootstrap.kernel.config import Config  # noqa: E402
 from tests.environment import slowfs  # noqa: E402  (the tests' slow volume)
 
 CACHE = REPO / ".cache" / "bench-cold-start"
-VARIANTS = ("local", "today", "first", "new")
+VARIANTS = ("local", "today", "first", "full", "new")
 JOB = json.dumps({"text": "Hello there.", "voice": "default"})
 WORKER_STAGES = ("cuda", "audio", "model", "warmup")
 
@@ -161,7 +165,7 @@ def prepare(source: Path) -> Path:
     return backing
 
 
-def boot(volume: Path, hydrate: str, hydrate_dir: Path) -> dict[str, Any]:
+def boot(volume: Path, hydrate: str, hydrate_dir: Path, used: bool = True) -> dict[str, Any]:
     from f5worker.handler import tiny_model
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOTSTRAP_", "UV_"))}
@@ -172,6 +176,7 @@ def boot(volume: Path, hydrate: str, hydrate_dir: Path) -> dict[str, Any]:
         "BOOTSTRAP_LOG_FORMAT": "json", "BOOTSTRAP_TEST_INPUT": JOB,
         "BOOTSTRAP_MIN_FREE_VOLUME_MB": "1", "BOOTSTRAP_HYDRATE": hydrate,
         "BOOTSTRAP_HYDRATE_DIR": str(hydrate_dir), "PYTHONPATH": str(REPO),
+        "BOOTSTRAP_HYDRATE_USED": "1" if used else "0",
         "BOOTSTRAP_FALLBACK_REPORTS": str(CACHE / "fallback-reports"),
     })
     # no deadlines: importing torch from the slowest volume takes longer than cuda's 120 s
@@ -190,38 +195,45 @@ def boot(volume: Path, hydrate: str, hydrate_dir: Path) -> dict[str, Any]:
         raise RuntimeError(f"boot failed (exit {proc.returncode}):\n{tail}")
     facts = hydrated[0].get("facts", {}) if hydrated else {}
     return {"ready_s": ready[0]["ready_ms"] / 1000, "wall_s": wall,
-            "stages": ready[0]["stages"], "from": facts.get("from"),
+            "stages": ready[0]["stages"], "from": facts.get("from"), "form": facts.get("form"),
+            "files": facts.get("used_files", facts.get("files")),
             "lookup_ms": facts.get("lookup_ms"), "prefetch_mb": facts.get("prefetch_mb")}
 
 
 @contextlib.contextmanager
 def no_record(backing: Path, hide: bool) -> Iterator[None]:
-    """The environment without its record of touched pages, while the block runs (the
-    boot records a new one); the measured record is put back after."""
-    record = envstore.Store(backing).path(env_key(backing)[0]) / prefetch.RECORD
-    aside = record.with_name(f"{record.name}.aside")
+    """The environment without the records an earlier boot leaves (the pages it read, the
+    part it used), while the block runs; the boot records new ones, and the measured ones
+    are put back after."""
+    env = envstore.Store(backing).path(env_key(backing)[0])
+    records = [env / prefetch.RECORD, env / usedpack.RECORD]
     if hide:
-        os.replace(record, aside)
+        for record in records:
+            os.replace(record, record.with_name(f"{record.name}.aside"))
     try:
         yield
     finally:
         if hide:
-            os.replace(aside, record)
+            for record in records:
+                os.replace(record.with_name(f"{record.name}.aside"), record)
 
 
 def record_touched(backing: Path, mount: Path, copies: Path) -> None:
-    """One boot from a copy, not measured, when the environment has no record of the
-    large files' pages a boot reads: every later 'new' boot reads them ahead, as every
-    boot after the first one on a volume does."""
+    """One boot from a full copy, not measured, when the environment lacks the records of
+    the large files' pages a boot reads and of the part of it a boot used: every later
+    'new' boot reads the first ahead and unpacks only the second, as every boot after the
+    first one on a volume does."""
     env = envstore.Store(backing).path(env_key(backing)[0])
-    if prefetch.load(env) is not None:
+    if prefetch.load(env) is not None and (env / usedpack.RECORD).exists():
         return
     shutil.rmtree(copies, ignore_errors=True)
-    result = boot(mount, "auto", copies)
+    result = boot(mount, "auto", copies, used=True)
     touched = prefetch.load(env)
     print(f"recording boot: ready {result['ready_s']:.1f} s; recorded "
           f"{touched.bytes >> 20 if touched else 0} MB in "
-          f"{len(touched.files) if touched else 0} files", flush=True)
+          f"{len(touched.files) if touched else 0} files; used part: "
+          f"{(env / usedpack.RECORD).read_text() if (env / usedpack.RECORD).exists() else None}",
+          flush=True)
 
 
 def loadavg() -> str:
@@ -233,6 +245,9 @@ def main() -> None:
     parser.add_argument("--latencies", type=float, nargs="+", default=[0.1, 0.5, 1.0, 2.0])
     parser.add_argument("--mb-s", type=float, default=500.0)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--today-runs", type=int, default=None,
+                        help="'today' boots in the first N runs only (at 1 ms one takes "
+                             "~15 minutes here); default: every run")
     parser.add_argument("--source-env", type=Path, default=REPO / ".venv")
     parser.add_argument("--only", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args()
@@ -246,19 +261,22 @@ def main() -> None:
           f"{args.runs} run(s)", flush=True)
     for latency in args.latencies:
         with slowfs.mounted(backing, mount, latency_ms=latency, mb_s=args.mb_s):
-            if {"first", "new"} & set(args.only):
+            if {"first", "full", "new"} & set(args.only):
                 record_touched(backing, mount, copies)
             for run in range(args.runs):
                 for variant in args.only:
+                    if variant == "today" and run >= (args.today_runs or args.runs):
+                        continue
                     shutil.rmtree(copies, ignore_errors=True)
                     volume = backing if variant == "local" else mount
-                    hydrate = "auto" if variant in ("first", "new") else "never"
+                    hydrate = "auto" if variant in ("first", "full", "new") else "never"
                     with no_record(backing, variant == "first"):
-                        result = boot(volume, hydrate, copies)
+                        result = boot(volume, hydrate, copies, used=variant != "full")
                     results.setdefault((latency, variant), []).append(result)
                     stages = " ".join(f"{k}={v / 1000:.1f}" for k, v in result["stages"].items())
                     print(f"{latency:g} ms run {run + 1} {variant:5}: ready "
-                          f"{result['ready_s']:.1f} s (from {result['from']}, lookup "
+                          f"{result['ready_s']:.1f} s (from {result['from']} "
+                          f"{result['form']}, {result['files']} files, lookup "
                           f"{result['lookup_ms']}, prefetch {result['prefetch_mb']} MB) | "
                           f"{stages}", flush=True)
     shutil.rmtree(copies, ignore_errors=True)

@@ -73,7 +73,7 @@ class Pack:
 
     @property
     def compressed(self) -> bool:
-        return self.path.name == PACK_ZSTD
+        return self.path.name.endswith(".zst")
 
     @property
     def disk_bytes(self) -> int:
@@ -93,7 +93,7 @@ def zstd() -> str | None:
     return shutil.which(ZSTD)
 
 
-def _compression(compressed: bool) -> list[str]:
+def compression(compressed: bool) -> list[str]:
     """tar's option for the pack's format: zstd runs as tar's filter, in its own process,
     so the two overlap."""
     return [f"--use-compress-program={ZSTD}"] if compressed else []
@@ -142,7 +142,7 @@ def write(env: Path, timeout_s: float, compress: bool | None = None) -> Pack:
         (env / LINKED).write_text("".join(f"{rel}\n" for rel in linked))
         listing.write_bytes(b"".join(f"./{rel}".encode() + b"\0" for rel in [*packed, LINKED]))
         # --directory first: tar applies it to the names that follow it
-        command.run([found, "--create", *_compression(compress), f"--directory={env}",
+        command.run([found, "--create", *compression(compress), f"--directory={env}",
                      "--no-recursion", "--null", f"--blocking-factor={BLOCKING}",
                      f"--file={staging}", f"--files-from={listing}"], timeout_s=timeout_s)
         with open(staging, "rb") as f:
@@ -151,7 +151,7 @@ def write(env: Path, timeout_s: float, compress: bool | None = None) -> Pack:
     except (command.CommandFailed, OSError) as exc:
         with contextlib.suppress(OSError):
             staging.unlink()
-        raise PackFailed(_first_line(exc)) from exc
+        raise PackFailed(first_line(exc)) from exc
     finally:
         with contextlib.suppress(OSError):
             listing.unlink()
@@ -195,14 +195,14 @@ def unpack(pack: Pack, env: Path, into: Path, timeout_s: float) -> None:
     if found is None:
         raise PackFailed("no tar program on PATH")
     try:
-        command.run([found, "--extract", *_compression(pack.compressed),
+        command.run([found, "--extract", *compression(pack.compressed),
                      f"--blocking-factor={BLOCKING}", f"--file={pack.path}",
                      f"--directory={into}"], timeout_s=timeout_s)
     except command.CommandFailed as exc:
         text = exc.render()
         if "no space left" in text.lower() or "quota" in text.lower():
             raise OSError(errno.ENOSPC, "No space left on device", str(into)) from exc
-        raise PackFailed(_first_line(exc)) from exc
+        raise PackFailed(first_line(exc)) from exc
     try:
         linked = (into / LINKED).read_text().splitlines()
     except OSError as exc:
@@ -216,7 +216,7 @@ def unpack(pack: Pack, env: Path, into: Path, timeout_s: float) -> None:
         os.symlink(env / rel, target)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     if isinstance(exc, command.CommandFailed):
         lines = [line for line in exc.result.stderr.splitlines() if line.strip()]
         if lines:

@@ -12,6 +12,10 @@ Layout, under ``hydrate_dir`` (the container disk):
     <key>.tmp-<pid>/        an unpack in progress (or what a killed one left)
     <key>.lock              held (flock) by the one worker copying this key
 
+Where an earlier boot recorded what it used (``usedpack.py``), the copy is unpacked from
+that smaller pack: the directories a boot opened files in, the others linked to the
+volume; a used pack tar cannot read falls back to the full one. Either is a complete view.
+
 A copy is trusted only when its record names the same pack (key, size, build time) and its
 Python runs: a copy is renamed to ``<key>`` only after tar succeeded and the record was
 written, so a SIGKILL at any point leaves only a ``.tmp-`` directory, which the next copier
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import diskspace
-from bootstrap.environment import envpack, envstore
+from bootstrap.environment import envpack, envstore, usedpack
 
 RECORD = ".bootstrap-hydrated.json"
 # Lookups slower than this make running from the volume lose to one sequential read
@@ -56,6 +60,8 @@ class Plan:
     pack: envpack.Pack | None
     local: Path
     facts: dict[str, Any]
+    used: usedpack.Used | None = None  # the part a recorded boot used, packed: unpacked instead
+    used_refused: str | None = None  # why a recorded used pack cannot be used
 
 
 def local_path(hydrate_dir: Path, key: str) -> Path:
@@ -74,8 +80,10 @@ def estimate_s(pack: envpack.Pack, lookup_ms: float,
 
 
 def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
-           lookup_ms: float | None, read_mb_s: float | None = None) -> Plan:
-    """Whether to run from a local copy: ``choice`` is the setting (auto, always, never)."""
+           lookup_ms: float | None, read_mb_s: float | None = None,
+           used_only: bool = True) -> Plan:
+    """Whether to run from a local copy: ``choice`` is the setting (auto, always, never);
+    from the used pack where one is recorded, unless ``used_only`` (hydrate_used) is off."""
     key = str(marker.get("key", env.name))
     local = local_path(hydrate_dir, key)
     facts: dict[str, Any] = {"lookup_ms": None if lookup_ms is None else round(lookup_ms, 3),
@@ -93,13 +101,34 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
         return Plan(False, f"the volume is fast (lookup {measured} < {MIN_LOOKUP_MS} ms)",
                     pack, local, facts)
     measured = "not measured" if lookup_ms is None else f"{lookup_ms:.2f} ms"
+    used, refused = (usedpack.find(env, identity(marker, pack)) if used_only
+                     else (None, None))
+    if used is not None:
+        facts.update(form="used", used_files=used.pack.files, used_mb=used.pack.size >> 20,
+                     used_linked=used.pack.linked)
+        return Plan(True, f"lookup {measured}; the {used.pack.files} of {pack.files} files "
+                          f"a recorded boot used, in one read of {used.pack.size >> 20} MB; "
+                          f"{used.pack.linked} directories and large files linked",
+                    pack, local, facts, used)
+    facts["form"] = "full"
+    if refused is not None:
+        facts["used_refused"] = refused
     form = ", zstd" if pack.compressed else ""
     return Plan(True, f"lookup {measured}; {pack.files} files in one read of "
-                      f"{pack.size >> 20} MB{form}", pack, local, facts)
+                      f"{pack.size >> 20} MB{form}", pack, local, facts, None, refused)
 
 
 def need_mb(pack: envpack.Pack) -> int:
     return (pack.disk_bytes >> 20) + SPARE_MB
+
+
+def made_from(local: Path) -> str | None:
+    """How the copy at ``local`` was made: "full", "used", or None (no record)."""
+    try:
+        record = json.loads((local / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return str(record.get("form", "full")) if isinstance(record, dict) else None
 
 
 def identity(marker: dict[str, Any], pack: envpack.Pack) -> dict[str, Any]:
@@ -123,6 +152,8 @@ def trusted(local: Path, want: dict[str, Any]) -> str | None:
 class Copied:
     made: bool  # False: another worker's copy finished while this one waited for the lock
     removed: list[str]  # leftovers of interrupted copies, removed
+    form: str | None = None  # "used" or "full": what this copy was unpacked from
+    used_failed: str | None = None  # why the used pack failed, and the full one was used
 
 
 @contextlib.contextmanager
@@ -135,10 +166,12 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> Copied:
-    """Unpack ``pack`` into ``local``, unless another worker on this disk did it while this
-    one waited. Raises envpack.PackFailed or OSError (a full disk: ``diskspace.is_full``);
-    nothing partial is ever left at ``local``."""
+def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path,
+         used: usedpack.Used | None = None) -> Copied:
+    """Unpack ``used`` (else ``pack``) into ``local``, unless another worker on this disk
+    did it while this one waited; a used pack tar cannot read falls back to ``pack``.
+    Raises envpack.PackFailed or OSError (a full disk: ``diskspace.is_full``); nothing
+    partial is ever left at ``local``."""
     local.parent.mkdir(parents=True, exist_ok=True)
     with _locked(local.with_name(f"{local.name}.lock")):
         if trusted(local, identity(marker, pack)) is None:
@@ -149,23 +182,37 @@ def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> 
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
         discard(local)  # not trusted: another build's copy, or damaged
+        if used is not None:
+            try:
+                _unpack(env, marker, pack, local, used)
+                return Copied(True, removed, "used")
+            except envpack.PackFailed as exc:  # a full disk is no reason to write more
+                usedpack.forget(env, used)
+                _unpack(env, marker, pack, local)
+                return Copied(True, removed, "full", str(exc) or type(exc).__name__)
         _unpack(env, marker, pack, local)
-        return Copied(True, removed)
+        return Copied(True, removed, "full")
 
 
-def _unpack(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path) -> None:
+def _unpack(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path,
+            used: usedpack.Used | None = None) -> None:
     staging = local.with_name(f"{local.name}.tmp-{os.getpid()}")
     staging.mkdir()
     try:
-        timeout = 120 + pack.size / 1e6 / MIN_MB_S
-        envpack.unpack(pack, env, staging, timeout_s=timeout)
-        # Console scripts name the interpreter by its path on the volume; point them here.
-        # The worker runs `<copy>/bin/python -m bootstrap.supervision.worker`, which needs only
-        # pyvenv.cfg's `home` (the base interpreter), not these.
+        source = used.pack if used is not None else pack
+        timeout = 120 + source.size / 1e6 / MIN_MB_S
+        envpack.unpack(source, env, staging, timeout_s=timeout)
+        # Console scripts name the interpreter by its path on the volume (in a used pack:
+        # on the copy it was made from); point them here. The worker runs `<copy>/bin/python
+        # -m bootstrap.supervision.worker`, which needs only pyvenv.cfg's `home` (the base
+        # interpreter), not these.
         envstore.retarget_scripts(staging / "bin", env, local)
+        if used is not None and used.scripts_at != str(local):
+            envstore.retarget_scripts(staging / "bin", Path(used.scripts_at), local)
         shutil.copyfile(env / envstore.MARKER, staging / envstore.MARKER)
         with open(staging / RECORD, "w") as f:
-            json.dump({"of": identity(marker, pack), "from": str(env)}, f)
+            json.dump({"of": identity(marker, pack), "from": str(env),
+                       "form": "full" if used is None else "used"}, f)
             f.flush()
             os.fsync(f.fileno())
         os.rename(staging, local)

@@ -94,6 +94,9 @@ class Config:
     hydrate: str = "auto"
     # Where local copies go: the container disk (not the volume).
     hydrate_dir: Path = Path("/var/cache/bootstrap/envs")
+    # Copy only the part of the environment an earlier boot used, where one recorded it
+    # (the rest linked to the volume); false: always the whole packed form.
+    hydrate_used: bool = True
     # Check ids `bootstrap check` counts as silenced instead of reporting, e.g. "preflight.I001".
     silence: tuple[str, ...] = ()
     # The GPU memory the cuda stage requires of the chosen device, in MB.

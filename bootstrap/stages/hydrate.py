@@ -8,21 +8,24 @@ room, its packed form (``bootstrap.environment.envpack``) is unpacked to
 there; a copy made by an earlier boot of this container is reused. The pages of the
 large files the copy leaves on the volume that an earlier boot read
 (``bootstrap.environment.prefetch``) are read in the background meanwhile, and the first
-boot that runs from a copy records them once ready. Anything in the way (no packed form,
-no room, a damaged pack, a failed unpack) is a warning, and the worker runs from the
-volume as it always could: this stage never fails a boot.
+boot that runs from a copy records them once ready, with the part of the environment it
+used (``bootstrap.environment.usedpack``): later boots unpack only that part. Anything
+in the way (no packed form, no room, a damaged pack, a failed unpack) is a warning, and
+the worker runs from the volume as it always could: this stage never fails a boot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bootstrap import diskspace, ioprobe
-from bootstrap.environment import envpack, envstore, hydrate, prefetch
+from bootstrap.environment import envpack, envstore, hydrate, prefetch, usedpack
+from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, info, warning
@@ -41,6 +44,10 @@ W003 = warning("hydrate.W003", "the packed environment cannot be used: {reason}"
 W004 = warning("hydrate.W004", "copying the environment to {local} failed: {reason}",
                "the worker runs from the volume; a full container disk or a damaged pack "
                "(remove {env} to rebuild it)")
+W005 = warning("hydrate.W005", "the packed part of environment {key} an earlier boot used "
+                               "cannot be used: {reason}",
+               "the whole packed form is copied instead (slower, same result), and this boot "
+               "records the used part again once ready, replacing {record}")
 I001 = info("hydrate.I001", "environment {key}: {action} {local}", "{why}")
 I002 = info("hydrate.I002", "environment {key} runs from the volume: {why}",
             "BOOTSTRAP_HYDRATE=always copies it to the container disk regardless")
@@ -62,7 +69,8 @@ def _lookup_ms(ctx: Context) -> tuple[float | None, float | None]:
 def _plan(ctx: Context, env: Path) -> tuple[hydrate.Plan, dict[str, Any]]:
     marker = envstore.read_marker(env) or {}
     lookup, read = _lookup_ms(ctx)
-    plan = hydrate.decide(ctx.config.hydrate, env, marker, ctx.config.hydrate_dir, lookup, read)
+    plan = hydrate.decide(ctx.config.hydrate, env, marker, ctx.config.hydrate_dir, lookup, read,
+                          used_only=ctx.config.hydrate_used)
     return plan, marker
 
 
@@ -90,12 +98,21 @@ def check(ctx: Context) -> list[Message]:
     damaged = envpack.damage(plan.pack)
     if damaged is not None:
         return [W003.at(plan.pack.path, reason=damaged, env=env)]
-    free, need = hydrate.room(ctx.config.hydrate_dir, plan.pack)
+    free, need = hydrate.room(ctx.config.hydrate_dir, _source(plan))
     if free < need:
         return [W002.at(ctx.config.hydrate_dir, disk=diskspace.describe_disk(
             ctx.config.hydrate_dir), free_mb=free, need_mb=need)]
-    return [I001.at(plan.local, key=key, action="would copy it to", local=plan.local,
-                    why=plan.why + ahead)]
+    refused = ([] if plan.used_refused is None else
+               [W005.at(env / usedpack.RECORD, key=key, reason=plan.used_refused,
+                        record=env / usedpack.RECORD)])
+    return [*refused, I001.at(plan.local, key=key, action="would copy it to",
+                              local=plan.local, why=plan.why + ahead)]
+
+
+def _source(plan: hydrate.Plan) -> envpack.Pack:
+    """The pack the copy is unpacked from."""
+    assert plan.pack is not None
+    return plan.used.pack if plan.used is not None else plan.pack
 
 
 def _use(ctx: Context, local: Path) -> None:
@@ -118,22 +135,60 @@ def _prefetch(env: Path, facts: dict[str, Any]) -> None:
 def record_touched(ctx: Context) -> threading.Thread | None:
     """Once the worker is ready (or has finished its stages, in a boot that does not
     serve; the supervisor calls this once): record the large files' pages this boot read,
-    when it ran from a copy and no boot recorded them before. In a thread of its own (a
-    round trip per linked file), never raising: it is a hint for later boots."""
+    and the part of the environment it used (from a full copy only: a copy of the used
+    part cannot tell what else a boot would have used), when it ran from a copy and no
+    boot recorded them before. In a thread of its own (a round trip per linked file, a
+    pack written to the volume), never raising: they are hints for later boots."""
     local, env = ctx.hydrated, ctx.env
-    if local is None or env is None or (env / prefetch.RECORD).exists():
+    if local is None or env is None:
+        return None
+    pages = not (env / prefetch.RECORD).exists()
+    used = (ctx.config.hydrate_used and hydrate.made_from(local) == "full"
+            and _no_used_record(env, local))
+    if not pages and not used:
         return None
 
     def record() -> None:
-        with contextlib.suppress(OSError):
-            linked = (local / envpack.LINKED).read_text().splitlines()
-            touched = prefetch.record(env, linked)
-            if touched.files:
-                prefetch.save(env, touched)
+        if pages:
+            with contextlib.suppress(OSError):
+                linked = (local / envpack.LINKED).read_text().splitlines()
+                touched = prefetch.record(env, linked)
+                if touched.files:
+                    prefetch.save(env, touched)
+        if used:
+            _record_used(env, local)
 
     thread = threading.Thread(target=record, name="prefetch-record")
     thread.start()
     return thread
+
+
+def _no_used_record(env: Path, local: Path) -> bool:
+    """No usable record of the used part: none, or one that does not parse or whose pack is
+    gone (a boot that found it so copied the full pack: it records a new one)."""
+    try:
+        of = json.loads((local / hydrate.RECORD).read_text())["of"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return usedpack.find(env, of)[0] is None
+
+
+def _record_used(env: Path, local: Path) -> None:
+    """Pack the part of ``local`` (a full copy of ``env``) this boot used, beside ``env``."""
+    try:
+        record = local / hydrate.RECORD
+        of = json.loads(record.read_text())["of"]
+        used = usedpack.write(env, local, of, made_at=record.stat().st_mtime)
+    except (OSError, ValueError, KeyError, TypeError, envpack.PackFailed) as exc:
+        events.emit("warn", "hydrate.used_not_recorded", reason=str(exc)[:200])
+        return
+    if used is None:
+        events.emit("info", "hydrate.used_not_recorded",
+                    reason="no file of the copy was read since the unpack (atime not kept)")
+        return
+    events.emit("info", "hydrate.used_recorded", file=used.pack.path.name,
+                files=used.pack.files, linked=used.pack.linked, dirs=used.dirs,
+                mb=used.pack.size >> 20)
 
 
 def run(ctx: Context) -> Outcome:
@@ -154,31 +209,35 @@ def run(ctx: Context) -> Outcome:
     want = hydrate.identity(marker, pack)
     if hydrate.trusted(local, want) is None:
         _use(ctx, local)
-        return Outcome(facts={**facts, "from": "local", "reused": True},
+        return Outcome(facts={**facts, "from": "local", "reused": True,
+                              "form": hydrate.made_from(local)},
                        messages=[I001.at(local, key=key, action="reusing the local copy",
                                          local=local, why=plan.why)])
-    return _copy(ctx, env, marker, pack, local, facts, plan.why)
+    return _copy(ctx, env, marker, plan, facts)
 
 
 def _volume(facts: dict[str, Any], message: Message, why: str) -> Outcome:
     return Outcome(facts={**facts, "from": "volume", "why": why}, messages=[message])
 
 
-def _copy(ctx: Context, env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path,
-          facts: dict[str, Any], why: str) -> Outcome:
+def _copy(ctx: Context, env: Path, marker: dict[str, Any], plan: hydrate.Plan,
+          facts: dict[str, Any]) -> Outcome:
+    assert plan.pack is not None
+    pack, local, used, why = plan.pack, plan.local, plan.used, plan.why
     key = str(marker.get("key", env.name))
     hydrate_dir = ctx.config.hydrate_dir
     damaged = envpack.damage(pack)
     if damaged is not None:
         return _volume(facts, W003.at(pack.path, reason=damaged, env=env), damaged)
-    free, need = hydrate.room(hydrate_dir, pack)
+    # room for the used part only: should it fail, the full copy may find the disk full
+    free, need = hydrate.room(hydrate_dir, _source(plan))
     if free < need:
         disk = diskspace.describe_disk(hydrate_dir)
         return _volume(facts, W002.at(hydrate_dir, disk=disk, free_mb=free, need_mb=need),
                        f"{free} MB free on {disk}, {need} MB needed")
     started = time.monotonic()
     try:
-        copied = hydrate.copy(env, marker, pack, local)
+        copied = hydrate.copy(env, marker, pack, local, used)
     except (envpack.PackFailed, OSError) as exc:
         if diskspace.is_full(exc):
             reason = f"{diskspace.describe_disk(hydrate_dir)} is full"
@@ -193,11 +252,20 @@ def _copy(ctx: Context, env: Path, marker: dict[str, Any], pack: envpack.Pack, l
     _use(ctx, local)
     if copied.removed:
         facts["removed_leftovers"] = copied.removed
+    messages = []
+    refused = plan.used_refused or copied.used_failed
+    if refused is not None:
+        record = env / usedpack.RECORD
+        messages.append(W005.at(record, key=key, reason=refused, record=record))
+    if copied.made:
+        facts["form"] = copied.form
+        if copied.used_failed is not None:
+            facts["used_failed"] = copied.used_failed
     action = "copied to" if copied.made else "another worker copied it to"
     return Outcome(facts={**facts, "from": "local", "reused": False, "copy_s": copy_s,
                           "copied_by_another": not copied.made},
-                   messages=[I001.at(local, key=key, action=action, local=local,
-                                     why=f"{why}; {copy_s} s")])
+                   messages=[*messages, I001.at(local, key=key, action=action, local=local,
+                                                why=f"{why}; {copy_s} s")])
 
 
 STAGE = Stage(name="hydrate", run=run, check=check, side=Side.SUPERVISOR,

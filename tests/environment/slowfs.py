@@ -100,9 +100,14 @@ def operations(backing: Path, latency_s: float, mb_s: float) -> Any:
             if self.listed.get(parent, 0.0) < time.monotonic():
                 self._trip("getattr")
             st = os.lstat(self._full(path)) if fh is None else os.fstat(fh)
-            return {k: getattr(st, k) for k in (
-                "st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_ino",
-                "st_atime_ns", "st_mtime_ns", "st_ctime_ns", "st_blocks")}
+            attrs = {k: getattr(st, k) for k in (
+                "st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_ino", "st_blocks")}
+            # mfusepy reads the times under their plain names, in ns with ``use_ns``; under
+            # any other name they are dropped and every file looks made in 1970 (a .py
+            # older than its .pyc's record: Python recompiled every module it imported)
+            attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns,
+                         st_ctime=st.st_ctime_ns)
+            return attrs
 
         def readlink(self, path: str) -> str:
             self._trip("readlink")
@@ -184,9 +189,10 @@ def operations(backing: Path, latency_s: float, mb_s: float) -> Any:
             self._trip("utimens")
             # mfusepy hands UTIME_NOW (``touch``) on as a tiny number of ns, not as "now":
             # anything before 2001 is taken as now (nothing here sets such times on purpose)
-            if times is not None and min(times) < 10**18:
-                times = None
-            os.utime(self._full(path), ns=times)
+            if times is None or min(times) < 10**18:
+                os.utime(self._full(path))  # now (``ns=None`` is a TypeError, not "now")
+            else:
+                os.utime(self._full(path), ns=times)
 
         def truncate(self, path: str, length: int, fh: int | None = None) -> None:
             self._trip("truncate")

@@ -7,6 +7,7 @@ tests' wheelhouse (bsdemo_a, and bsdemo_many's 1,500 modules for a pack worth ki
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.environment import envpack, envstore, prefetch
+from bootstrap.environment import envpack, envstore, hydrate, lease, prefetch, usedpack
 from bootstrap.stages import hydrate as hydrate_stage
 from tests.environment import slowfs
 from tests.environment.envboot import REPO, WORKER_STAGES, Boot, base_env, envs, needs_root, parse
@@ -65,6 +66,39 @@ def pack_of(volume: Path, key: str) -> Path:
 
 def ran_from(result: Boot) -> str:
     return str(facts(result, "where")["prefix"])
+
+
+def test_the_slow_volume_shows_the_backing_files_times_and_a_touch_lands(
+        tmp_path: Path) -> None:
+    """The test bed's own faithfulness: times read through it are the backing file's (they
+    were all 0, so Python found every .py newer than its .pyc's record and recompiled
+    it), and a touch (``utime`` to now: a lease's heartbeat) reaches the file (it failed
+    with EINVAL, so a build past the lease's timeout was taken over)."""
+    backing = tmp_path / "backing"
+    backing.mkdir()
+    made = backing / "mod.py"
+    made.write_text("X = 1\n")
+    os.utime(made, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.1) as volume:
+        seen = (volume / "mod.py").stat()
+        assert seen.st_mtime_ns == 1_700_000_000_123_456_789
+        assert seen.st_ctime_ns == made.stat().st_ctime_ns
+        before = time.time()
+        os.utime(volume / "mod.py")
+        assert made.stat().st_mtime >= before - 1
+        # a lease held past its timeout is kept by its heartbeat: a waiter does not take
+        # it over (it did, once the build took longer than the timeout)
+        locks = volume / "locks"
+        held = lease.Lease(locks, "env-x", lease.Owner("holder"), timeout_s=1.2)
+        held.acquire()
+        try:
+            waiter = lease.Lease(locks, "env-x", lease.Owner("waiter"), timeout_s=1.2,
+                                 on_wait=lambda owner, held_s: None)
+            with pytest.raises(lease.WaitedTooLong):
+                waiter.acquire(wait_s=4)
+            assert held.held() and not held.lost and waiter.took_over is None
+        finally:
+            held.release()
 
 
 @pytest.fixture
@@ -204,24 +238,36 @@ def test_an_environment_without_a_pack_runs_from_the_volume_with_a_warning(
     assert ran_from(result) == str(volume / ".bootstrap" / "envs" / key)
 
 
-def test_four_workers_at_once_on_one_slow_volume_all_get_ready(tmp_path: Path,
-                                                               wheels: Path) -> None:
+# one of them builds the environment with the RunPod SDK (105 packages) through the slow
+# mount: minutes on a 2-core machine
+@pytest.mark.timeout(1200)
+def test_four_workers_at_once_on_one_slow_volume_all_get_ready(
+        tmp_path: Path, wheels: Path, sdk_wheels: Path) -> None:
     backing = tmp_path / "backing"
     backing.mkdir()
     copies = tmp_path / "copies"
+    # every worker stage but the app's own runs: serve answers one job with the echo
+    # handler, from the environment the four share (the framework adds the RunPod SDK)
+    serve = ",".join(stage for stage in WORKER_STAGES.split(",") if stage != "serve")
     with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.3) as volume:
         # an empty volume: one of them builds through the slow mount, the others wait
         env = settings(tmp_path, wheels, volume, copies, BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_a",
-                       BOOTSTRAP_HYDRATE="always")
+                       BOOTSTRAP_HYDRATE="always", BOOTSTRAP_SKIP=serve,
+                       BOOTSTRAP_FIND_LINKS=f"{wheels},{sdk_wheels}",
+                       BOOTSTRAP_HANDLER="bootstrap.echo:make_handler")
         procs = [subprocess.Popen([sys.executable, "-m", "bootstrap", "run"],
-                                  env=env | {"RUNPOD_POD_ID": f"worker-{i}"}, cwd=REPO,
+                                  env=env | {"RUNPOD_POD_ID": f"worker-{i}",
+                                             "BOOTSTRAP_TEST_INPUT": f'{{"worker": {i}}}'},
+                                  cwd=REPO,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for i in range(4)]
-        outputs = [proc.communicate(timeout=600) for proc in procs]
+        outputs = [proc.communicate(timeout=1100) for proc in procs]
     results = [Boot(proc.returncode, parse(out), out, err)
                for proc, (out, err) in zip(procs, outputs, strict=True)]
-    for result in results:
+    for i, result in enumerate(results):
         assert result.returncode == 0, result.output + result.stderr
+        assert result.stage("serve")["status"] == "ok", result.output
+        assert f"'echo': {{'worker': {i}}}" in result.output, result.output
     (key,) = envs(backing)
     assert {ran_from(result) for result in results} == {str(copies / key)}
     made = [facts(result, "hydrate") for result in results]
@@ -286,3 +332,96 @@ def test_a_compressed_pack_and_no_zstd_at_boot_runs_from_the_volume_with_a_warni
     assert hydrate_stage.W003.id in result.codes(), result.output
     assert facts(result, "hydrate")["from"] == "volume"
     assert ran_from(result) == str(backing / ".bootstrap" / "envs" / key)
+
+
+def site_packages(root: Path) -> Path:
+    (found,) = root.glob("lib/python3*/site-packages")
+    return found
+
+
+def test_a_boot_after_a_recorded_one_copies_only_what_it_used_and_still_finds_the_rest(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    (key,) = envs(backing)
+    env_dir = backing / ".bootstrap" / "envs" / key
+    imports = "stage_where:where,stage_imports:imports"
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.5) as volume:
+        env = settings(tmp_path, wheels, volume, tmp_path / "copies",
+                       BOOTSTRAP_EXTRA_STAGES=imports, BOOTSTRAP_TEST_IMPORT="bsdemo_a")
+        first = run_boot(env)
+        assert first.returncode == 0, first.output + first.stderr
+        assert facts(first, "hydrate")["form"] == "full", "nothing recorded yet"
+        (recorded,) = first.named("hydrate.used_recorded")
+        marker = envstore.read_marker(env_dir) or {}
+        full = envpack.find(env_dir, marker)
+        assert full is not None
+        used, refused = usedpack.find(env_dir, hydrate.identity(marker, full))
+        assert used is not None and refused is None, refused
+        assert used.pack.files == recorded["files"]
+        check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], env=env,
+                               capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert "a recorded boot used" in check.stdout, check.stdout
+        # a new container; this boot also imports a module no recorded boot opened
+        copies = tmp_path / "copies2"
+        slowfs.drop_caches()
+        second = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies),
+                                 "BOOTSTRAP_TEST_IMPORT": "bsdemo_a,bsdemo_many.m0007"})
+        assert second.returncode == 0, second.output + second.stderr
+        third = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "copies3"),
+                                "BOOTSTRAP_HYDRATE_USED": "0"})
+    made = facts(second, "hydrate")
+    assert made["from"] == "local" and made["form"] == "used", made
+    assert made["used_files"] < full.files - 1500, (made, full)
+    copy = copies / key
+    site = site_packages(copy)
+    assert (site / "bsdemo_a").is_dir() and not (site / "bsdemo_a").is_symlink()
+    # the 1,500 modules no boot used: one link to the volume
+    assert os.readlink(site / "bsdemo_many") == str(
+        volume / ".bootstrap" / "envs" / key / site.relative_to(copy) / "bsdemo_many")
+    files = facts(second, "imports")["files"]
+    assert files["bsdemo_many.m0007"] == str(site / "bsdemo_many" / "m0007.py")
+    assert files["bsdemo_a"] == str(site / "bsdemo_a" / "__init__.py")
+    assert ran_from(second) == str(copy)
+    # the setting turns it off: the whole pack
+    assert third.returncode == 0, third.output
+    assert facts(third, "hydrate")["form"] == "full"
+
+
+def test_a_damaged_or_half_written_used_pack_falls_back_to_the_full_copy(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    (key,) = envs(backing)
+    env_dir = backing / ".bootstrap" / "envs" / key
+    env = settings(tmp_path, wheels, backing, tmp_path / "copies", BOOTSTRAP_HYDRATE="always",
+                   BOOTSTRAP_EXTRA_STAGES="stage_where:where,stage_imports:imports")
+    recording = run_boot(env)
+    assert recording.returncode == 0, recording.output + recording.stderr
+    assert recording.named("hydrate.used_recorded"), recording.output
+    record = json.loads((env_dir / usedpack.RECORD).read_text())
+    used = env_dir / record["file"]
+    # garbled, same size: only tar (and zstd's checksum) can tell
+    original = used.read_bytes()
+    with open(used, "r+b") as f:
+        f.seek(len(original) // 3)
+        f.write(os.urandom(min(64 << 10, len(original) // 3)))
+    garbled = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "copies2")})
+    assert garbled.returncode == 0, garbled.output + garbled.stderr
+    assert hydrate_stage.W005.id in garbled.codes(), garbled.output
+    made = facts(garbled, "hydrate")
+    assert made["form"] == "full" and made["used_failed"], made
+    assert ran_from(garbled) == str(tmp_path / "copies2" / key)
+    assert not [p for p in (tmp_path / "copies2").iterdir() if ".tmp-" in p.name]
+    # forgotten, and recorded again from the full copy that boot made
+    again = json.loads((env_dir / usedpack.RECORD).read_text())
+    assert again["file"] != record["file"] and (env_dir / again["file"]).is_file()
+    assert garbled.named("hydrate.used_recorded"), garbled.output
+    # a record cut short, and a record whose pack is gone
+    used.write_bytes(original)
+    (env_dir / usedpack.RECORD).write_text(json.dumps(record)[:40])
+    cut = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "copies3")})
+    assert cut.returncode == 0, cut.output
+    assert hydrate_stage.W005.id in cut.codes() and facts(cut, "hydrate")["form"] == "full"
+    (env_dir / usedpack.RECORD).write_text(json.dumps(record))
+    used.unlink()
+    gone = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "copies4")})
+    assert gone.returncode == 0, gone.output
+    assert hydrate_stage.W005.id in gone.codes() and facts(gone, "hydrate")["form"] == "full"
+    assert ran_from(gone) == str(tmp_path / "copies4" / key)
