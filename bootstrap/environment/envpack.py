@@ -13,7 +13,7 @@ GNU tar does the work: it is in every Debian-based image, and Python's ``tarfile
 several times its CPU time on 80,000 members.
 
 The tar is compressed with zstd when the build finds the ``zstd`` program (the image
-installs it): the F5 stack's 900 MB pack becomes 250 MB, which a volume streams in a
+installs it): a torch model stack's 900 MB pack becomes 250 MB, which a volume streams in a
 quarter of the time, and zstd decompresses it at ~1 GB/s on one core while tar writes
 the files on another (docs/performance.md, "Cold start from the volume": the unpack went
 from 4.2 to ~2 s at 1 ms per round trip). Without zstd the pack is a plain tar; a boot
@@ -21,7 +21,7 @@ that finds a compressed pack but no zstd program runs from the volume (hydrate.W
 
 Files of ``LARGE_BYTES`` or more, and directories named in ``LINKED_DIRS``, are left out and
 listed in ``LINKED`` instead: the copy links them back to the volume. The large files are
-few (the F5 stack: 89 of 69,500 files) but hold most of the bytes (7.3 of 8.5 GB: CUDA
+few (a torch model stack: 89 of 69,500 files) but hold most of the bytes (7.3 of 8.5 GB: CUDA
 libraries, libtorch), and a boot maps them and touches a fraction of their pages; copying
 them would cost more than the few round trips their lookups do. What remains is ~1.2 GB
 in one file.
@@ -52,7 +52,7 @@ RECORD = "pack"
 # Files this large stay on the volume, linked from the copy (see the module docstring).
 LARGE_BYTES = 4 << 20
 # Directories a running program does not read (C headers, test suites): left on the volume
-# whole, one link each. The F5 stack has 18,600 files in them, a quarter of the pack's
+# whole, one link each. A torch model stack has 18,600 files in them, a quarter of the pack's
 # members for 3 % of its bytes; each costs a file creation on every copy.
 LINKED_DIRS = frozenset({"include", "tests", "test"})
 # Inside the pack: the files left on the volume, one relative path per line.

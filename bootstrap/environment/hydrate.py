@@ -1,7 +1,7 @@
 """The local copy of a published environment, on the container disk.
 
 A worker running its environment from a network volume pays one round trip per metadata
-operation, ~100,000 of them for torch and F5-TTS. A local copy is unpacked from the
+operation, ~100,000 of them for torch and a model library. A local copy is unpacked from the
 environment's packed form (``envpack.py``): one open, one sequential read. Whether
 that wins is decided per boot (``decide``) from what the boot measured: the volume's
 lookup latency, the pack's size and member count, the room on the container disk.
@@ -46,7 +46,7 @@ RECORD = ".bootstrap-hydrated.json"
 MIN_LOOKUP_MS = 0.05
 # Room left on the container disk beyond the copy itself, for the worker's own writes.
 SPARE_MB = 512
-# Round trips a boot makes per file of the environment it runs from (measured on the F5
+# Round trips a boot makes per file of the environment it runs from (measured on a torch model
 # stack: ~96,000 stats and 14,000 opens over 78,000 files), for the estimate only.
 TRIPS_PER_FILE = 1.4
 # A slow volume still streams at this rate at least; bounds tar's timeout.

@@ -2,7 +2,7 @@
 
 A local copy (``bootstrap.environment.hydrate``) leaves the large files (libtorch, the
 CUDA libraries) on the volume, linked: copying them would cost gigabytes, and a boot maps
-them and touches a fraction of their pages (the F5 stack on a CPU: ~950 MB of 7.3 GB, in
+them and touches a fraction of their pages (a torch model stack on a CPU: ~950 MB of 7.3 GB, in
 35 of 300 files). The worker then faults those pages in one at a time through the volume,
 128 KB per round trip, while it imports: 3-4 s of a boot at 1 ms per round trip
 (docs/performance.md, "Cold start from the volume").

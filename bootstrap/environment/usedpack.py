@@ -1,7 +1,7 @@
 """The part of an environment a boot uses, packed on its own beside the full pack.
 
 Unpacking the full pack (``envpack.py``) is bound by creating its files on the container
-disk, not by the volume: 44,700 of them for the F5 stack, ~3.6 s of kernel time for a
+disk, not by the volume: 44,700 of them for a torch model stack, ~3.6 s of kernel time for a
 boot that opens ~5,500 (docs/performance.md, "Second round"). So the first boot that runs
 from a full copy records, once ready, which directories it opened files in: on the copy,
 the files whose access time is later than their change time (tar sets both at creation;
