@@ -159,8 +159,9 @@ _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
 
 def _defaults(app: apps.App) -> dict[str, Any]:
     """Every setting's default, the framework's and ``app``'s, by name."""
-    own = {name: getattr(Config(), name) for name in _FIELDS}
-    return {**own, **{f.name: getattr(app.settings(), f.name) for f in fields(app.settings)}}
+    framework, theirs = Config(), app.settings()
+    own = {name: getattr(framework, name) for name in _FIELDS}
+    return {**own, **{f.name: getattr(theirs, f.name) for f in fields(app.settings)}}
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
