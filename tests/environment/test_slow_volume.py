@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from bootstrap import ioprobe
 from bootstrap.environment import envpack, envstore, hydrate, lease, prefetch, usedpack
 from bootstrap.stages import hydrate as hydrate_stage
+from bootstrap.stages import volume as volume_stage
 from tests.environment import slowfs
 from tests.environment.envboot import REPO, WORKER_STAGES, Boot, base_env, envs, needs_root, parse
 
@@ -99,6 +101,20 @@ def test_the_slow_volume_shows_the_backing_files_times_and_a_touch_lands(
             assert held.held() and not held.lost and waiter.took_over is None
         finally:
             held.release()
+
+
+def test_the_volume_probe_stops_sampling_small_files_on_a_slow_volume(tmp_path: Path) -> None:
+    """Every boot that may build on the volume probes it; at 2 ms a metadata operation the
+    twenty small files alone took ~0.7 s. The probe stops after the first few once they
+    have taken its budget, and the rate still says the volume is slow."""
+    backing = tmp_path / "backing"
+    backing.mkdir()
+    with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=2.0) as volume:
+        rates = ioprobe.rates(volume)
+    assert rates.small_files == ioprobe.SMALL_FILES_MIN < ioprobe.SMALL_FILES
+    assert rates.small_files_per_s < volume_stage.SLOW_SMALL_FILES_PER_S
+    assert rates.lookup_ms >= 2.0
+    assert not any(backing.iterdir()), "the probe leaves nothing behind"
 
 
 @pytest.fixture
