@@ -24,7 +24,8 @@ listed in ``LINKED`` instead: the copy links them back to the volume. The large 
 few (a torch model stack: 89 of 69,500 files) but hold most of the bytes (7.3 of 8.5 GB: CUDA
 libraries, libtorch), and a boot maps them and touches a fraction of their pages; copying
 them would cost more than the few round trips their lookups do. What remains is ~1.2 GB
-in one file.
+in one file. A large Python extension module is packed all the same (extmodule.py says
+why: each module name costs a boot dozens of round trips when linked).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bootstrap.environment import extmodule
 from bootstrap.kernel import command
 
 PACK = ".bootstrap-pack.tar"
@@ -117,8 +119,10 @@ def _members(env: Path) -> tuple[list[str], list[str], int]:
             path = os.path.join(rel, name)
             if rel == "." and name.startswith((PACK, LINKED)):
                 continue
-            st = os.lstat(os.path.join(root, name))
-            large = not os.path.islink(os.path.join(root, name)) and st.st_size >= LARGE_BYTES
+            full = os.path.join(root, name)
+            st = os.lstat(full)
+            large = (not os.path.islink(full) and st.st_size >= LARGE_BYTES
+                     and not extmodule.is_python_module(full))
             (linked if large else packed).append(os.path.normpath(path))
             if not large:
                 size += st.st_size
