@@ -20,6 +20,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,33 @@ def _prefetch(env: Path, facts: dict[str, Any]) -> None:
     facts.update(prefetch_mb=touched.bytes >> 20, prefetch_files=len(touched.files))
 
 
-def record_touched(ctx: Context) -> threading.Thread | None:
+class Recording:
+    """The thread recording what a boot used, and the event it leaves behind. The thread
+    writes no line itself: the supervisor says its event before the summary, which is the
+    boot's last line, or says that it is still running when the summary cannot wait."""
+
+    def __init__(self, work: Callable[[], tuple[str, str, dict[str, Any]] | None]) -> None:
+        self.event: tuple[str, str, dict[str, Any]] | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), name="prefetch-record")
+        self.thread.start()
+
+    def _run(self, work: Callable[[], tuple[str, str, dict[str, Any]] | None]) -> None:
+        self.event = work()
+
+    def finish(self, wait_s: float) -> None:
+        """Wait up to ``wait_s`` for the recording, then say how it ended. One still running
+        goes on (the process waits for it before it exits); it only writes to the volume."""
+        self.thread.join(timeout=wait_s)
+        if self.thread.is_alive():
+            events.emit("info", "hydrate.recording", status="running", waited_s=wait_s,
+                        msg="still recording what this boot used; it finishes before the "
+                            "process exits")
+        elif self.event is not None:
+            level, name, fields = self.event
+            events.emit(level, name, **fields)
+
+
+def record_touched(ctx: Context) -> Recording | None:
     """Once the worker is ready (or has finished its stages, in a boot that does not
     serve; the supervisor calls this once): record the large files' pages this boot read,
     and the part of the environment it used (from a full copy only: a copy of the used
@@ -148,19 +175,16 @@ def record_touched(ctx: Context) -> threading.Thread | None:
     if not pages and not used:
         return None
 
-    def record() -> None:
+    def record() -> tuple[str, str, dict[str, Any]] | None:
         if pages:
             with contextlib.suppress(OSError):
                 linked = (local / envpack.LINKED).read_text().splitlines()
                 touched = prefetch.record(env, linked)
                 if touched.files:
                     prefetch.save(env, touched)
-        if used:
-            _record_used(env, local)
+        return _record_used(env, local) if used else None
 
-    thread = threading.Thread(target=record, name="prefetch-record")
-    thread.start()
-    return thread
+    return Recording(record)
 
 
 def _no_used_record(env: Path, local: Path) -> bool:
@@ -173,22 +197,21 @@ def _no_used_record(env: Path, local: Path) -> bool:
     return usedpack.find(env, of)[0] is None
 
 
-def _record_used(env: Path, local: Path) -> None:
-    """Pack the part of ``local`` (a full copy of ``env``) this boot used, beside ``env``."""
+def _record_used(env: Path, local: Path) -> tuple[str, str, dict[str, Any]]:
+    """Pack the part of ``local`` (a full copy of ``env``) this boot used, beside ``env``;
+    returns the event that says how it went."""
     try:
         record = local / hydrate.RECORD
         of = json.loads(record.read_text())["of"]
         used = usedpack.write(env, local, of, made_at=record.stat().st_mtime)
     except (OSError, ValueError, KeyError, TypeError, envpack.PackFailed) as exc:
-        events.emit("warn", "hydrate.used_not_recorded", reason=str(exc)[:200])
-        return
+        return "warn", "hydrate.used_not_recorded", {"reason": str(exc)[:200]}
     if used is None:
-        events.emit("info", "hydrate.used_not_recorded",
-                    reason="no file of the copy was read since the unpack (atime not kept)")
-        return
-    events.emit("info", "hydrate.used_recorded", file=used.pack.path.name,
-                files=used.pack.files, linked=used.pack.linked, dirs=used.dirs,
-                mb=used.pack.size >> 20)
+        return "info", "hydrate.used_not_recorded", {
+            "reason": "no file of the copy was read since the unpack (atime not kept)"}
+    return "info", "hydrate.used_recorded", {
+        "file": used.pack.path.name, "files": used.pack.files, "linked": used.pack.linked,
+        "dirs": used.dirs, "mb": used.pack.size >> 20}
 
 
 def run(ctx: Context) -> Outcome:

@@ -56,7 +56,7 @@ class Supervisor:
         # How long a report may take to reach the volume; None: as long as it takes.
         self.report_wait_s: float | None = None
         # The thread recording what this boot used of its local copy (stages/hydrate.py).
-        self._recorder: threading.Thread | None = None
+        self._recorder: hydrate_stage.Recording | None = None
         # Taken by the thread that writes the summary, never given back: when the watchdog
         # thread ends a stuck boot, a main thread that wakes up late must not write a second.
         self._one_summary = threading.RLock()
@@ -197,7 +197,7 @@ class Supervisor:
         self._one_summary.acquire()  # a second caller waits here for the first one's exit
         if self._recorder is not None:
             # The summary is the boot's last line: the recording's own event comes first.
-            self._recorder.join(timeout=self.config.stop_grace_s)
+            self._recorder.finish(self.config.stop_grace_s)
         self.report.exit_code = exit_code
         self.report.ended_at = time.time()
         path = report.save(self.report, self.config, self.report_wait_s)

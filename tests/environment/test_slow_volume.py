@@ -441,3 +441,24 @@ def test_a_damaged_or_half_written_used_pack_falls_back_to_the_full_copy(
     assert gone.returncode == 0, gone.output
     assert hydrate_stage.W005.id in gone.codes() and facts(gone, "hydrate")["form"] == "full"
     assert ran_from(gone) == str(tmp_path / "copies4" / key)
+
+
+def test_a_recording_the_summary_cannot_wait_for_ends_after_it_without_a_line(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    """The summary is the boot's last line even when the recording of the used part takes
+    longer than the summary may wait (``stop_grace_s``): it says the recording is still
+    running, and the recording finishes, silently, before the process exits. (Its own
+    event came after the summary when it ran past the wait.)"""
+    (key,) = envs(backing)
+    env_dir = backing / ".bootstrap" / "envs" / key
+    env = settings(tmp_path, wheels, backing, tmp_path / "copies", BOOTSTRAP_HYDRATE="always",
+                   BOOTSTRAP_STOP_GRACE_S="0.001")
+    result = run_boot(env)
+    assert result.returncode == 0, result.output + result.stderr
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert lines[-1]["event"] == "summary", lines[-1]
+    (running,) = result.named("hydrate.recording")
+    assert running["status"] == "running"
+    assert not result.named("hydrate.used_recorded")
+    record = json.loads((env_dir / usedpack.RECORD).read_text())
+    assert (env_dir / record["file"]).is_file(), "the recording finished before the exit"
