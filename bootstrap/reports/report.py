@@ -134,7 +134,12 @@ def load(path: Path) -> BootReport:
     return BootReport.from_dict(json.loads(path.read_text()))
 
 
-def announce_previous(config: Config) -> None:
+# A boot of another worker still "booting" younger than this may be running beside this
+# one (workers of an endpoint start together); the longest cold build is well inside it.
+CONCURRENT_BOOT_S = 3600
+
+
+def announce_previous(config: Config, worker_id: str) -> None:
     """Say how the last boot on this volume went, if it did not go well.
 
     A worker that died is gone with its console; the next one to boot on the same volume
@@ -159,6 +164,12 @@ def announce_previous(config: Config) -> None:
                     hint=failure.get("hint", ""), exit_code=previous.exit_code, **where)
     elif previous.outcome == "booting":
         last = previous.stages[-1]["stage"] if previous.stages else "none"
+        if previous.worker_id != worker_id and ago_s < CONCURRENT_BOOT_S:
+            events.emit("info", "previous_boot",
+                        msg=f"worker {previous.worker_id} started a boot {ago_s} s ago that "
+                            f"has not finished (last finished stage: {last}): it is booting "
+                            "beside this one, or was killed", **where)
+            return
         events.emit("warn", "previous_boot",
                     msg=f"previous boot on worker {previous.worker_id} never finished; "
                         f"its last finished stage was {last}",

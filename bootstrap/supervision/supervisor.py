@@ -73,7 +73,7 @@ class Supervisor:
         events.emit("info", "boot", msg="boot started", mode=self.config.mode,
                     version=bootstrap.__version__, pid=os.getpid(),
                     volume=str(self.config.volume))
-        report.announce_previous(self.config)
+        report.announce_previous(self.config, self.ctx.worker_id)
         # Saved as "booting" now, so that if this whole container is SIGKILLed mid-boot
         # the next boot on the volume can still say so.
         report.save(self.report, self.config)

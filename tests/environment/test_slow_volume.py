@@ -284,6 +284,9 @@ def test_four_workers_at_once_on_one_slow_volume_all_get_ready(
         assert result.returncode == 0, result.output + result.stderr
         assert result.stage("serve")["status"] == "ok", result.output
         assert f"'echo': {{'worker': {i}}}" in result.output, result.output
+        # the others' reports say "booting" while they boot: not a boot that died
+        assert not [e for e in result.named("previous_boot") if e["level"] == "warn"], \
+            result.named("previous_boot")
     (key,) = envs(backing)
     assert {ran_from(result) for result in results} == {str(copies / key)}
     made = [facts(result, "hydrate") for result in results]

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bootstrap.kernel.exit_codes import ExitCode
@@ -78,6 +79,22 @@ def test_a_boot_that_never_finished_is_announced(volume: Path) -> None:
                                           "duration_ms": 3}]}))
     said = boot(volume, ()).named("previous_boot")
     assert said and "never finished; its last finished stage was preflight" in said[0]["msg"]
+
+
+def test_a_boot_of_another_worker_still_booting_is_not_called_dead(volume: Path) -> None:
+    """Workers of one endpoint boot together on one volume: a report of another worker
+    that started minutes ago and says 'booting' may be a boot running right now (four
+    workers at once each warned that another 'never finished')."""
+    reports = volume / ".bootstrap" / "reports"
+    reports.mkdir(parents=True)
+    (reports / "20991231T000000-w-other.json").write_text(json.dumps({
+        "run_id": "other", "worker_id": "w-other", "mode": "volume",
+        "started_at": time.time() - 30, "outcome": "booting",
+        "stages": [{"stage": "volume", "status": "ok", "duration_ms": 3}]}))
+    (said,) = boot(volume, ()).named("previous_boot")
+    assert said["level"] == "info", said
+    assert "w-other started a boot" in said["msg"] and "has not finished" in said["msg"]
+    assert "booting beside this one, or was killed" in said["msg"]
 
 
 def test_a_supervisor_killed_mid_boot_leaves_a_booting_report(volume: Path) -> None:
