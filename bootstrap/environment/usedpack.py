@@ -13,11 +13,11 @@ still work, through the volume, if a boot ever needs them.
 
 It is a hint like the read-ahead's record (``prefetch.py``), written after publishing:
 the pack file is written under a name of its own and renamed into place before the
-record (``.bootstrap-used.json``) that names it and its size is replaced, so a reader sees
-a whole pack or none; the first record stays (two workers recording at once leave at most
-one unnamed pack). A record that does not parse, names another build, or whose pack has
-another size is no record; a pack tar cannot read sends the boot to the full pack and is
-forgotten, so that a later boot from a full copy records it again.
+record (``.bootstrap-used.json``) that names it and its size is linked into place, so a
+reader sees a whole pack or none; the first record stays, and a worker that finds one
+made meanwhile removes its own pack. A record that does not parse, names another build,
+or whose pack has another size is no record; a pack tar cannot read sends the boot to
+the full pack and is forgotten, so that a later boot from a full copy records it again.
 Found nothing (a disk mounted ``noatime``): nothing is recorded, and boots unpack all.
 """
 
@@ -209,17 +209,27 @@ def write(env: Path, copy: Path, of: dict[str, Any], made_at: float,
     pack = envpack.Pack(target, target.stat().st_size, len(packed) + 1, len(links),
                         size + 512 * (len(packed) + 1))
     used = Used(pack, of, str(copy), len(opened))
-    first = find(env, of)[0]
-    if first is not None:  # another worker recorded meanwhile: the first one stays
-        target.unlink(missing_ok=True)
-        return first
-    record = env / f"{RECORD}.tmp-{os.getpid()}"
+    record = env / f"{RECORD}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         with open(record, "w") as f:
             json.dump(used.to_dict(), f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(record, env / RECORD)
+        try:
+            # a hard link fails where the name exists: of workers recording at once, the
+            # first to get here is recorded, and no pack is left that no record names
+            os.link(record, env / RECORD)
+        except FileExistsError:
+            first = find(env, of)[0]
+            if first is not None:  # another worker recorded meanwhile: the first one stays
+                target.unlink(missing_ok=True)
+                return first
+            os.replace(record, env / RECORD)  # a record of another build, or of a lost pack
+        except OSError:  # a file system without hard links: the last record wins
+            os.replace(record, env / RECORD)
+    except OSError:
+        target.unlink(missing_ok=True)
+        raise
     finally:
         with contextlib.suppress(OSError):
             record.unlink()

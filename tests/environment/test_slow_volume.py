@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -465,3 +466,51 @@ def test_a_recording_the_summary_cannot_wait_for_ends_after_it_without_a_line(
     assert not result.named("hydrate.used_recorded")
     record = json.loads((env_dir / usedpack.RECORD).read_text())
     assert (env_dir / record["file"]).is_file(), "the recording finished before the exit"
+
+
+def test_two_workers_recording_the_used_part_at_once_leave_one_pack_and_its_record(
+        tmp_path: Path, wheels: Path, backing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers that boot together from full copies record together. Both finish their
+    pack, then both publish: the first record stays and the other worker removes its own
+    pack (it was left on the volume, named by no record). The two are held at a barrier
+    after their packs are written, so they meet in the window every time."""
+    (key,) = envs(backing)
+    env_dir = backing / ".bootstrap" / "envs" / key
+    copies = tmp_path / "copies"
+    env = settings(tmp_path, wheels, backing, copies, BOOTSTRAP_HYDRATE="always")
+    result = run_boot(env)
+    assert result.returncode == 0, result.output + result.stderr
+    recorded = json.loads((env_dir / usedpack.RECORD).read_text())
+    # as if no boot had recorded yet: both workers below find no record
+    (env_dir / usedpack.RECORD).unlink()
+    (env_dir / recorded["file"]).unlink()
+    copy = copies / key
+    of = json.loads((copy / hydrate.RECORD).read_text())["of"]
+    made_at = (copy / hydrate.RECORD).stat().st_mtime
+
+    barrier = threading.Barrier(2, timeout=60)
+    run = usedpack.command.run
+
+    def run_then_meet(*args: Any, **kwargs: Any) -> Any:
+        done = run(*args, **kwargs)
+        barrier.wait()
+        return done
+
+    monkeypatch.setattr(usedpack.command, "run", run_then_meet)
+    results: list[usedpack.Used | None] = [None, None]
+
+    def record(i: int) -> None:
+        results[i] = usedpack.write(env_dir, copy, of, made_at=made_at)
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    first, second = results
+    assert first is not None and second is not None
+    assert first.pack.path == second.pack.path, "both answer with the one that stayed"
+    packs = sorted(p.name for p in env_dir.glob(f"{usedpack.PREFIX}*"))
+    assert packs == [first.pack.path.name], packs
+    assert json.loads((env_dir / usedpack.RECORD).read_text())["file"] == packs[0]
+    assert usedpack.find(env_dir, of)[0] is not None
