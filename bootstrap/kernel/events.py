@@ -78,6 +78,7 @@ _MULTILINE = ("traceback", "stack")
 _bound: dict[str, Any] = {}
 _stream: TextIO = sys.stdout
 _format = "json"
+_level = "info"
 # Re-entrant: a signal handler (the supervisor's stop handler) runs on the main thread and
 # emits an event, possibly while that same thread is inside a write holding the lock.
 _write_lock = threading.RLock()
@@ -92,9 +93,10 @@ def resolve_format(fmt: str, stream: TextIO) -> str:
 
 def configure(fmt: str = "auto", stream: TextIO | None = None, level: str = "info") -> None:
     """Set up events for this process. ``fmt`` is json, console or auto (console on a TTY)."""
-    global _stream, _format
+    global _stream, _format, _level
     _stream = stream or sys.stdout
     _format = resolve_format(fmt, _stream)
+    _level = level
     _configure_structlog(level)
     root = logging.getLogger()
     root.handlers[:] = [_LoggingHandler()]
@@ -117,6 +119,21 @@ def _configure_structlog(level: str) -> None:
         logger_factory=_writer_factory,
         cache_logger_on_first_use=False,  # tests and the CLI configure more than once
     )
+
+
+def restore_if_replaced(where: str) -> bool:
+    """Put bootstrap's structlog configuration back if an app's code replaced it, and say
+    so. ``structlog.configure`` is process-wide: a stage or handler calling it would drop
+    the redactor and the JSON lines every later event needs. ``where`` names what ran
+    (a stage, the handler factory). True when it had to."""
+    if _redact in structlog.get_config()["processors"]:
+        return False
+    _configure_structlog(_level)
+    emit("warn", "events.restored",
+         msg=f"{where} replaced bootstrap's structlog configuration; it is restored",
+         hint="do not call structlog.configure() in an app: log with structlog.get_logger() "
+              "and the lines carry the boot's and the job's fields (docs/apps.md)")
+    return True
 
 
 def bind(**context: Any) -> None:

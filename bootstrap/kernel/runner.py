@@ -167,6 +167,7 @@ def run_stage(stage: Stage, ctx: Context, watchdog: Watchdog | None = None) -> S
         if outcome is not None:
             result.facts, result.messages = outcome.facts, outcome.messages
             result.status = Status.SKIP if outcome.skipped else _status(outcome.messages)
+    events.restore_if_replaced(f"stage {stage.name}")
     for message in result.messages:
         emit_message(stage.name, message)
     result.emit()

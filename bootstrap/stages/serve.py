@@ -149,6 +149,7 @@ def run(ctx: Context) -> Outcome:
         handler = factory(ctx)
     except Exception as exc:
         raise StageFailed(E002.at(target, target=target), cause=repr(exc)) from exc
+    events.restore_if_replaced(f"the handler factory {target}")
     try:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:

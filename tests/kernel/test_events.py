@@ -115,6 +115,26 @@ def test_a_handlers_structlog_and_stdlib_lines_carry_the_boot_and_the_job(volume
     assert "job_id" not in served and "voice" not in served
 
 
+def test_an_app_that_replaces_the_structlog_setup_is_put_back_and_named(volume: Path) -> None:
+    """``structlog.configure`` is process-wide. A stage and a handler factory that call it
+    would leave every later line without the redactor and outside the JSON stream; each is
+    named in a warning, bootstrap's setup is restored, and the job's lines are JSON with the
+    boot's and the job's fields."""
+    result = boot(volume, ("stage_reconfigures:reconfigures",),
+                  skip=",".join(MODEL_STAGES),
+                  handler="handler_logs:make_reconfiguring_handler",
+                  test_input=json.dumps({"action": "speak", "text": "hi"}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    restored = [e for e in result.events if e["event"] == "events.restored"]
+    assert [e["msg"].split(" replaced")[0] for e in restored] == [
+        "stage reconfigures", "the handler factory handler_logs:make_reconfiguring_handler"]
+    assert all(e["level"] == "warn" and "docs/apps.md" in e["hint"] for e in restored)
+    (said,) = [e for e in result.events if e["event"] == "app.said"]
+    assert (said["job_id"], said["stage"], said["process"]) == ("local_test", "serve", "worker")
+    assert not [line for line in result.stdout.splitlines()
+                if line.strip() and not line.startswith("{")], "every line is an event"
+
+
 # The SDK's own job runners (rp_job.run_job, run_job_generator), as its worker loop calls
 # them: each job an asyncio task. (Its local --test_input mode never iterates a generator.)
 
