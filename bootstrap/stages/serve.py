@@ -134,7 +134,15 @@ def _target(ctx: Context) -> str:
 
 
 def check(ctx: Context) -> list[Message]:
-    return [] if _target(ctx) else [E005.at("handler")]
+    """Run in the worker's interpreter (``bootstrap check``): a handler to build, and the
+    SDK to serve it with. An image without runpod failed only once every other stage had
+    passed."""
+    import importlib.util
+
+    found = [] if _target(ctx) else [E005.at("handler")]
+    if importlib.util.find_spec("runpod") is None:
+        found.append(E003.at("runpod"))
+    return found
 
 
 def run(ctx: Context) -> Outcome:

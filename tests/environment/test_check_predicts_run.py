@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bootstrap.stages import venv, volume
+from bootstrap.stages import serve, venv, volume
 from tests.boots import read_only, snapshot
 from tests.environment.envboot import BootFn, base_env
 
@@ -81,3 +81,41 @@ def test_check_says_what_the_environment_holds_and_who_added_what(
     assert "runpod" not in _contents(tmp_path, wheels, vol, BOOTSTRAP_MODE="volume",
                                      BOOTSTRAP_SKIP="serve")
     assert list(vol.iterdir()) == []  # nothing built or written by the check
+
+
+def interpreter_without_runpod(tmp_path: Path) -> Path:
+    """A real virtualenv holding bootstrap and its three dependencies, as an image built
+    without the serve extra would: the test run's own packages, linked in, and no runpod."""
+    import click
+    import psutil
+    import structlog
+
+    import bootstrap
+
+    env = tmp_path / "image-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    site = next((env / "lib").glob("python3*/site-packages"))
+    for module in (bootstrap, click, psutil, structlog):
+        package = Path(module.__file__ or "").parent
+        (site / package.name).symlink_to(package)
+    return env / "bin" / "python"
+
+
+def test_an_image_without_the_runpod_sdk(tmp_path: Path) -> None:
+    """In image mode nothing installs the SDK: the image's Python must hold it. Check says
+    so before the boot, which otherwise learns it at serve, after every other stage."""
+    python = interpreter_without_runpod(tmp_path)
+    env = {"PATH": "/usr/bin:/bin", "BOOTSTRAP_MODE": "image", "BOOTSTRAP_APP": "",
+           "BOOTSTRAP_HANDLER": "bootstrap.echo:make_handler", "BOOTSTRAP_ALLOW_CPU": "1",
+           "BOOTSTRAP_VOLUME": str(tmp_path / "no-volume"), "BOOTSTRAP_LOG_FORMAT": "json",
+           "BOOTSTRAP_SKIP": "cuda,audio,model,warmup",
+           "BOOTSTRAP_FALLBACK_REPORTS": str(tmp_path / "reports")}
+    checked = subprocess.run([str(python), "-m", "bootstrap", "check", "--output", "json"],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert checked.stdout.startswith("{"), checked.stderr
+    found = {m["id"] for m in json.loads(checked.stdout)["messages"]}
+    assert serve.E003.id in found, checked.stdout
+    ran = subprocess.run([str(python), "-m", "bootstrap", "run"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=120)
+    summary = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert (summary["stage"], summary["code"]) == ("serve", serve.E003.id), ran.stdout
