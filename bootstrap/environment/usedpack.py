@@ -44,6 +44,12 @@ ALWAYS = frozenset({".", "bin"})
 # missing file leaves no access time), which through a link is a round trip per path
 # component on the volume.
 LINK_MIN_ENTRIES = 64
+# A file no boot opened, in a directory one did, is linked rather than packed when it is
+# this large: unpacking costs by the byte (a torch model stack's used directories hold
+# ~180 MB of libraries and data no boot read), and a link costs nothing until it is read.
+# Python sources stay: an import looks at a module's .py (its time validates the .pyc)
+# without opening it, and through a link that look is a round trip per path component.
+LINK_UNOPENED_BYTES = 128 << 10
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,8 @@ def _with_parents(dirs: set[str]) -> set[str]:
 def _members(copy: Path, keep: set[str], linked: set[str],
              made_at: float) -> tuple[list[str], list[str], int]:
     """What the used pack holds (the kept directories and their own files) and what it
-    links (the other directories under kept ones, and the large files in kept ones)."""
+    links (the other directories under kept ones, the large files in kept ones, and their
+    files of ``LINK_UNOPENED_BYTES`` or more that no boot opened)."""
     packed: list[str] = []
     links: list[str] = []
     size = 0
@@ -150,6 +157,10 @@ def _members(copy: Path, keep: set[str], linked: set[str],
             st = os.lstat(os.path.join(root, name))
             if st.st_ctime > made_at:
                 continue  # written by the worker, not unpacked (a .pyc compiled since)
+            if (st.st_size >= LINK_UNOPENED_BYTES and st.st_atime_ns <= st.st_ctime_ns
+                    and not name.endswith(".py") and not os.path.islink(os.path.join(root, name))):
+                links.append(child)  # never opened: left on the volume
+                continue
             packed.append(child)
             size += st.st_size
     return packed, links, size
