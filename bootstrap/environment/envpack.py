@@ -24,8 +24,8 @@ listed in ``LINKED`` instead: the copy links them back to the volume. The large 
 few (a torch model stack: 89 of 69,500 files) but hold most of the bytes (7.3 of 8.5 GB: CUDA
 libraries, libtorch), and a boot maps them and touches a fraction of their pages; copying
 them would cost more than the few round trips their lookups do. What remains is ~1.2 GB
-in one file. A large Python extension module is packed all the same, up to 64 MB
-(extmodule.py says why: each module name costs a boot dozens of round trips when linked).
+in one file. A large Python extension module is packed all the same (extmodule.py says
+why: each module name costs a boot dozens of round trips when linked).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _members(env: Path) -> tuple[list[str], list[str], int]:
             full = os.path.join(root, name)
             st = os.lstat(full)
             large = (not os.path.islink(full) and st.st_size >= LARGE_BYTES
-                     and not extmodule.packed(full, st.st_size))
+                     and not extmodule.is_python_module(full))
             (linked if large else packed).append(os.path.normpath(path))
             if not large:
                 size += st.st_size

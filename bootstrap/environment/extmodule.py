@@ -33,20 +33,9 @@ _LAYOUT = {
     2: (0x28, "Q", 0x3A, "IIQQQQIIQQ"),
 }
 _TYPE, _OFFSET, _SIZE, _LINK = 1, 4, 5, 6
-# A module larger than this stays linked all the same: unpacking costs by the byte, and
-# triton's 382 MB library cost a boot ~1.7 s to unpack on the development machine against
-# ~1.2 s of lookups at 1 ms (docs/performance.md, "Fourth round"). The others in a torch
-# model stack are 4-13 MB.
-MAX_COPIED_BYTES = 64 << 20
 # A dynamic string table larger than this is not read (libtorch's is ~20 MB; no module's
 # comes near): the file stays linked.
 MAX_STRINGS = 64 << 20
-
-
-def packed(path: str | os.PathLike[str], size: int) -> bool:
-    """Whether the pack holds this large file instead of linking it: a Python extension
-    module of at most ``MAX_COPIED_BYTES``."""
-    return size <= MAX_COPIED_BYTES and is_python_module(path)
 
 
 def is_python_module(path: str | os.PathLike[str]) -> bool:

@@ -13,8 +13,6 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-import pytest
-
 from bootstrap.environment import envpack, extmodule
 
 # Past the size at which the pack leaves a file on the volume: a zeroed array in .data
@@ -97,17 +95,3 @@ def test_a_large_module_is_packed_and_a_large_library_linked(tmp_path: Path) -> 
     assert os.path.realpath(copied) == str(copied)
     assert os.readlink(copy / "lib" / "pkg" / "libplain.so") == str(package / "libplain.so")
 
-
-def test_a_module_past_the_copy_limit_stays_linked(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unpacking costs by the byte: a module as large as triton's (382 MB) costs more to
-    copy than its lookups through a link, and stays on the volume."""
-    monkeypatch.setattr(extmodule, "MAX_COPIED_BYTES", envpack.LARGE_BYTES)
-    env = tmp_path / "env"
-    package = env / "lib" / "pkg"
-    package.mkdir(parents=True)
-    module = compile_shared(MODULE_C, package / module_name())
-    assert extmodule.is_python_module(module)
-    assert module.stat().st_size > extmodule.MAX_COPIED_BYTES
-    assert not extmodule.packed(module, module.stat().st_size)
-    assert envpack.write(env, timeout_s=60).linked == 1
