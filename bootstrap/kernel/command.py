@@ -76,11 +76,14 @@ def run(
     cwd: Path | None = None,
     check: bool = True,
     on_line: OnLine | None = None,
+    stdin: int = subprocess.DEVNULL,
 ) -> CommandResult:
+    """Run ``argv`` to its end; ``stdin`` is a file descriptor to read from (a pipe another
+    process writes), else nothing."""
     args = [str(a) for a in argv]
     started = time.monotonic()
     proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
         text=True, errors="replace", env=dict(env) if env is not None else None, cwd=cwd,
         start_new_session=True,
     )

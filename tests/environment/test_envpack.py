@@ -4,6 +4,7 @@ packed, what is left on the volume and linked, and what a damaged pack does."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,22 @@ def test_a_garbled_compressed_pack_fails_the_unpack(tmp_path: Path) -> None:
     copy.mkdir()
     with pytest.raises(envpack.PackFailed):
         envpack.unpack(pack, env, copy, timeout_s=60)
+
+
+def test_a_garbled_compressed_pack_is_named_by_zstd_and_leaves_no_process(
+        tmp_path: Path) -> None:
+    """The unpack pipes zstd into tar itself: when the compressed stream is damaged the
+    failure is zstd's own, and neither process is left running."""
+    env = make_env(tmp_path)
+    (env / "lib" / "pkg" / "data.bin").write_bytes(os.urandom(4 << 20))
+    pack = envpack.write(env, timeout_s=60, compress=True)
+    with open(pack.path, "r+b") as f:
+        f.seek(pack.size // 2)
+        f.write(os.urandom(64 << 10))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    with pytest.raises(envpack.PackFailed) as failed:
+        envpack.unpack(pack, env, copy, timeout_s=60)
+    assert str(failed.value).startswith("zstd"), failed.value
+    left = subprocess.run(["pgrep", "-f", str(pack.path)], capture_output=True, text=True)
+    assert left.stdout == "", left.stdout
