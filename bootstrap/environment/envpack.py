@@ -246,6 +246,9 @@ def _extract_through_pipe(pack: Pack, extract: list[str], timeout_s: float) -> N
         decompress = subprocess.Popen([program, "-q", "-d", "-c", "--", str(pack.path)],
                                       stdout=write, stderr=subprocess.PIPE,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        os.close(read)
+        raise
     finally:
         os.close(write)
     try:
