@@ -514,3 +514,44 @@ def test_two_workers_recording_the_used_part_at_once_leave_one_pack_and_its_reco
     assert packs == [first.pack.path.name], packs
     assert json.loads((env_dir / usedpack.RECORD).read_text())["file"] == packs[0]
     assert usedpack.find(env_dir, of)[0] is not None
+
+
+def test_a_damaged_used_pack_then_a_disk_too_small_for_the_full_one_runs_from_the_volume(
+        tmp_path: Path, wheels: Path, backing: Path) -> None:
+    """The used part fits the container disk and the full pack does not, and the used part
+    turns out damaged: the fallback to the full pack meets the full disk. The boot runs
+    from the volume with a warning, leaves no staging behind, and forgets the damaged
+    record. (The disk: a tmpfs with room for the used part's files and not the full
+    pack's, in a private mount namespace; bytes are no limit, inodes are.)"""
+    (key,) = envs(backing)
+    env_dir = backing / ".bootstrap" / "envs" / key
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    env = settings(tmp_path, wheels, backing, copies, BOOTSTRAP_HYDRATE="always")
+    recording = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "recorded")})
+    assert recording.returncode == 0, recording.output + recording.stderr
+    record = json.loads((env_dir / usedpack.RECORD).read_text())
+    full_members = pack_members(pack_of(backing, key))
+    assert record["files"] + 400 < full_members, (record["files"], full_members)
+    used = env_dir / record["file"]
+    size = used.stat().st_size
+    with open(used, "r+b") as f:  # garbled, same size: only tar and zstd can tell
+        f.seek(size // 3)
+        f.write(os.urandom(min(64 << 10, size // 3)))
+    inodes = record["files"] + 100
+    script = (f"mount -t tmpfs -o size=2g,nr_inodes={inodes} bootstrap-test {copies} "
+              '|| exit 99; exec "$@"')
+    prefix = ("unshare", "-m", "--propagation", "private", "sh", "-c", script, "boot")
+    result = run_boot(env, prefix=prefix)
+    assert result.returncode == 0, result.output + result.stderr
+    assert hydrate_stage.W004.id in result.codes(), result.output
+    made = facts(result, "hydrate")
+    assert made["from"] == "volume" and made["why"].endswith("is full"), made
+    assert ran_from(result) == str(env_dir)
+    assert not (env_dir / usedpack.RECORD).exists(), "the damaged record is forgotten"
+
+
+def pack_members(pack: Path) -> int:
+    listed = subprocess.run(["tar", "-tf", str(pack)],  # tar reads zstd by its magic
+                            capture_output=True, text=True, check=True).stdout
+    return len(listed.splitlines())
