@@ -27,6 +27,8 @@ I001 = info("check.I001", "worker stages not checked: their environment does not
 E002 = error("check.E002", "the worker's interpreter {python} could not run its checks: "
              "{cause}", "the venv stage decides which interpreter it is; `bootstrap run` "
              "would fail the same way")
+I002 = info("check.I002", "boot order (app {app}): {order}",
+            "a stage in brackets is skipped (the skip setting)")
 WORKER_CHECK_TIMEOUT_S = 300  # importing torch and probing the GPU, on a slow volume
 
 
@@ -36,15 +38,27 @@ def collect(config: Config, worker_id: str, platform: str | None = None) -> Foun
     if platform == "runpod":
         ctx.platform = "runpod"
         found += [("platform", m) for m in runpod_platform.check(config)]
-    found += StageLoop(ctx).check(pipeline.supervisor_stages())
-    return found + _worker_side(ctx)
+    supervisor = pipeline.supervisor_stages()
+    found += StageLoop(ctx).check(supervisor)
+    worker_found, worker_stages = _worker_side(ctx)
+    names = [_named(stage.name, ctx) for stage in supervisor]
+    names += [_named(name, ctx) for name in worker_stages] or ["(the worker's stages, once "
+                                                              "its environment is built)"]
+    order = I002.at("boot", app=ctx.config.app or "none", order=" -> ".join(names))
+    return [("check", order), *found, *worker_found]
 
 
-def _worker_side(ctx: Context) -> Found:
+def _named(name: str, ctx: Context) -> str:
+    return f"[{name}]" if name in ctx.config.skip else name
+
+
+def _worker_side(ctx: Context) -> tuple[Found, list[str]]:
+    """The worker stages' findings, in the worker's interpreter, and the stages' names in
+    order (none when that interpreter does not exist yet)."""
     python = ctx.python
     if python is None:
         if ctx.config.mode == "volume":
-            return [("worker", I001.at(ctx.config.volume))]
+            return [("worker", I001.at(ctx.config.volume))], []
         python = Path(sys.executable)
     with tempfile.TemporaryDirectory(prefix="bootstrap-check-") as run_dir:
         env = worker.environment(ctx.config, ctx.run_id, ctx.worker_id, Path(run_dir))
@@ -52,10 +66,14 @@ def _worker_side(ctx: Context) -> Found:
                              timeout_s=WORKER_CHECK_TIMEOUT_S, check=False)
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
-        return [("worker", E002.at(python, python=python, cause=last[0][:200]))]
+        return [("worker", E002.at(python, python=python, cause=last[0][:200]))], []
     found: Found = []
+    names: list[str] = []
     for line in result.stdout.splitlines():
         if line.startswith("{"):
             data = json.loads(line)
+            if "stages" in data:  # the first line: the worker's stages, in order
+                names = [str(name) for name in data["stages"]]
+                continue
             found.append((data.pop("stage"), Message.from_dict(data)))
-    return found
+    return found, names

@@ -75,13 +75,16 @@ def stages(config: Config) -> list[Stage]:
 
 
 def check_main() -> int:
-    """``bootstrap check``'s half in the worker's interpreter: every worker stage's
-    read-only checks, one JSON message per line. The stages see the packages the worker
+    """``bootstrap check``'s half in the worker's interpreter: the worker's stages in order
+    (the first line), then every worker stage's read-only checks, one JSON message per
+    line. The stages see the packages the worker
     will have, not the supervisor's."""
     config = Config.from_env(os.environ[ENV_CONFIG])
     events.configure("json", sys.stderr, level=config.log_level)
     ctx = Context(config, os.environ[ENV_RUN_ID], os.environ[ENV_WORKER_ID], dry_run=True)
-    for stage, message in StageLoop(ctx).check(stages(config)):
+    ordered = stages(config)
+    print(json.dumps({"stages": [stage.name for stage in ordered]}), flush=True)
+    for stage, message in StageLoop(ctx).check(ordered):
         print(json.dumps({"stage": stage, **message.to_dict()}), flush=True)
     return int(ExitCode.OK)
 

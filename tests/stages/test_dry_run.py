@@ -34,3 +34,26 @@ def test_a_check_that_raises_is_a_finding(volume: Path) -> None:
     (found,) = [m for m in messages if m["id"] == "check.E001"]
     assert found["stage"] == "check_raises"
     assert "KeyError: 'model_path'" in found["msg"]
+
+
+def test_the_boot_order_names_the_apps_stages_and_marks_the_skipped(volume: Path) -> None:
+    """The supervisor's stages, then the worker's as the worker's interpreter loads them:
+    the app's (the F5-TTS app's, which the tests' conftest names), a user's extra stage,
+    and serve; the skipped ones in brackets."""
+    messages = check(volume, "stage_passes:passes")
+    (order,) = [m for m in messages if m["id"] == "check.I002"]
+    assert order["msg"] == (
+        "boot order (app f5worker.app:APP): preflight -> volume -> venv -> install -> "
+        "hydrate -> [cuda] -> [audio] -> [model] -> [warmup] -> storage -> passes -> serve")
+
+
+def test_a_volume_environment_not_built_yet_leaves_the_workers_order_unknown(
+        tmp_path: Path) -> None:
+    env = {**os.environ, "BOOTSTRAP_REQUIREMENTS_TEXT": "click"}
+    result = subprocess.run([sys.executable, "-m", "bootstrap", "check", "--mode", "volume",
+                             "--volume", str(tmp_path), "--output", "json"],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    messages = json.loads(result.stdout)["messages"]
+    (order,) = [m for m in messages if m["id"] == "check.I002"]
+    assert order["msg"].endswith("hydrate -> (the worker's stages, once its environment "
+                                 "is built)"), order

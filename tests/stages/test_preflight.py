@@ -76,10 +76,11 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
     assert "\tHINT: set RUNPOD_INIT_TIMEOUT above" in text.stdout
     # preflight.W001 and .I001, and from the volume and venv stages: no volume needed in
     # local mode (volume.I001), no environment without requirements (venv.I003), and
-    # from the worker: no bucket, outputs inline only (storage.I001)
-    for id in ("preflight.I001", "volume.I001", "venv.I003", "storage.I001"):
+    # from the worker: no bucket, outputs inline only (storage.I001); and the boot order
+    # (check.I002)
+    for id in ("preflight.I001", "volume.I001", "venv.I003", "storage.I001", "check.I002"):
         assert f"({id})" in text.stdout
-    assert text.stdout.rstrip().endswith("System check identified 5 issues (0 silenced).")
+    assert text.stdout.rstrip().endswith("System check identified 6 issues (0 silenced).")
     strict = subprocess.run([sys.executable, "-m", "bootstrap", "check", "--mode", "local",
                              "--fail-level", "warning", "--output", "json"],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
@@ -87,7 +88,8 @@ def test_check_command_prints_ids_hints_and_a_count(tmp_path: Path) -> None:
     data = json.loads(strict.stdout)
     assert data["version"] == 1 and data["failed"] is True
     assert {m["id"] for m in data["messages"]} == {
-        "preflight.W001", "preflight.I001", "volume.I001", "venv.I003", "storage.I001"}
+        "preflight.W001", "preflight.I001", "volume.I001", "venv.I003", "storage.I001",
+        "check.I002"}
 
 
 def check_cli(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
@@ -103,8 +105,9 @@ def test_silenced_ids_are_counted_not_shown() -> None:
                        RUNPOD_INIT_TIMEOUT="60", BOOTSTRAP_SILENCE="preflight.W001")
     # the flag replaces the environment's list, as every flag does
     assert "preflight.I001" not in result.stdout and "(preflight.W001)" in result.stdout
-    # and volume.I001, venv.I003: local mode without a volume or requirements; storage.I001
-    assert result.stdout.rstrip().endswith("identified 4 issues (1 silenced).")
+    # and volume.I001, venv.I003: local mode without a volume or requirements; storage.I001;
+    # check.I002, the boot order
+    assert result.stdout.rstrip().endswith("identified 5 issues (1 silenced).")
     result = check_cli("--mode", "local", "--output", "json", RUNPOD_INIT_TIMEOUT="60",
                        BOOTSTRAP_SILENCE="preflight.W001,preflight.I001")
     assert json.loads(result.stdout)["silenced"] == 2
