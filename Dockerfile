@@ -82,7 +82,7 @@ FROM slim-deps AS baked-deps
 # torch and its CUDA libraries first, in a layer keyed by the torch line alone (6.7 of the
 # 9.6 GB): a change to any other dependency rebuilds and pulls only the smaller layer
 # above it. A build commits each layer through a copy of it on the build disk, so two
-# layers also need ~10 GB less room at their peak than one.
+# layers also need less room at their peak than one (26.5 against 32.3 GB, measured).
 COPY --from=requirements-baked /build/torch.txt /etc/bootstrap/requirements-torch.txt
 RUN python3 -m pip install --quiet --break-system-packages \
         -r /etc/bootstrap/requirements-torch.txt
