@@ -234,7 +234,8 @@ def _extract_through_pipe(pack: Pack, extract: list[str], timeout_s: float) -> N
     ``--use-compress-program``, but through a 1 MB pipe rather than a 64 KB one, so the
     two processes trade 1 MB at a time. On the development machine that took ~0.4 s off a
     1 GB unpack (docs/performance.md, "Fourth round"). zstd's failure is named first: tar
-    only sees its input end early."""
+    only sees its input end early. zstd is started here, not through ``command.run``,
+    which waits for the one process it runs: zstd has to run beside it."""
     program = zstd()
     if program is None:
         raise PackFailed(f"{pack.path.name} is compressed with zstd and no zstd program is "
@@ -263,8 +264,13 @@ def _extract_through_pipe(pack: Pack, extract: list[str], timeout_s: float) -> N
         raise
     finally:
         os.close(read)
-    _, said = decompress.communicate(timeout=30)
-    if decompress.returncode != 0:
+    try:
+        _, said = decompress.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        _stop(decompress)
+        raise PackFailed("zstd did not end after tar had read the whole archive") from None
+    # SIGPIPE: tar had read the archive to its end and left the rest (padding) unread
+    if decompress.returncode not in (0, -signal.SIGPIPE):
         raise PackFailed(f"zstd exited with {decompress.returncode}: "
                          f"{said.decode(errors='replace').strip()[:160]}")
 
