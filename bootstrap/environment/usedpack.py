@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,16 +103,20 @@ def used_dirs(copy: Path, made_at: float, linked: set[str]) -> set[str]:
             # a directory a boot listed (an import looks a package's directory over): its
             # own access time, read before this walk lists it
             with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(root, name))
-                if st.st_atime_ns > st.st_ctime_ns and st.st_ctime <= made_at:
+                if _opened(os.lstat(os.path.join(root, name)), made_at):
                     found.add(os.path.normpath(os.path.join(rel, name)))
         for name in files:
             with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(root, name))
-                if st.st_atime_ns > st.st_ctime_ns and st.st_ctime <= made_at:
+                if _opened(os.lstat(os.path.join(root, name)), made_at):
                     found.add(rel)
                     break
     return found
+
+
+def _opened(st: os.stat_result, made_at: float) -> bool:
+    """Read (or listed) since the unpack: tar set the access time with the change time,
+    and ``relatime`` moves it on a first read. Changed since ``made_at``: not unpacked."""
+    return st.st_atime_ns > st.st_ctime_ns and st.st_ctime <= made_at
 
 
 def _with_parents(dirs: set[str]) -> set[str]:
@@ -157,8 +162,8 @@ def _members(copy: Path, keep: set[str], linked: set[str],
             st = os.lstat(os.path.join(root, name))
             if st.st_ctime > made_at:
                 continue  # written by the worker, not unpacked (a .pyc compiled since)
-            if (st.st_size >= LINK_UNOPENED_BYTES and st.st_atime_ns <= st.st_ctime_ns
-                    and not name.endswith(".py") and not os.path.islink(os.path.join(root, name))):
+            if (st.st_size >= LINK_UNOPENED_BYTES and not _opened(st, made_at)
+                    and not name.endswith(".py") and not stat.S_ISLNK(st.st_mode)):
                 links.append(child)  # never opened: left on the volume
                 continue
             packed.append(child)

@@ -103,11 +103,14 @@ def check(ctx: Context) -> list[Message]:
     if free < need:
         return [W002.at(ctx.config.hydrate_dir, disk=diskspace.describe_disk(
             ctx.config.hydrate_dir), free_mb=free, need_mb=need)]
-    refused = ([] if plan.used_refused is None else
-               [W005.at(env / usedpack.RECORD, key=key, reason=plan.used_refused,
-                        record=env / usedpack.RECORD)])
+    refused = [] if plan.used_refused is None else [_used_refused(env, key, plan.used_refused)]
     return [*refused, I001.at(plan.local, key=key, action="would copy it to",
                               local=plan.local, why=plan.why + ahead)]
+
+
+def _used_refused(env: Path, key: str, reason: str) -> Message:
+    record = env / usedpack.RECORD
+    return W005.at(record, key=key, reason=reason, record=record)
 
 
 def _source(plan: hydrate.Plan) -> envpack.Pack:
@@ -278,8 +281,7 @@ def _copy(ctx: Context, env: Path, marker: dict[str, Any], plan: hydrate.Plan,
     messages = []
     refused = plan.used_refused or copied.used_failed
     if refused is not None:
-        record = env / usedpack.RECORD
-        messages.append(W005.at(record, key=key, reason=refused, record=record))
+        messages.append(_used_refused(env, key, refused))
     if copied.made:
         facts["form"] = copied.form
         if copied.used_failed is not None:

@@ -77,8 +77,7 @@ def stages(config: Config) -> list[Stage]:
 def check_main() -> int:
     """``bootstrap check``'s half in the worker's interpreter: the worker's stages in order
     (the first line), then every worker stage's read-only checks, one JSON message per
-    line. The stages see the packages the worker
-    will have, not the supervisor's."""
+    line. The stages see the packages the worker will have, not the supervisor's."""
     config = Config.from_env(os.environ[ENV_CONFIG])
     events.configure("json", sys.stderr, level=config.log_level)
     ctx = Context(config, os.environ[ENV_RUN_ID], os.environ[ENV_WORKER_ID], dry_run=True)

@@ -59,6 +59,12 @@ def facts(result: Boot, stage: str) -> dict[str, Any]:
     return found
 
 
+def published(volume: Path) -> tuple[str, Path]:
+    """The one environment published on ``volume``: its key and its directory."""
+    (key,) = envs(volume)
+    return key, volume / ".bootstrap" / "envs" / key
+
+
 def pack_of(volume: Path, key: str) -> Path:
     """The packed form the environment's marker records."""
     env = volume / ".bootstrap" / "envs" / key
@@ -298,8 +304,7 @@ def test_four_workers_at_once_on_one_slow_volume_all_get_ready(
 
 def test_the_pages_a_boot_read_of_a_linked_file_are_recorded_then_read_ahead(
         tmp_path: Path, wheels: Path, backing: Path) -> None:
-    (key,) = envs(backing)
-    env_dir = backing / ".bootstrap" / "envs" / key
+    key, env_dir = published(backing)
     # a large file (linked from the copy, not packed): the environment packed again with it
     big = "lib/big.bin"
     (env_dir / big).write_bytes(os.urandom(16 << 20))
@@ -361,8 +366,7 @@ def site_packages(root: Path) -> Path:
 
 def test_a_boot_after_a_recorded_one_copies_only_what_it_used_and_still_finds_the_rest(
         tmp_path: Path, wheels: Path, backing: Path) -> None:
-    (key,) = envs(backing)
-    env_dir = backing / ".bootstrap" / "envs" / key
+    key, env_dir = published(backing)
     imports = "stage_where:where,stage_imports:imports"
     with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.5) as volume:
         env = settings(tmp_path, wheels, volume, tmp_path / "copies",
@@ -408,8 +412,7 @@ def test_a_boot_after_a_recorded_one_copies_only_what_it_used_and_still_finds_th
 
 def test_a_damaged_or_half_written_used_pack_falls_back_to_the_full_copy(
         tmp_path: Path, wheels: Path, backing: Path) -> None:
-    (key,) = envs(backing)
-    env_dir = backing / ".bootstrap" / "envs" / key
+    key, env_dir = published(backing)
     env = settings(tmp_path, wheels, backing, tmp_path / "copies", BOOTSTRAP_HYDRATE="always",
                    BOOTSTRAP_EXTRA_STAGES="stage_where:where,stage_imports:imports")
     recording = run_boot(env)
@@ -453,8 +456,7 @@ def test_a_recording_the_summary_cannot_wait_for_ends_after_it_without_a_line(
     longer than the summary may wait (``stop_grace_s``): it says the recording is still
     running, and the recording finishes, silently, before the process exits. (Its own
     event came after the summary when it ran past the wait.)"""
-    (key,) = envs(backing)
-    env_dir = backing / ".bootstrap" / "envs" / key
+    _, env_dir = published(backing)
     env = settings(tmp_path, wheels, backing, tmp_path / "copies", BOOTSTRAP_HYDRATE="always",
                    BOOTSTRAP_STOP_GRACE_S="0.001")
     result = run_boot(env)
@@ -474,8 +476,7 @@ def test_two_workers_recording_the_used_part_at_once_leave_one_pack_and_its_reco
     pack, then both publish: the first record stays and the other worker removes its own
     pack (it was left on the volume, named by no record). The two are held at a barrier
     after their packs are written, so they meet in the window every time."""
-    (key,) = envs(backing)
-    env_dir = backing / ".bootstrap" / "envs" / key
+    key, env_dir = published(backing)
     copies = tmp_path / "copies"
     env = settings(tmp_path, wheels, backing, copies, BOOTSTRAP_HYDRATE="always")
     result = run_boot(env)
@@ -523,8 +524,7 @@ def test_a_damaged_used_pack_then_a_disk_too_small_for_the_full_one_runs_from_th
     from the volume with a warning, leaves no staging behind, and forgets the damaged
     record. (The disk: a tmpfs with room for the used part's files and not the full
     pack's, in a private mount namespace; bytes are no limit, inodes are.)"""
-    (key,) = envs(backing)
-    env_dir = backing / ".bootstrap" / "envs" / key
+    key, env_dir = published(backing)
     copies = tmp_path / "copies"
     copies.mkdir()
     env = settings(tmp_path, wheels, backing, copies, BOOTSTRAP_HYDRATE="always")
