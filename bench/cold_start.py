@@ -194,7 +194,9 @@ def boot(volume: Path, hydrate: str, hydrate_dir: Path, used: bool = True) -> di
         tail = "\n".join(proc.stdout.splitlines()[-5:]) + proc.stderr[-2000:]
         raise RuntimeError(f"boot failed (exit {proc.returncode}):\n{tail}")
     facts = hydrated[0].get("facts", {}) if hydrated else {}
+    later = [e for e in events if e["event"] == "hydrate.later"]
     return {"ready_s": ready[0]["ready_ms"] / 1000, "wall_s": wall,
+            "later_s": later[0].get("s") if later else None,
             "stages": ready[0]["stages"], "from": facts.get("from"), "form": facts.get("form"),
             "files": facts.get("used_files", facts.get("files")),
             "lookup_ms": facts.get("lookup_ms"), "prefetch_mb": facts.get("prefetch_mb")}
@@ -277,7 +279,8 @@ def main() -> None:
                     print(f"{latency:g} ms run {run + 1} {variant:5}: ready "
                           f"{result['ready_s']:.1f} s (from {result['from']} "
                           f"{result['form']}, {result['files']} files, lookup "
-                          f"{result['lookup_ms']}, prefetch {result['prefetch_mb']} MB) | "
+                          f"{result['lookup_ms']}, prefetch {result['prefetch_mb']} MB, "
+                          f"later {result['later_s']} s) | "
                           f"{stages}", flush=True)
     shutil.rmtree(copies, ignore_errors=True)
     print(f"load average after: {loadavg()}")

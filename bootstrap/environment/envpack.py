@@ -202,20 +202,7 @@ def unpack(pack: Pack, env: Path, into: Path, timeout_s: float) -> None:
     """Extract ``pack`` into the existing directory ``into`` and link the large files it
     left out back to ``env`` on the volume. Raises PackFailed (tar names a truncated or
     corrupt archive; a list that names what is not there) or OSError for a full disk."""
-    found = tar()
-    if found is None:
-        raise PackFailed("no tar program on PATH")
-    extract = [found, "--extract", f"--blocking-factor={BLOCKING}", f"--directory={into}"]
-    try:
-        if pack.compressed:
-            _extract_through_pipe(pack, extract, timeout_s)
-        else:
-            command.run([*extract, f"--file={pack.path}"], timeout_s=timeout_s)
-    except command.CommandFailed as exc:
-        text = exc.render()
-        if "no space left" in text.lower() or "quota" in text.lower():
-            raise OSError(errno.ENOSPC, "No space left on device", str(into)) from exc
-        raise PackFailed(first_line(exc)) from exc
+    extract(pack, into, timeout_s)
     try:
         linked = (into / LINKED).read_text().splitlines()
     except OSError as exc:
@@ -227,6 +214,25 @@ def unpack(pack: Pack, env: Path, into: Path, timeout_s: float) -> None:
         if Path(rel).is_absolute() or ".." in Path(rel).parts or not target.parent.is_dir():
             raise PackFailed(f"{LINKED} names {rel}, outside the copy's directories")
         os.symlink(env / rel, target)
+
+
+def extract(pack: Pack, into: Path, timeout_s: float) -> None:
+    """Extract ``pack``'s members into the existing directory ``into``, nothing more.
+    Raises PackFailed (a truncated or corrupt archive) or OSError for a full disk."""
+    found = tar()
+    if found is None:
+        raise PackFailed("no tar program on PATH")
+    argv = [found, "--extract", f"--blocking-factor={BLOCKING}", f"--directory={into}"]
+    try:
+        if pack.compressed:
+            _extract_through_pipe(pack, argv, timeout_s)
+        else:
+            command.run([*argv, f"--file={pack.path}"], timeout_s=timeout_s)
+    except command.CommandFailed as exc:
+        text = exc.render()
+        if "no space left" in text.lower() or "quota" in text.lower():
+            raise OSError(errno.ENOSPC, "No space left on device", str(into)) from exc
+        raise PackFailed(first_line(exc)) from exc
 
 
 def _extract_through_pipe(pack: Pack, extract: list[str], timeout_s: float) -> None:

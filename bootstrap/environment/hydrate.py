@@ -11,10 +11,16 @@ Layout, under ``hydrate_dir`` (the container disk):
     <key>/                  a complete copy; .bootstrap-hydrated.json says of which pack
     <key>.tmp-<pid>/        an unpack in progress (or what a killed one left)
     <key>.lock              held (flock) by the one worker copying this key
+    <key>.later.tmp/        the later part being unpacked (below)
+    <key>.later.lock        held by the one worker unpacking the later part
 
 Where an earlier boot recorded what it used (``usedpack.py``), the copy is unpacked from
 that smaller pack: the directories a boot opened files in, the others linked to the
 volume; a used pack tar cannot read falls back to the full one. Either is a complete view.
+Its large modules come in a pack of their own (``usedpack.Later``), linked at first:
+``unpack_later`` unpacks them while the worker starts, and renames each over its link.
+Every moment the copy is complete, each of them a link or the whole file; a copy reused
+with links left (the unpacking was killed) unpacks them again.
 
 A copy is trusted only when its record names the same pack (key, size, build time) and its
 Python runs: a copy is renamed to ``<key>`` only after tar succeeded and the record was
@@ -106,9 +112,15 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
     if used is not None:
         facts.update(form="used", used_files=used.pack.files, used_mb=used.pack.size >> 20,
                      used_linked=used.pack.linked)
+        later = ""
+        if used.later is not None:
+            facts.update(later_files=len(used.later.members),
+                         later_mb=used.later.pack.unpacked >> 20)
+            later = (f"; its {len(used.later.members)} large modules "
+                     f"({used.later.pack.unpacked >> 20} MB) unpacked while the worker starts")
         return Plan(True, f"lookup {measured}; the {used.pack.files} of {pack.files} files "
                           f"a recorded boot used, in one read of {used.pack.size >> 20} MB; "
-                          f"{used.pack.linked} directories and large files linked",
+                          f"{used.pack.linked} directories and large files linked{later}",
                     pack, local, facts, used)
     facts["form"] = "full"
     if refused is not None:
@@ -118,8 +130,8 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
                       f"{pack.size >> 20} MB{form}", pack, local, facts, None, refused)
 
 
-def need_mb(pack: envpack.Pack) -> int:
-    return (pack.disk_bytes >> 20) + SPARE_MB
+def need_mb(pack: envpack.Pack, later: usedpack.Later | None = None) -> int:
+    return ((pack.disk_bytes + (0 if later is None else later.pack.disk_bytes)) >> 20) + SPARE_MB
 
 
 def made_from(local: Path) -> str | None:
@@ -187,7 +199,7 @@ def copy(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path,
                 _unpack(env, marker, pack, local, used)
                 return Copied(True, removed, "used")
             except envpack.PackFailed as exc:  # a full disk is no reason to write more
-                usedpack.forget(env, used)
+                usedpack.forget(env, used.pack.path.name)
                 _unpack(env, marker, pack, local)
                 return Copied(True, removed, "full", str(exc) or type(exc).__name__)
         _unpack(env, marker, pack, local)
@@ -212,13 +224,55 @@ def _unpack(env: Path, marker: dict[str, Any], pack: envpack.Pack, local: Path,
         shutil.copyfile(env / envstore.MARKER, staging / envstore.MARKER)
         with open(staging / RECORD, "w") as f:
             json.dump({"of": identity(marker, pack), "from": str(env),
-                       "form": "full" if used is None else "used"}, f)
+                       "form": "full" if used is None else "used",
+                       "later": None if used is None or used.later is None
+                       else used.later.to_dict()}, f)
             f.flush()
             os.fsync(f.fileno())
         os.rename(staging, local)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def later_of(local: Path) -> usedpack.Later | None:
+    """The later part the copy at ``local`` was made with (its record says), or None."""
+    try:
+        record = json.loads((local / RECORD).read_text())
+        if record.get("later") is None:
+            return None
+        return usedpack.Later.from_dict(record["later"], Path(record["from"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def pending(local: Path, later: usedpack.Later) -> list[str]:
+    """The later part's members that are still links to the volume in ``local``."""
+    return [rel for rel in later.members if (local / rel).is_symlink()]
+
+
+def unpack_later(local: Path, later: usedpack.Later) -> list[str]:
+    """Unpack ``later`` beside ``local`` and rename each member over its link there; the
+    members renamed (none: another worker on this disk did it, or an earlier boot). One
+    worker at a time per copy. Raises envpack.PackFailed (a damaged pack, a member it
+    lacks) or OSError (a full disk); the links left keep working."""
+    with _locked(local.with_name(f"{local.name}.later.lock")):
+        todo = pending(local, later)
+        if not todo:
+            return []
+        staging = local.with_name(f"{local.name}.later.tmp")
+        shutil.rmtree(staging, ignore_errors=True)  # what a killed unpacking left
+        staging.mkdir()
+        try:
+            envpack.extract(later.pack, staging, timeout_s=120 + later.pack.size / 1e6 / MIN_MB_S)
+            for rel in todo:
+                if not (staging / rel).is_file() or (staging / rel).is_symlink():
+                    raise envpack.PackFailed(f"{later.pack.path.name} lacks {rel}")
+            for rel in todo:
+                os.replace(staging / rel, local / rel)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return todo
 
 
 def discard(local: Path) -> None:
@@ -232,6 +286,7 @@ def discard(local: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def room(hydrate_dir: Path, pack: envpack.Pack) -> tuple[int, int]:
+def room(hydrate_dir: Path, pack: envpack.Pack,
+         later: usedpack.Later | None = None) -> tuple[int, int]:
     """(free MB, needed MB) on the disk that holds ``hydrate_dir``."""
-    return diskspace.free_mb(hydrate_dir), need_mb(pack)
+    return diskspace.free_mb(hydrate_dir), need_mb(pack, later)

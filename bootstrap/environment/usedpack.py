@@ -19,6 +19,12 @@ made meanwhile removes its own pack. A record that does not parse, names another
 or whose pack has another size is no record; a pack tar cannot read sends the boot to
 the full pack and is forgotten, so that a later boot from a full copy records it again.
 Found nothing (a disk mounted ``noatime``): nothing is recorded, and boots unpack all.
+
+The large Python extension modules a boot opened (``LATER_BYTES``) go into a second pack,
+``.bootstrap-used-<id>-later.tar[.zst]``, that a boot unpacks after its worker has
+started: the copy links them to the volume first, and each is renamed over its link once
+unpacked (``hydrate.unpack_later``). The record names both packs; either one damaged is no
+record.
 """
 
 from __future__ import annotations
@@ -51,6 +57,39 @@ LINK_MIN_ENTRIES = 64
 # Python sources stay: an import looks at a module's .py (its time validates the .pyc)
 # without opening it, and through a link that look is a round trip per path component.
 LINK_UNOPENED_BYTES = 128 << 10
+# A file a boot opened this large is a large Python extension module: the full pack links
+# every other file this large, and packs these only because a module linked to the volume
+# costs a boot dozens of round trips per name (extmodule.py). They are packed apart and
+# unpacked while the worker starts: unpacking costs by the byte, they are 500 of a torch
+# model stack's 1,220 used MB (triton's library alone 400), and a worker needs them seconds
+# into its stages, not at its start (docs/performance.md, "Fifth round").
+LATER_BYTES = envpack.LARGE_BYTES
+LATER = "-later"
+
+
+@dataclass(frozen=True)
+class Later:
+    """The used part's large modules, packed apart: linked to the volume in the copy until
+    ``hydrate.unpack_later`` renames each, unpacked, over its link."""
+
+    pack: envpack.Pack
+    members: tuple[str, ...]  # files, relative to the environment
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.pack.to_dict(), "members": list(self.members)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], directory: Path) -> Later:
+        """Raises ValueError, KeyError or TypeError for what is not a record of one."""
+        name = str(data["file"])
+        if not name.startswith(PREFIX) or "/" in name:
+            raise ValueError(f"names {name!r}")
+        members = tuple(str(rel) for rel in data["members"])
+        for rel in members:
+            if os.path.isabs(rel) or ".." in Path(rel).parts:
+                raise ValueError(f"names {rel!r}, outside the environment")
+        return cls(envpack.Pack(directory / name, int(data["size"]), int(data["files"]), 0,
+                                int(data["unpacked"])), members)
 
 
 @dataclass(frozen=True)
@@ -59,10 +98,11 @@ class Used:
     of: dict[str, Any]  # the full copy's identity (hydrate.identity) it was made from
     scripts_at: str  # the copy's path its bin/ scripts name, retargeted on unpacking
     dirs: int  # directories a boot opened files in
+    later: Later | None = None  # its large modules, unpacked after the worker starts
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.pack.to_dict(), "of": self.of, "scripts_at": self.scripts_at,
-                "dirs": self.dirs}
+                "dirs": self.dirs, "later": None if self.later is None else self.later.to_dict()}
 
 
 def find(env: Path, of: dict[str, Any]) -> tuple[Used | None, str | None]:
@@ -80,14 +120,17 @@ def find(env: Path, of: dict[str, Any]) -> tuple[Used | None, str | None]:
             return None, f"{RECORD} names {name!r}"
         pack = envpack.Pack(env / name, int(data["size"]), int(data["files"]),
                             int(data["linked"]), int(data["unpacked"]))
-        used = Used(pack, data["of"], str(data["scripts_at"]), int(data["dirs"]))
+        later = (None if data.get("later") is None
+                 else Later.from_dict(data["later"], env))
+        used = Used(pack, data["of"], str(data["scripts_at"]), int(data["dirs"]), later)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None, f"{RECORD} is not a record of a used pack"
     if used.of != of:
         return None, f"{RECORD} was made from another build"
-    damaged = envpack.damage(used.pack)
-    if damaged is not None:
-        return None, damaged
+    for part in (used.pack, *([] if used.later is None else [used.later.pack])):
+        damaged = envpack.damage(part)
+        if damaged is not None:
+            return None, damaged
     return used, None
 
 
@@ -128,14 +171,24 @@ def _with_parents(dirs: set[str]) -> set[str]:
     return out
 
 
-def _members(copy: Path, keep: set[str], linked: set[str],
-             made_at: float) -> tuple[list[str], list[str], int]:
-    """What the used pack holds (the kept directories and their own files) and what it
-    links (the other directories under kept ones, the large files in kept ones, and their
-    files of ``LINK_UNOPENED_BYTES`` or more that no boot opened)."""
+@dataclass
+class _Members:
+    packed: list[str]  # into the used pack
+    links: list[str]  # linked to the volume by the copy (the later ones included)
+    size: int  # bytes of the packed files
+    later: list[str]  # into the later pack
+    later_size: int
+
+
+def _members(copy: Path, keep: set[str], linked: set[str], made_at: float) -> _Members:
+    """What the used pack holds (the kept directories and their own files), what it links
+    (the other directories under kept ones, the large files in kept ones, and their files
+    of ``LINK_UNOPENED_BYTES`` or more that no boot opened), and what waits for the later
+    pack (opened files of ``LATER_BYTES`` or more, linked until it is unpacked)."""
     packed: list[str] = []
     links: list[str] = []
-    size = 0
+    later: list[str] = []
+    size = later_size = 0
     entries = _entries(copy, linked)
     for root, dirs, files in os.walk(copy):
         rel = os.path.normpath(os.path.relpath(root, copy))
@@ -166,9 +219,15 @@ def _members(copy: Path, keep: set[str], linked: set[str],
                     and not name.endswith(".py") and not stat.S_ISLNK(st.st_mode)):
                 links.append(child)  # never opened: left on the volume
                 continue
+            if (st.st_size >= LATER_BYTES and stat.S_ISREG(st.st_mode)
+                    and not name.endswith(".py")):
+                links.append(child)  # a large module: linked until the later pack is unpacked
+                later.append(child)
+                later_size += st.st_size
+                continue
             packed.append(child)
             size += st.st_size
-    return packed, links, size
+    return _Members(packed, links, size, later, later_size)
 
 
 def _entries(copy: Path, linked: set[str]) -> dict[str, int]:
@@ -186,8 +245,9 @@ def _entries(copy: Path, linked: set[str]) -> dict[str, int]:
 
 def write(env: Path, copy: Path, of: dict[str, Any], made_at: float,
           timeout_s: float = 600) -> Used | None:
-    """Record what a boot used of the full copy ``copy`` of ``env``: the used pack and its
-    record, beside ``env``. None when no file was found opened (atime not kept)."""
+    """Record what a boot used of the full copy ``copy`` of ``env``: the used pack (and its
+    later part) and their record, beside ``env``. None when no file was found opened
+    (atime not kept)."""
     found = envpack.tar()
     if found is None:
         raise envpack.PackFailed("no tar program on PATH")
@@ -195,36 +255,67 @@ def write(env: Path, copy: Path, of: dict[str, Any], made_at: float,
     opened = used_dirs(copy, made_at, linked)
     if not opened - ALWAYS:
         return None
-    packed, links, size = _members(copy, _with_parents(opened), linked, made_at)
+    members = _members(copy, _with_parents(opened), linked, made_at)
     compress = envpack.zstd() is not None
-    # a name of its own: a pack, once renamed into place, is never written again
-    name = f"{PREFIX}{uuid.uuid4().hex[:12]}.tar" + (".zst" if compress else "")
-    listing = copy / f"{PREFIX}list"
-    target = env / name
-    staging = env / f"{name}.tmp"
+    # names of their own: a pack, once renamed into place, is never written again
+    name = f"{PREFIX}{uuid.uuid4().hex[:12]}"
+    suffix = ".tar" + (".zst" if compress else "")
+    target = env / f"{name}{suffix}"
+    later_target = env / f"{name}{LATER}{suffix}"
     try:
         # the links the used copy makes, inside the pack under the name envpack reads
-        (copy / f"{PREFIX}linked").write_text("".join(f"{rel}\n" for rel in links))
-        listing.write_bytes(b"".join(f"./{rel}".encode() + b"\0" for rel in packed))
+        (copy / f"{PREFIX}linked").write_text("".join(f"{rel}\n" for rel in members.links))
+        _tar(found, copy, [*members.packed, f"{PREFIX}linked"], target, compress, timeout_s,
+             [f"--transform=s,^\\./{PREFIX}linked$,./{envpack.LINKED},"])
+        if members.later:
+            _tar(found, copy, members.later, later_target, compress, timeout_s)
+    except (command.CommandFailed, OSError) as exc:
+        for written in (target, later_target):
+            written.unlink(missing_ok=True)
+        raise envpack.PackFailed(envpack.first_line(exc)) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            (copy / f"{PREFIX}linked").unlink()
+    pack = envpack.Pack(target, target.stat().st_size, len(members.packed) + 1,
+                        len(members.links), members.size + 512 * (len(members.packed) + 1))
+    later = None
+    if members.later:
+        later = Later(envpack.Pack(later_target, later_target.stat().st_size,
+                                   len(members.later), 0,
+                                   members.later_size + 512 * len(members.later)),
+                      tuple(members.later))
+    used = Used(pack, of, str(copy), len(opened), later)
+    return _record(env, of, used)
+
+
+def _tar(found: str, copy: Path, members: list[str], target: Path, compress: bool,
+         timeout_s: float, options: tuple[str, ...] | list[str] = ()) -> None:
+    """Pack ``members`` (relative to ``copy``, in this order) into ``target``: written under
+    a name of its own, synced, then renamed. Raises CommandFailed or OSError."""
+    listing = target.with_name(f"{target.name}.list")
+    staging = target.with_name(f"{target.name}.tmp")
+    try:
+        listing.write_bytes(b"".join(f"./{rel}".encode() + b"\0" for rel in members))
         command.run([found, "--create", *envpack.compression(compress),
                      f"--directory={copy}", "--no-recursion", "--null",
-                     f"--blocking-factor={envpack.BLOCKING}", f"--file={staging}",
-                     f"--transform=s,^\\./{PREFIX}linked$,./{envpack.LINKED},",
-                     f"--files-from={listing}", f"./{PREFIX}linked"], timeout_s=timeout_s)
+                     f"--blocking-factor={envpack.BLOCKING}", f"--file={staging}", *options,
+                     f"--files-from={listing}"], timeout_s=timeout_s)
         with open(staging, "rb") as f:
             os.fsync(f.fileno())
         os.replace(staging, target)
-    except (command.CommandFailed, OSError) as exc:
-        with contextlib.suppress(OSError):
-            staging.unlink()
-        raise envpack.PackFailed(envpack.first_line(exc)) from exc
     finally:
-        for leftover in (listing, copy / f"{PREFIX}linked"):
+        for leftover in (listing, staging):
             with contextlib.suppress(OSError):
                 leftover.unlink()
-    pack = envpack.Pack(target, target.stat().st_size, len(packed) + 1, len(links),
-                        size + 512 * (len(packed) + 1))
-    used = Used(pack, of, str(copy), len(opened))
+
+
+def _parts(used: Used) -> list[Path]:
+    return [used.pack.path, *([] if used.later is None else [used.later.pack.path])]
+
+
+def _record(env: Path, of: dict[str, Any], used: Used) -> Used:
+    """Link the record of ``used`` (its packs in place) into place beside ``env``: the
+    first record stays, and this one's packs go when another worker's came first."""
     record = env / f"{RECORD}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         with open(record, "w") as f:
@@ -238,13 +329,15 @@ def write(env: Path, copy: Path, of: dict[str, Any], made_at: float,
         except FileExistsError:
             first = find(env, of)[0]
             if first is not None:  # another worker recorded meanwhile: the first one stays
-                target.unlink(missing_ok=True)
+                for part in _parts(used):
+                    part.unlink(missing_ok=True)
                 return first
             os.replace(record, env / RECORD)  # a record of another build, or of a lost pack
         except OSError:  # a file system without hard links: the last record wins
             os.replace(record, env / RECORD)
     except OSError:
-        target.unlink(missing_ok=True)
+        for part in _parts(used):
+            part.unlink(missing_ok=True)
         raise
     finally:
         with contextlib.suppress(OSError):
@@ -252,10 +345,17 @@ def write(env: Path, copy: Path, of: dict[str, Any], made_at: float,
     return used
 
 
-def forget(env: Path, used: Used) -> None:
-    """Remove the record of ``used``, a pack tar could not read, so that a boot from a full
-    copy records it again; a record naming another pack (a newer one) is left."""
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads((env / RECORD).read_text()).get("file") == used.pack.path.name:
-            (env / RECORD).unlink()
-            used.pack.path.unlink(missing_ok=True)
+def forget(env: Path, name: str) -> None:
+    """Remove the record of the used pack ``name`` (the file name of a pack, or of its later
+    part, that tar could not read) and its packs, so that a boot from a full copy records
+    it again; a record naming other packs (newer ones) is left."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        data = json.loads((env / RECORD).read_text())
+        parts = [str(data["file"])]
+        if data.get("later") is not None:
+            parts.append(str(data["later"]["file"]))
+        if name not in parts or any("/" in part for part in parts):
+            return
+        (env / RECORD).unlink()
+        for part in parts:
+            (env / part).unlink(missing_ok=True)

@@ -9,7 +9,8 @@ there; a copy made by an earlier boot of this container is reused. The pages of 
 large files the copy leaves on the volume that an earlier boot read
 (``bootstrap.environment.prefetch``) are read in the background meanwhile, and the first
 boot that runs from a copy records them once ready, with the part of the environment it
-used (``bootstrap.environment.usedpack``): later boots unpack only that part. Anything
+used (``bootstrap.environment.usedpack``): later boots unpack only that part, and its
+large modules in a thread of the supervisor while the worker starts (``LaterUnpack``). Anything
 in the way (no packed form, no room, a damaged pack, a failed unpack) is a warning, and
 the worker runs from the volume as it always could: this stage never fails a boot.
 """
@@ -99,7 +100,7 @@ def check(ctx: Context) -> list[Message]:
     damaged = envpack.damage(plan.pack)
     if damaged is not None:
         return [W003.at(plan.pack.path, reason=damaged, env=env)]
-    free, need = hydrate.room(ctx.config.hydrate_dir, _source(plan))
+    free, need = hydrate.room(ctx.config.hydrate_dir, _source(plan), _later(plan))
     if free < need:
         return [W002.at(ctx.config.hydrate_dir, disk=diskspace.describe_disk(
             ctx.config.hydrate_dir), free_mb=free, need_mb=need)]
@@ -119,9 +120,70 @@ def _source(plan: hydrate.Plan) -> envpack.Pack:
     return plan.used.pack if plan.used is not None else plan.pack
 
 
-def _use(ctx: Context, local: Path) -> None:
+def _later(plan: hydrate.Plan) -> usedpack.Later | None:
+    return None if plan.used is None else plan.used.later
+
+
+def _use(ctx: Context, local: Path, facts: dict[str, Any]) -> None:
+    """Run the worker from ``local``; the large modules it still links are unpacked
+    meanwhile."""
     ctx.python = local / "bin" / "python"
     ctx.hydrated = local
+    later = hydrate.later_of(local)
+    todo = [] if later is None else hydrate.pending(local, later)
+    if later is not None and todo:
+        ctx.later_unpack = LaterUnpack(local, later)
+        facts.update(later_pending=len(todo), later_mb=later.pack.unpacked >> 20)
+
+
+class LaterUnpack:
+    """The thread unpacking a copy's large modules while the worker starts
+    (``hydrate.unpack_later``). It says how that went when it ends, unless the summary,
+    the boot's last line, has begun: the supervisor then says it is still running."""
+
+    def __init__(self, local: Path, later: usedpack.Later) -> None:
+        self._said = threading.Lock()
+        self._closed = False
+        self.started = time.monotonic()
+        # a daemon: a supervisor ending mid-way leaves links, which work, and a staging
+        # directory the next unpacking removes
+        self.thread = threading.Thread(target=self._run, args=(local, later),
+                                       name="hydrate-later", daemon=True)
+        self.thread.start()
+
+    def _run(self, local: Path, later: usedpack.Later) -> None:
+        try:
+            done = hydrate.unpack_later(local, later)
+            event = ("info", {"status": "done", "files": len(done),
+                              "mb": later.pack.unpacked >> 20,
+                              "s": round(time.monotonic() - self.started, 2)})
+        except (envpack.PackFailed, OSError) as exc:
+            reason = envpack.first_line(exc)
+            if isinstance(exc, envpack.PackFailed):  # damaged: recorded again from a full copy
+                usedpack.forget(later.pack.path.parent, later.pack.path.name)
+            event = ("warn", {"status": "failed", "reason": reason[:200],
+                              "msg": "the large modules stay linked to the volume (slower "
+                                     "lookups, same result)"})
+        with self._said:
+            if not self._closed:
+                events.emit(event[0], "hydrate.later", **event[1])
+            self._closed = True
+
+    def finish(self, wait_s: float) -> None:
+        """Wait up to ``wait_s`` for the unpacking; say that it still runs if it does."""
+        self.thread.join(timeout=wait_s)
+        with self._said:
+            if not self._closed and self.thread.is_alive():
+                events.emit("info", "hydrate.later", status="running", waited_s=wait_s,
+                            msg="still unpacking the large modules; the copy links them "
+                                "to the volume until then")
+            self._closed = True
+
+
+def finish_later(ctx: Context, wait_s: float) -> None:
+    """Before the boot's summary: the later unpacking's end, or that it still runs."""
+    if ctx.later_unpack is not None:
+        ctx.later_unpack.finish(wait_s)
 
 
 def _prefetch(env: Path, facts: dict[str, Any]) -> None:
@@ -181,7 +243,10 @@ def record_touched(ctx: Context) -> Recording | None:
     def record() -> tuple[str, str, dict[str, Any]] | None:
         if pages:
             with contextlib.suppress(OSError):
-                linked = (local / envpack.LINKED).read_text().splitlines()
+                later = hydrate.later_of(local)
+                unpacked = set() if later is None else set(later.members)
+                linked = [rel for rel in (local / envpack.LINKED).read_text().splitlines()
+                          if rel not in unpacked]  # linked only until they were unpacked
                 touched = prefetch.record(env, linked)
                 if touched.files:
                     prefetch.save(env, touched)
@@ -234,7 +299,7 @@ def run(ctx: Context) -> Outcome:
     _prefetch(env, facts)
     want = hydrate.identity(marker, pack)
     if hydrate.trusted(local, want) is None:
-        _use(ctx, local)
+        _use(ctx, local, facts)
         return Outcome(facts={**facts, "from": "local", "reused": True,
                               "form": hydrate.made_from(local)},
                        messages=[I001.at(local, key=key, action="reusing the local copy",
@@ -256,7 +321,7 @@ def _copy(ctx: Context, env: Path, marker: dict[str, Any], plan: hydrate.Plan,
     if damaged is not None:
         return _volume(facts, W003.at(pack.path, reason=damaged, env=env), damaged)
     # room for the used part only: should it fail, the full copy may find the disk full
-    free, need = hydrate.room(hydrate_dir, _source(plan))
+    free, need = hydrate.room(hydrate_dir, _source(plan), _later(plan))
     if free < need:
         disk = diskspace.describe_disk(hydrate_dir)
         return _volume(facts, W002.at(hydrate_dir, disk=disk, free_mb=free, need_mb=need),
@@ -275,7 +340,7 @@ def _copy(ctx: Context, env: Path, marker: dict[str, Any], plan: hydrate.Plan,
     if problem is not None:
         hydrate.discard(local)
         return _volume(facts, W004.at(local, local=local, reason=problem, env=env), problem)
-    _use(ctx, local)
+    _use(ctx, local, facts)
     if copied.removed:
         facts["removed_leftovers"] = copied.removed
     messages = []

@@ -198,6 +198,7 @@ class Supervisor:
         if self._recorder is not None:
             # The summary is the boot's last line: the recording's own event comes first.
             self._recorder.finish(self.config.stop_grace_s)
+        hydrate_stage.finish_later(self.ctx, self.config.stop_grace_s)
         self.report.exit_code = exit_code
         self.report.ended_at = time.time()
         path = report.save(self.report, self.config, self.report_wait_s)

@@ -26,6 +26,8 @@ from bootstrap.stages import hydrate as hydrate_stage
 from bootstrap.stages import volume as volume_stage
 from tests.environment import slowfs
 from tests.environment.envboot import REPO, WORKER_STAGES, Boot, base_env, envs, needs_root, parse
+from tests.environment.test_extmodule import MODULE_C, compile_shared, module_name
+from tests.environment.wheelhouse import write_wheel
 
 FIXTURES = REPO / "tests" / "fixtures"
 REQUIREMENTS = "bsdemo_a\nbsdemo_many"
@@ -555,3 +557,77 @@ def pack_members(pack: Path) -> int:
     listed = subprocess.run(["tar", "-tf", str(pack)],  # tar reads zstd by its magic
                             capture_output=True, text=True, check=True).stdout
     return len(listed.splitlines())
+
+
+def test_large_modules_are_unpacked_while_the_worker_starts_and_again_after_a_kill(
+        tmp_path: Path, wheels: Path) -> None:
+    """A large Python extension module a recorded boot opened (one compiled here, in a
+    wheel of its own) waits in the used part's later pack: the copy links it to the
+    volume, the worker starts, and a thread of the supervisor renames it, unpacked, over
+    its link. A copy reused with the link still there (its unpacking killed) unpacks it
+    again; a damaged later pack leaves the link, which works, and is forgotten."""
+    house = tmp_path / "wheels"
+    house.mkdir()
+    for wheel in wheels.iterdir():
+        (house / wheel.name).symlink_to(wheel)
+    module = compile_shared(MODULE_C, tmp_path / module_name())
+    write_wheel(house, "bsdemo_ext", "1.0", {"bsdemo_ext/__init__.py": b"",
+                                             f"bsdemo_ext/{module.name}": module.read_bytes()})
+    volume = tmp_path / "backing"
+    volume.mkdir()
+    env = settings(tmp_path, house, volume, tmp_path / "recorded", BOOTSTRAP_HYDRATE="always",
+                   BOOTSTRAP_REQUIREMENTS_TEXT=f"{REQUIREMENTS}\nbsdemo_ext",
+                   BOOTSTRAP_EXTRA_STAGES="stage_where:where,stage_imports:imports",
+                   BOOTSTRAP_TEST_IMPORT="bsdemo_a,bsdemo_ext.bigmod")
+    recording = run_boot(env)  # builds, copies the full pack, records what it used
+    assert recording.returncode == 0, recording.output + recording.stderr
+    key, env_dir = published(volume)
+    rel = str((site_packages(env_dir) / "bsdemo_ext" / module.name).relative_to(env_dir))
+    marker = envstore.read_marker(env_dir) or {}
+    full = envpack.find(env_dir, marker)
+    assert full is not None
+    used, refused = usedpack.find(env_dir, hydrate.identity(marker, full))
+    assert used is not None and used.later is not None, refused
+    assert used.later.members == (rel,)
+
+    copies = tmp_path / "copies"
+    first = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies)})
+    assert first.returncode == 0, first.output + first.stderr
+    made = facts(first, "hydrate")
+    assert made["form"] == "used" and made["later_pending"] == 1, made
+    (said,) = first.named("hydrate.later")
+    assert said["status"] == "done" and said["files"] == 1, said
+    copy = copies / key
+    assert not (copy / rel).is_symlink()
+    assert (copy / rel).read_bytes() == module.read_bytes()
+    assert facts(first, "imports")["files"]["bsdemo_ext.bigmod"] == str(copy / rel)
+    assert sorted(p.name for p in copies.iterdir()) == [key, f"{key}.later.lock", f"{key}.lock"]
+
+    # what a supervisor killed while unpacking leaves: the link, and a staging directory
+    (copy / rel).unlink()
+    (copy / rel).symlink_to(env_dir / rel)
+    (copies / f"{key}.later.tmp" / "lib").mkdir(parents=True)
+    again = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies)})
+    assert again.returncode == 0, again.output + again.stderr
+    reused = facts(again, "hydrate")
+    assert reused["reused"] is True and reused["later_pending"] == 1, reused
+    assert [e["status"] for e in again.named("hydrate.later")] == ["done"]
+    assert not (copy / rel).is_symlink() and (copy / rel).read_bytes() == module.read_bytes()
+    assert not (copies / f"{key}.later.tmp").exists()
+    third = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies)})
+    assert "later_pending" not in facts(third, "hydrate") and not third.named("hydrate.later")
+
+    # garbled, same size: the record stands until tar reads it
+    data = bytearray(used.later.pack.path.read_bytes())
+    span = min(4096, len(data) // 3)
+    data[span:2 * span] = os.urandom(span)
+    used.later.pack.path.write_bytes(bytes(data))
+    damaged = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "copies2")})
+    assert damaged.returncode == 0, damaged.output + damaged.stderr
+    (failed,) = damaged.named("hydrate.later")
+    assert failed["status"] == "failed" and failed["reason"], failed
+    copy2 = tmp_path / "copies2" / key
+    assert os.readlink(copy2 / rel) == str(env_dir / rel), "the link stays, and works"
+    assert facts(damaged, "imports")["files"]["bsdemo_ext.bigmod"] == str(copy2 / rel)
+    assert not (env_dir / usedpack.RECORD).exists(), "forgotten: a full copy records again"
+    assert not used.later.pack.path.exists() and not used.pack.path.exists()

@@ -7,7 +7,9 @@ import os
 import time
 from pathlib import Path
 
-from bootstrap.environment import envpack, usedpack
+import pytest
+
+from bootstrap.environment import envpack, hydrate, usedpack
 
 KB = 1 << 10
 
@@ -50,3 +52,76 @@ def test_large_files_no_boot_opened_are_linked_and_sources_always_packed(
         assert not (into / rel).is_symlink(), rel
         assert (into / rel).read_bytes() == (copy / rel).read_bytes(), rel
     assert used.pack.linked == 2
+
+
+def test_large_opened_modules_wait_in_a_pack_of_their_own_and_replace_their_links(
+        tmp_path: Path) -> None:
+    """Unpacking costs by the byte, and a boot needs its large modules seconds after its
+    start: those it opened go into the later pack. The copy links them first, and
+    hydrate.unpack_later renames each, whole, over its link; once, whoever asks again."""
+    env = tmp_path / "env"
+    copy = tmp_path / "copy"
+    big = "lib/pkg/_big.cpython-311-x86_64-linux-gnu.so"
+    files = {"lib/pkg/__init__.py": 10 * KB, big: usedpack.LATER_BYTES + 1,
+             "lib/pkg/_small.so": 300 * KB}
+    for root in (env, copy):
+        for rel, size in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(os.urandom(size))
+    (copy / envpack.LINKED).write_text("")
+    later = time.time() + 100
+    for rel in files:  # all three opened by the recorded boot
+        os.utime(copy / rel, (later, (copy / rel).stat().st_mtime))
+    of = {"key": "k"}
+
+    used = usedpack.write(env, copy, of, made_at=time.time())
+    assert used is not None and used.later is not None
+    assert used.later.members == (big,)
+    assert used.later.pack.path.name.startswith(usedpack.PREFIX)
+    assert usedpack.find(env, of)[0] == used  # the record names both packs
+    local = tmp_path / "copies" / "k"
+    local.mkdir(parents=True)
+    envpack.unpack(used.pack, env, local, timeout_s=60)
+    assert os.readlink(local / big) == str(env / big), "linked until the later pack is in"
+    assert (local / "lib/pkg/_small.so").read_bytes() == (copy / "lib/pkg/_small.so").read_bytes()
+    assert hydrate.pending(local, used.later) == [big]
+
+    assert hydrate.unpack_later(local, used.later) == [big]
+    assert not (local / big).is_symlink()
+    assert (local / big).read_bytes() == (copy / big).read_bytes()
+    assert hydrate.pending(local, used.later) == []
+    assert hydrate.unpack_later(local, used.later) == [], "done once"
+    assert sorted(p.name for p in local.parent.iterdir()) == ["k", "k.later.lock"]
+
+
+def test_a_damaged_later_pack_is_no_record_and_a_failed_unpack_leaves_the_links(
+        tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    copy = tmp_path / "copy"
+    big = "lib/pkg/_big.so"
+    for root in (env, copy):
+        (root / "lib/pkg").mkdir(parents=True)
+        (root / big).write_bytes(os.urandom(usedpack.LATER_BYTES + 1))
+    (copy / envpack.LINKED).write_text("")
+    os.utime(copy / big, (time.time() + 100, (copy / big).stat().st_mtime))
+    of = {"key": "k"}
+    used = usedpack.write(env, copy, of, made_at=time.time())
+    assert used is not None and used.later is not None
+    local = tmp_path / "k"
+    local.mkdir()
+    envpack.unpack(used.pack, env, local, timeout_s=60)
+    # garbled, same size: the record stands until tar reads it
+    data = bytearray(used.later.pack.path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4096] = os.urandom(4096)
+    used.later.pack.path.write_bytes(bytes(data))
+    with pytest.raises(envpack.PackFailed):
+        hydrate.unpack_later(local, used.later)
+    assert os.readlink(local / big) == str(env / big), "the link still works"
+    assert [p.name for p in tmp_path.iterdir() if "later" in p.name] == ["k.later.lock"]
+    # cut short: no record
+    used.later.pack.path.write_bytes(bytes(data[:100]))
+    found, why = usedpack.find(env, of)
+    assert found is None and why is not None and "bytes" in why, why
+    usedpack.forget(env, used.later.pack.path.name)
+    assert not (env / usedpack.RECORD).exists()
+    assert not used.pack.path.exists() and not used.later.pack.path.exists()
