@@ -6,8 +6,9 @@ boot that opens ~5,500 (docs/performance.md, "Second round"). So the first boot 
 from a full copy records, once ready, which directories it opened files in: on the copy,
 the files whose access time is later than their change time (tar sets both at creation;
 ``relatime``, Linux's default, updates the access time on a file's first read or map).
-It packs those directories' files from the copy (``.bootstrap-used-<id>.tar[.zst]``)
-and names the directories no file was opened in, each to be one link to the volume.
+It packs those directories' files from the copy (``.bootstrap-used-<id>.tar[.zst]``),
+except the compiled modules (.pyc) no boot loaded, and names the directories no file was
+opened in, each to be one link to the volume.
 Later boots unpack that: a complete view of the environment whose unused directories
 still work, through the volume, if a boot ever needs them.
 
@@ -57,6 +58,11 @@ LINK_MIN_ENTRIES = 64
 # Python sources stay: an import looks at a module's .py (its time validates the .pyc)
 # without opening it, and through a link that look is a round trip per path component.
 LINK_UNOPENED_BYTES = 128 << 10
+# A compiled module (.pyc) no boot opened is left out, neither packed nor linked: its
+# source is packed, and an import that needs it compiles the source and writes the .pyc,
+# as Python does for any module imported the first time. In the used directories of a
+# torch model stack they are 6,300 of 11,200 .pyc files, a fifth of the members, and
+# creating files is what unpacking costs (docs/performance.md, "Fifth round").
 # A file a boot opened this large is a large Python extension module: the full pack links
 # every other file this large, and packs these only because a module linked to the volume
 # costs a boot dozens of round trips per name (extmodule.py). They are packed apart and
@@ -184,7 +190,8 @@ def _members(copy: Path, keep: set[str], linked: set[str], made_at: float) -> _M
     """What the used pack holds (the kept directories and their own files), what it links
     (the other directories under kept ones, the large files in kept ones, and their files
     of ``LINK_UNOPENED_BYTES`` or more that no boot opened), and what waits for the later
-    pack (opened files of ``LATER_BYTES`` or more, linked until it is unpacked)."""
+    pack (opened files of ``LATER_BYTES`` or more, linked until it is unpacked). The .pyc
+    files no boot opened are in neither."""
     packed: list[str] = []
     links: list[str] = []
     later: list[str] = []
@@ -219,6 +226,8 @@ def _members(copy: Path, keep: set[str], linked: set[str], made_at: float) -> _M
                     and not name.endswith(".py") and not stat.S_ISLNK(st.st_mode)):
                 links.append(child)  # never opened: left on the volume
                 continue
+            if name.endswith(".pyc") and not _opened(st, made_at):
+                continue  # never loaded: should a boot import its module, Python compiles it
             if (st.st_size >= LATER_BYTES and stat.S_ISREG(st.st_mode)
                     and not name.endswith(".py")):
                 links.append(child)  # a large module: linked until the later pack is unpacked

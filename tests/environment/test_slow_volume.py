@@ -572,6 +572,7 @@ def test_large_modules_are_unpacked_while_the_worker_starts_and_again_after_a_ki
         (house / wheel.name).symlink_to(wheel)
     module = compile_shared(MODULE_C, tmp_path / module_name())
     write_wheel(house, "bsdemo_ext", "1.0", {"bsdemo_ext/__init__.py": b"",
+                                             "bsdemo_ext/spare.py": b"SPARE = 1\n",
                                              f"bsdemo_ext/{module.name}": module.read_bytes()})
     volume = tmp_path / "backing"
     volume.mkdir()
@@ -589,9 +590,16 @@ def test_large_modules_are_unpacked_while_the_worker_starts_and_again_after_a_ki
     used, refused = usedpack.find(env_dir, hydrate.identity(marker, full))
     assert used is not None and used.later is not None, refused
     assert used.later.members == (rel,)
+    # a module no boot imported: its source is packed, its compiled form left out
+    spare = site_packages(env_dir).relative_to(env_dir) / "bsdemo_ext" / "spare.py"
+    assert list((env_dir / spare.parent / "__pycache__").glob("spare.*.pyc")), "compiled"
+    listed = subprocess.run(["tar", "-tf", str(used.pack.path)], capture_output=True,
+                            text=True, check=True).stdout
+    assert f"./{spare}" in listed.splitlines() and "/spare.cpython" not in listed
 
     copies = tmp_path / "copies"
-    first = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies)})
+    first = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies),
+                            "BOOTSTRAP_TEST_IMPORT": "bsdemo_a,bsdemo_ext.bigmod,bsdemo_ext.spare"})
     assert first.returncode == 0, first.output + first.stderr
     made = facts(first, "hydrate")
     assert made["form"] == "used" and made["later_pending"] == 1, made
@@ -601,6 +609,7 @@ def test_large_modules_are_unpacked_while_the_worker_starts_and_again_after_a_ki
     assert not (copy / rel).is_symlink()
     assert (copy / rel).read_bytes() == module.read_bytes()
     assert facts(first, "imports")["files"]["bsdemo_ext.bigmod"] == str(copy / rel)
+    assert facts(first, "imports")["files"]["bsdemo_ext.spare"] == str(copy / spare)
     assert sorted(p.name for p in copies.iterdir()) == [key, f"{key}.later.lock", f"{key}.lock"]
 
     # what a supervisor killed while unpacking leaves: the link, and a staging directory

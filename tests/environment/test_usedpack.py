@@ -16,9 +16,10 @@ KB = 1 << 10
 
 def test_large_files_no_boot_opened_are_linked_and_sources_always_packed(
         tmp_path: Path) -> None:
-    """Unpacking costs by the byte: a library or data file in a used directory that the
-    recorded boot never opened stays on the volume. A module's .py stays in the pack even
-    unopened (an import looks at it without opening it)."""
+    """Unpacking costs by the byte and by the file: a library or data file in a used
+    directory that the recorded boot never opened stays on the volume, and a .pyc it
+    never loaded is left out. A module's .py stays in the pack even unopened (an import
+    looks at it without opening it, and compiles it when its .pyc is missing)."""
     env = tmp_path / "env"  # the environment on the volume
     copy = tmp_path / "copy"  # a full copy of it, after a boot
     files = {
@@ -28,8 +29,12 @@ def test_large_files_no_boot_opened_are_linked_and_sources_always_packed(
         "lib/pkg/table.bin": 200 * KB,  # never read
         "lib/pkg/note.txt": 4 * KB,  # never read, small
         "lib/pkg/big_module.py": 300 * KB,  # its .pyc was read, not the source
+        "lib/pkg/__pycache__/big_module.cpython-311.pyc": 20 * KB,  # loaded
+        "lib/pkg/__pycache__/other.cpython-311.pyc": 20 * KB,  # never loaded
+        "lib/pkg/other.py": 20 * KB,  # never imported
     }
-    opened = {"lib/pkg/__init__.py", "lib/pkg/_ext.so"}
+    opened = {"lib/pkg/__init__.py", "lib/pkg/_ext.so",
+              "lib/pkg/__pycache__/big_module.cpython-311.pyc"}
     for root in (env, copy):
         for rel, size in files.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -48,10 +53,13 @@ def test_large_files_no_boot_opened_are_linked_and_sources_always_packed(
     for rel in ("lib/pkg/unused_ext.so", "lib/pkg/table.bin"):
         assert os.readlink(into / rel) == str(env / rel), rel
     for rel in ("lib/pkg/__init__.py", "lib/pkg/_ext.so", "lib/pkg/note.txt",
-                "lib/pkg/big_module.py"):
+                "lib/pkg/big_module.py", "lib/pkg/__pycache__/big_module.cpython-311.pyc",
+                "lib/pkg/other.py"):
         assert not (into / rel).is_symlink(), rel
         assert (into / rel).read_bytes() == (copy / rel).read_bytes(), rel
     assert used.pack.linked == 2
+    # a compiled module no boot loaded: left out, its source is there to compile
+    assert not os.path.lexists(into / "lib/pkg/__pycache__/other.cpython-311.pyc")
 
 
 def test_large_opened_modules_wait_in_a_pack_of_their_own_and_replace_their_links(
