@@ -157,8 +157,8 @@ class LaterUnpack:
             event = ("info", {"status": "done", "files": len(done),
                               "mb": later.pack.unpacked >> 20,
                               "s": round(time.monotonic() - self.started, 2)})
-        except (envpack.PackFailed, OSError) as exc:
-            reason = envpack.first_line(exc)
+        except Exception as exc:  # a thread of its own: said, never raised
+            reason = envpack.first_line(exc) or type(exc).__name__
             if isinstance(exc, envpack.PackFailed):  # damaged: recorded again from a full copy
                 usedpack.forget(later.pack.path.parent, later.pack.path.name)
             event = ("warn", {"status": "failed", "reason": reason[:200],
