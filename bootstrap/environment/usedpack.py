@@ -66,9 +66,9 @@ LINK_UNOPENED_BYTES = 128 << 10
 # A file a boot opened this large is a large Python extension module: the full pack links
 # every other file this large, and packs these only because a module linked to the volume
 # costs a boot dozens of round trips per name (extmodule.py). They are packed apart and
-# unpacked while the worker starts: unpacking costs by the byte, they are 500 of a torch
-# model stack's 1,220 used MB (triton's library alone 400), and a worker needs them seconds
-# into its stages, not at its start (docs/performance.md, "Fifth round").
+# unpacked while the worker starts: they are 474 of a torch model stack's 1,060 used MB
+# (triton's library alone 401), and a worker needs them seconds into its stages, not at
+# its start (docs/performance.md, "Fifth round").
 LATER_BYTES = envpack.LARGE_BYTES
 LATER = "-later"
 
