@@ -116,7 +116,8 @@ def decide(choice: str, env: Path, marker: dict[str, Any], hydrate_dir: Path,
         if used.later is not None:
             facts.update(later_files=len(used.later.members),
                          later_mb=used.later.pack.unpacked >> 20)
-            later = (f"; its {len(used.later.members)} large modules "
+            count = len(used.later.members)
+            later = (f"; its {count} large module{'s' if count != 1 else ''} "
                      f"({used.later.pack.unpacked >> 20} MB) unpacked while the worker starts")
         return Plan(True, f"lookup {measured}; the {used.pack.files} of {pack.files} files "
                           f"a recorded boot used, in one read of {used.pack.size >> 20} MB; "

@@ -598,6 +598,11 @@ def test_large_modules_are_unpacked_while_the_worker_starts_and_again_after_a_ki
     assert f"./{spare}" in listed.splitlines() and "/spare.cpython" not in listed
 
     copies = tmp_path / "copies"
+    check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], capture_output=True,
+                           env=env | {"BOOTSTRAP_HYDRATE_DIR": str(copies)}, text=True,
+                           cwd=REPO, timeout=120)
+    assert "its 1 large module (" in check.stdout and "while the worker starts" in check.stdout, \
+        check.stdout
     first = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies),
                             "BOOTSTRAP_TEST_IMPORT": "bsdemo_a,bsdemo_ext.bigmod,bsdemo_ext.spare"})
     assert first.returncode == 0, first.output + first.stderr
