@@ -56,6 +56,9 @@ BLOCKING = "2048"
 # unprivileged process may ask for (/proc/sys/fs/pipe-max-size).
 PIPE_BYTES = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# How long zstd may take to end by itself once tar has failed (the pipe closed): it is
+# decoding what it had read, and says why the stream is damaged when it is.
+ZSTD_GRACE_S = 5.0
 # The marker's entry for the pack.
 RECORD = "pack"
 # Files this large stay on the volume, linked from the copy (see the module docstring).
@@ -261,7 +264,12 @@ def _extract_through_pipe(pack: Pack, extract: list[str], timeout_s: float) -> N
     try:
         command.run([*extract, "--file=-"], timeout_s=timeout_s, stdin=read)
     except command.CommandFailed:
-        problem = _stop(decompress)
+        # The pipe's last reader gone, zstd ends by itself: with its own error when the
+        # stream is damaged (tar may have failed first, on what zstd wrote before it could
+        # tell), by SIGPIPE when tar failed for a reason of its own.
+        os.close(read)
+        read = -1
+        problem = _stop(decompress, grace_s=ZSTD_GRACE_S)
         if decompress.returncode not in (0, -signal.SIGKILL, -signal.SIGPIPE) and problem:
             raise PackFailed(f"zstd: {problem}") from None
         raise
@@ -269,7 +277,8 @@ def _extract_through_pipe(pack: Pack, extract: list[str], timeout_s: float) -> N
         _stop(decompress)
         raise
     finally:
-        os.close(read)
+        if read >= 0:
+            os.close(read)
     try:
         _, said = decompress.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -281,8 +290,11 @@ def _extract_through_pipe(pack: Pack, extract: list[str], timeout_s: float) -> N
                          f"{said.decode(errors='replace').strip()[:160]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    """End ``proc`` if it still runs; the first line of what it wrote to stderr."""
+def _stop(proc: subprocess.Popen[bytes], grace_s: float = 0) -> str:
+    """End ``proc`` if it still runs after ``grace_s``; the first line of what it wrote to
+    stderr."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
     with contextlib.suppress(ProcessLookupError):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
