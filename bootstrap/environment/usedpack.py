@@ -62,7 +62,9 @@ LINK_UNOPENED_BYTES = 128 << 10
 # source is packed, and an import that needs it compiles the source and writes the .pyc,
 # as Python does for any module imported the first time. In the used directories of a
 # torch model stack they are 6,300 of 11,200 .pyc files, a fifth of the members, and
-# creating files is what unpacking costs (docs/performance.md, "Fifth round").
+# creating files is what unpacking costs (docs/performance.md, "Fifth round"). A .pyc of
+# LINK_UNOPENED_BYTES or more no boot opened is linked, by the rule above.
+
 # A file a boot opened this large is a large Python extension module: the full pack links
 # every other file this large, and packs these only because a module linked to the volume
 # costs a boot dozens of round trips per name (extmodule.py). They are packed apart and
