@@ -14,14 +14,29 @@ from bootstrap.environment import envpack, hydrate, usedpack
 KB = 1 << 10
 
 
+def env_and_copy(tmp_path: Path, files: dict[str, int], opened: set[str]) -> tuple[Path, Path]:
+    """An environment (on the volume) and a full copy of it after a boot that opened
+    ``opened``: random files of the given sizes, the opened ones with the access time
+    relatime gives a first read."""
+    env = tmp_path / "env"
+    copy = tmp_path / "copy"
+    for root in (env, copy):
+        for rel, size in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(os.urandom(size))
+    (copy / envpack.LINKED).write_text("")
+    later = time.time() + 100
+    for rel in opened:
+        os.utime(copy / rel, (later, (copy / rel).stat().st_mtime))
+    return env, copy
+
+
 def test_large_files_no_boot_opened_are_linked_and_sources_always_packed(
         tmp_path: Path) -> None:
     """Unpacking costs by the byte and by the file: a library or data file in a used
     directory that the recorded boot never opened stays on the volume, and a .pyc it
     never loaded is left out. A module's .py stays in the pack even unopened (an import
     looks at it without opening it, and compiles it when its .pyc is missing)."""
-    env = tmp_path / "env"  # the environment on the volume
-    copy = tmp_path / "copy"  # a full copy of it, after a boot
     files = {
         "lib/pkg/__init__.py": 10 * KB,  # imported: opened
         "lib/pkg/_ext.so": 300 * KB,  # loaded: opened
@@ -35,14 +50,7 @@ def test_large_files_no_boot_opened_are_linked_and_sources_always_packed(
     }
     opened = {"lib/pkg/__init__.py", "lib/pkg/_ext.so",
               "lib/pkg/__pycache__/big_module.cpython-311.pyc"}
-    for root in (env, copy):
-        for rel, size in files.items():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(os.urandom(size))
-    (copy / envpack.LINKED).write_text("")
-    later = time.time() + 100
-    for rel in opened:  # what relatime records on a first read
-        os.utime(copy / rel, (later, (copy / rel).stat().st_mtime))
+    env, copy = env_and_copy(tmp_path, files, opened)
     made_at = time.time()
 
     used = usedpack.write(env, copy, {"key": "k"}, made_at=made_at)
@@ -67,19 +75,10 @@ def test_large_opened_modules_wait_in_a_pack_of_their_own_and_replace_their_link
     """Unpacking costs by the byte, and a boot needs its large modules seconds after its
     start: those it opened go into the later pack. The copy links them first, and
     hydrate.unpack_later renames each, whole, over its link; once, whoever asks again."""
-    env = tmp_path / "env"
-    copy = tmp_path / "copy"
     big = "lib/pkg/_big.cpython-311-x86_64-linux-gnu.so"
     files = {"lib/pkg/__init__.py": 10 * KB, big: usedpack.LATER_BYTES + 1,
              "lib/pkg/_small.so": 300 * KB}
-    for root in (env, copy):
-        for rel, size in files.items():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(os.urandom(size))
-    (copy / envpack.LINKED).write_text("")
-    later = time.time() + 100
-    for rel in files:  # all three opened by the recorded boot
-        os.utime(copy / rel, (later, (copy / rel).stat().st_mtime))
+    env, copy = env_and_copy(tmp_path, files, set(files))  # all three opened
     of = {"key": "k"}
 
     used = usedpack.write(env, copy, of, made_at=time.time())
@@ -104,14 +103,8 @@ def test_large_opened_modules_wait_in_a_pack_of_their_own_and_replace_their_link
 
 def test_a_damaged_later_pack_is_no_record_and_a_failed_unpack_leaves_the_links(
         tmp_path: Path) -> None:
-    env = tmp_path / "env"
-    copy = tmp_path / "copy"
     big = "lib/pkg/_big.so"
-    for root in (env, copy):
-        (root / "lib/pkg").mkdir(parents=True)
-        (root / big).write_bytes(os.urandom(usedpack.LATER_BYTES + 1))
-    (copy / envpack.LINKED).write_text("")
-    os.utime(copy / big, (time.time() + 100, (copy / big).stat().st_mtime))
+    env, copy = env_and_copy(tmp_path, {big: usedpack.LATER_BYTES + 1}, {big})
     of = {"key": "k"}
     used = usedpack.write(env, copy, of, made_at=time.time())
     assert used is not None and used.later is not None
