@@ -20,5 +20,6 @@ ensure_venv() {  # ensure_venv EXTRAS  (e.g. "dev" or "serve")
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
     fi
     echo "installing bootstrap[$1] into $VENV ..." >&2
-    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -e "${ROOT}[$1]"
+    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" \
+        --override "$ROOT/image/overrides.txt" -e "${ROOT}[$1]"
 }
