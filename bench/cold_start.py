@@ -29,7 +29,7 @@ Method (docs/performance.md, "Cold start from the volume"):
     new    through the slow volume with the default (hydrate auto), an empty copy
            directory each run (a new container); before the first one, one unmeasured
            boot records the large files' pages a boot reads (bootstrap/environment/
-           prefetch.py) and packs the part of the environment it used (usedpack.py), as
+           readahead.py) and packs the part of the environment it used (used_part.py), as
            the first boot on a real volume does for every later one
 
 Usage: python bench/cold_start.py [--latencies 0.1 0.5 1 2] [--mb-s 500] [--runs 1]
@@ -59,15 +59,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # a script: the repository's tests package is not installed
-from bootstrap.environment import (  # noqa: E402
-    envkey,
-    envpack,
-    envstore,
-    installer,
-    prefetch,
-    requirements,
-    usedpack,
-)
+from bootstrap.coldstart import packs, readahead, used_part  # noqa: E402
+from bootstrap.environment import envkey, envstore, installer, requirements  # noqa: E402
 from bootstrap.kernel.config import Config  # noqa: E402
 from tests.environment import slowfs  # noqa: E402  (the tests' slow volume)
 
@@ -124,9 +117,9 @@ def publish(source: Path, volume: Path) -> Path:
     key, inputs, label = env_key(volume)
     store = envstore.Store(volume)
     final = store.path(key)
-    packed = envpack.find(final, envstore.read_marker(final) or {})
+    packed = packs.find(final, envstore.read_marker(final) or {})
     if (envstore.health(final) is None and packed is not None and packed.path.exists()
-            and packed.compressed == (envpack.zstd() is not None)):
+            and packed.compressed == (packs.zstd() is not None)):
         return final  # published before, in the form a build here would pack it
     staging = store.staging(key, "bench")
     shutil.rmtree(staging, ignore_errors=True)
@@ -145,13 +138,13 @@ def publish(source: Path, volume: Path) -> Path:
         os.link(site / rel, target)
     envstore.retarget_scripts(staging / "bin", source, final)
     started = time.monotonic()
-    pack = envpack.write(staging, timeout_s=3600)
+    pack = packs.write(staging, timeout_s=3600)
     print(f"packed in {time.monotonic() - started:.0f} s: {pack.to_dict()}", file=sys.stderr)
     envstore.write_marker(staging, {
         "key": key, "inputs": inputs, "python": platform.python_version(),
         "base_python": os.path.realpath(sys.executable), "created": time.time(),
         "built_by": "bench/cold_start.py", "installer": label, "versions": {},
-        "imports": {}, "install_s": 0, "reason": "missing", envpack.RECORD: pack.to_dict()})
+        "imports": {}, "install_s": 0, "reason": "missing", packs.RECORD: pack.to_dict()})
     return store.publish(staging, key)
 
 
@@ -208,7 +201,7 @@ def no_record(backing: Path, hide: bool) -> Iterator[None]:
     part it used), while the block runs; the boot records new ones, and the measured ones
     are put back after."""
     env = envstore.Store(backing).path(env_key(backing)[0])
-    records = [env / prefetch.RECORD, env / usedpack.RECORD]
+    records = [env / readahead.RECORD, env / used_part.RECORD]
     if hide:
         for record in records:
             os.replace(record, record.with_name(f"{record.name}.aside"))
@@ -226,15 +219,15 @@ def record_touched(backing: Path, mount: Path, copies: Path) -> None:
     'new' boot reads the first ahead and unpacks only the second, as every boot after the
     first one on a volume does."""
     env = envstore.Store(backing).path(env_key(backing)[0])
-    if prefetch.load(env) is not None and (env / usedpack.RECORD).exists():
+    if readahead.load(env) is not None and (env / used_part.RECORD).exists():
         return
     shutil.rmtree(copies, ignore_errors=True)
     result = boot(mount, "auto", copies, used=True)
-    touched = prefetch.load(env)
+    touched = readahead.load(env)
     print(f"recording boot: ready {result['ready_s']:.1f} s; recorded "
           f"{touched.bytes >> 20 if touched else 0} MB in "
           f"{len(touched.files) if touched else 0} files; used part: "
-          f"{(env / usedpack.RECORD).read_text() if (env / usedpack.RECORD).exists() else None}",
+          f"{(env / used_part.RECORD).read_text() if (env / used_part.RECORD).exists() else None}",
           flush=True)
 
 

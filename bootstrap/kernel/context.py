@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
     from bootstrap.environment.envbuild import Wanted
     from bootstrap.ioprobe import Rates
-    from bootstrap.stages.hydrate import LaterUnpack
     from bootstrap.storage import Storage
 
 
@@ -31,8 +30,6 @@ class Context:
     wanted: Wanted | None = None  # stages/venv.py, for install: the environment to build
     env: Path | None = None  # envbuild.use_env (venv, install): the environment in use
     python: Path | None = None  # envbuild, stages/hydrate.py: the worker's interpreter
-    hydrated: Path | None = None  # stages/hydrate.py: the local copy the worker runs from
-    later_unpack: LaterUnpack | None = None  # stages/hydrate.py: its large modules' unpacking
     # -- the worker's generic stages -------------------------------------------------------
     device: str | None = None  # stages/cuda.py: "cuda:0", or "cpu" where allowed
     storage: Storage | None = None  # stages/storage.py: the bucket, when one is configured

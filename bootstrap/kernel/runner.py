@@ -24,7 +24,7 @@ from bootstrap.kernel.protocol import (
     Status,
     emit_message,
 )
-from bootstrap.kernel.stage import Stage, StageFailed
+from bootstrap.kernel.stage import Stage, StageFailed, Task
 from bootstrap.kernel.watchdog import DeadlineInterrupt, Watchdog
 
 CHECK_RAISED = error("check.E001", "the check of stage {stage} raised: {error}",
@@ -68,6 +68,7 @@ class StageLoop:
         self.on_result = on_result
         self.current: Stage | None = None  # where a stop request finds the loop
         self.started_at: float | None = None  # when the current stage started (epoch)
+        self.tasks: list[Task] = []  # what the stages left running, for the loop's owner
 
     def run(self, stages: Sequence[Stage]) -> StageResult | None:
         """Every stage in turn; the failed stage's result, or None when all passed."""
@@ -88,10 +89,10 @@ class StageLoop:
 
     def _run(self, stage: Stage) -> StageResult:
         if not self.watch:
-            return run_stage(stage, self.ctx)
+            return run_stage(stage, self.ctx, tasks=self.tasks)
         return run_stage(stage, self.ctx, Watchdog(
             stage.name, deadline_of(stage, self.ctx), self.ctx.config.stop_grace_s,
-            self.on_stuck))
+            self.on_stuck), tasks=self.tasks)
 
 
 def deadline_of(stage: Stage, ctx: Context) -> float:
@@ -112,11 +113,13 @@ def _status(messages: list[Message]) -> Status:
     return Status.WARN if any(m.level >= Level.WARNING for m in messages) else Status.OK
 
 
-def run_stage(stage: Stage, ctx: Context, watchdog: Watchdog | None = None) -> StageResult:
+def run_stage(stage: Stage, ctx: Context, watchdog: Watchdog | None = None,
+              tasks: list[Task] | None = None) -> StageResult:
     """Run ``stage`` and report it. Never raises, except :class:`Shutdown`.
 
     ``watchdog``: enforces the deadline in this process; without one, only a watcher
-    outside (the supervisor's Monitor) does."""
+    outside (the supervisor's Monitor) does. ``tasks``: where the work the stage leaves
+    running goes."""
     events.bind(stage=stage.name)
     # The supervisor follows these fields: the deadline it enforces, the code it exits
     # with if the worker dies in this stage without a word.
@@ -167,6 +170,8 @@ def run_stage(stage: Stage, ctx: Context, watchdog: Watchdog | None = None) -> S
         if outcome is not None:
             result.facts, result.messages = outcome.facts, outcome.messages
             result.status = Status.SKIP if outcome.skipped else _status(outcome.messages)
+            if tasks is not None:
+                tasks.extend(outcome.tasks)
     events.restore_if_replaced(f"stage {stage.name}")
     for message in result.messages:
         emit_message(stage.name, message)

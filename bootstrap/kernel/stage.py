@@ -83,13 +83,30 @@ class StageFailed(Exception):
         self.transient = transient
 
 
+class Task:
+    """Work a stage leaves behind when it returns, in a thread of its own (unpacking the
+    rest of a copy, recording a hint for later boots). The process that ran the stage
+    knows only this: it calls ``ready`` once the boot is ready (or, in a boot that does not
+    serve, has run its stages), and ``finish`` before its summary, the boot's last line:
+    the task then says its result as an event, or that it still runs."""
+
+    def ready(self) -> None:
+        """The boot is ready: work that waits for that starts now."""
+
+    def finish(self, wait_s: float) -> None:
+        """Wait at most ``wait_s`` for the work, then say how it ended, as an event."""
+        raise NotImplementedError
+
+
 @dataclass
 class Outcome:
-    """What a stage's ``run`` hands back: facts worth reporting and non-fatal messages."""
+    """What a stage's ``run`` hands back: facts worth reporting, non-fatal messages, and
+    the background work it leaves running."""
 
     facts: dict[str, Any] = field(default_factory=dict)
     messages: list[Message] = field(default_factory=list)
     skipped: bool = False
+    tasks: list[Task] = field(default_factory=list)
 
 
 def _no_checks(ctx: Context) -> list[Message]:

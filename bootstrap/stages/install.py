@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import diskspace
-from bootstrap.environment import compat, envbuild, envpack, envprobe, envstore, installer
+from bootstrap.coldstart import packs
+from bootstrap.environment import compat, envbuild, envprobe, envstore, installer
 from bootstrap.environment.envbuild import Build, Wanted
 from bootstrap.environment.lease import Lease, Owner, WaitedTooLong
 from bootstrap.environment.requirements import RequirementsMissing, load
@@ -187,7 +188,7 @@ def _consistency(build: Build) -> list[Message]:
     return []
 
 
-def _pack(ctx: Context, build: Build, messages: list[Message]) -> envpack.Pack | None:
+def _pack(ctx: Context, build: Build, messages: list[Message]) -> packs.Pack | None:
     """The packed form the hydrate stage copies to the container disk, written before the
     marker so that it is published with the environment or not at all. A failure leaves
     the environment unpacked, with a warning: boots then run it from the volume."""
@@ -196,8 +197,8 @@ def _pack(ctx: Context, build: Build, messages: list[Message]) -> envpack.Pack |
     # Console scripts get their final path now (publish would do it after the pack).
     envstore.retarget_scripts(build.staging / "bin", build.staging, build.wanted.final)
     try:
-        return envpack.write(build.staging, timeout_s=ctx.config.install_timeout_s)
-    except envpack.PackFailed as exc:
+        return packs.write(build.staging, timeout_s=ctx.config.install_timeout_s)
+    except packs.PackFailed as exc:
         cause = exc.__cause__
         if isinstance(cause, OSError) and diskspace.is_full(cause):
             raise cause from None  # the volume is full: the build's own E003 says so
@@ -298,7 +299,7 @@ def _build(ctx: Context, build: Build, store: envstore.Store,
             "built_by": ctx.worker_id, "installer": wanted.installer.label,
             "versions": probe["versions"], "imports": probe["imports"],
             "install_s": install_s, "reason": wanted.reason,
-            **({envpack.RECORD: packed.to_dict()} if packed is not None else {}),
+            **({packs.RECORD: packed.to_dict()} if packed is not None else {}),
         })
         try:
             final = store.publish(build.staging, build.key)

@@ -33,7 +33,6 @@ from bootstrap.kernel.protocol import Failure, StageResult, Status
 from bootstrap.kernel.runner import Shutdown, StageLoop
 from bootstrap.kernel.stage import Lifecycle, Phase
 from bootstrap.reports import report
-from bootstrap.stages import hydrate as hydrate_stage
 from bootstrap.supervision import worker
 from bootstrap.supervision.monitor import Monitor, WorkerEnd, read_from
 from bootstrap.supervision.worker import FAULT_LOG
@@ -55,8 +54,6 @@ class Supervisor:
         self.monitor: Monitor | None = None
         # How long a report may take to reach the volume; None: as long as it takes.
         self.report_wait_s: float | None = None
-        # The thread recording what this boot used of its local copy (stages/hydrate.py).
-        self._recorder: hydrate_stage.Recording | None = None
         # Taken by the thread that writes the summary, never given back: when the watchdog
         # thread ends a stuck boot, a main thread that wakes up late must not write a second.
         self._one_summary = threading.RLock()
@@ -166,8 +163,12 @@ class Supervisor:
         report.save(self.report, self.config)
         events.emit("info", "boot.ready", msg="boot complete; the worker is serving",
                     ready_ms=self.report.ready_ms, stages=self.report.stage_durations())
-        # A hint for later boots, in its own thread; the summary waits for it (below).
-        self._recorder = hydrate_stage.record_touched(self.ctx)
+        self._tasks_ready()
+
+    def _tasks_ready(self) -> None:
+        """What the supervisor's stages left running may now do what waits for a ready boot."""
+        for task in self.loop.tasks:
+            task.ready()
 
     def _failure_from_death(self, end: WorkerEnd, crash_stack: str) -> Failure | None:
         """A failure the worker could not report itself: a signal, or an exit mid-stage.
@@ -195,10 +196,8 @@ class Supervisor:
 
     def _summary(self, level: str, status: str, exit_code: int, **fields: object) -> int:
         self._one_summary.acquire()  # a second caller waits here for the first one's exit
-        if self._recorder is not None:
-            # The summary is the boot's last line: the recording's own event comes first.
-            self._recorder.finish(self.config.stop_grace_s)
-        hydrate_stage.finish_later(self.ctx, self.config.stop_grace_s)
+        for task in self.loop.tasks:  # the summary is the boot's last line: theirs come first
+            task.finish(self.config.stop_grace_s)
         self.report.exit_code = exit_code
         self.report.ended_at = time.time()
         path = report.save(self.report, self.config, self.report_wait_s)
@@ -209,7 +208,7 @@ class Supervisor:
 
     def _finish_ok(self) -> int:
         if self.report.ready_ms is None:  # a boot that does not serve is never ready
-            self._recorder = hydrate_stage.record_touched(self.ctx)
+            self._tasks_ready()
         self.lifecycle.advance(Phase.STOPPED)
         self.report.outcome = "ok"
         return self._summary("info", "ok", int(ExitCode.OK), msg="the worker finished cleanly")

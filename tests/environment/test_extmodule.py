@@ -1,7 +1,7 @@
 """Which large shared objects are Python extension modules (bootstrap/environment/extmodule.py),
 on objects compiled here with the system's C compiler: a real module Python imports, a
 library it does not, and files that only look like either. A module is packed and a
-library linked (envpack.py)."""
+library linked (packs.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-from bootstrap.environment import envpack, extmodule
+from bootstrap.coldstart import extmodule, packs
 
 # Past the size at which the pack leaves a file on the volume: a zeroed array in .data
 # would be .bss and take no room in the file, so it holds one non-zero byte.
-PADDING = f"const char padding[{envpack.LARGE_BYTES + 4096}] = {{1}};"
+PADDING = f"const char padding[{packs.LARGE_BYTES + 4096}] = {{1}};"
 
 MODULE_C = f"""
 #include <Python.h>
@@ -56,7 +56,7 @@ def test_a_compiled_module_is_one_and_a_library_or_look_alike_is_not(tmp_path: P
     spec = importlib.util.spec_from_file_location("bigmod", module)
     assert spec is not None and spec.loader is not None
     assert importlib.util.module_from_spec(spec).__name__ == "bigmod"
-    assert module.stat().st_size >= envpack.LARGE_BYTES
+    assert module.stat().st_size >= packs.LARGE_BYTES
 
     assert extmodule.is_python_module(module)
     assert extmodule.is_python_module(plain_name), "a plain .so name (libtriton.so's case)"
@@ -84,11 +84,11 @@ def test_a_large_module_is_packed_and_a_large_library_linked(tmp_path: Path) -> 
     package.mkdir(parents=True)
     compile_shared(MODULE_C, package / module_name())
     compile_shared(LIBRARY_C, package / "libplain.so")
-    pack = envpack.write(env, timeout_s=60)
+    pack = packs.write(env, timeout_s=60)
     assert pack.linked == 1, "only the library is left on the volume"
     copy = tmp_path / "copy"
     copy.mkdir()
-    envpack.unpack(pack, env, copy, timeout_s=60)
+    packs.unpack(pack, env, copy, timeout_s=60)
     copied = copy / "lib" / "pkg" / module_name()
     assert not copied.is_symlink()
     assert copied.read_bytes() == (package / module_name()).read_bytes()

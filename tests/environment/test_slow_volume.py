@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from bootstrap import ioprobe
-from bootstrap.environment import envpack, envstore, hydrate, lease, prefetch, usedpack
+from bootstrap.coldstart import local_copy, packs, readahead, used_part
+from bootstrap.environment import envstore, lease
 from bootstrap.stages import hydrate as hydrate_stage
 from bootstrap.stages import volume as volume_stage
 from tests.environment import slowfs
@@ -70,7 +71,7 @@ def published(volume: Path) -> tuple[str, Path]:
 def pack_of(volume: Path, key: str) -> Path:
     """The packed form the environment's marker records."""
     env = volume / ".bootstrap" / "envs" / key
-    pack = envpack.find(env, envstore.read_marker(env) or {})
+    pack = packs.find(env, envstore.read_marker(env) or {})
     assert pack is not None, f"{env} records no pack"
     return pack.path
 
@@ -256,7 +257,7 @@ def test_an_environment_without_a_pack_runs_from_the_volume_with_a_warning(
     built = run_boot(settings(tmp_path, wheels, volume, copies, BOOTSTRAP_HYDRATE="never"))
     assert built.returncode == 0, built.output
     (key,) = envs(volume)
-    assert not list((volume / ".bootstrap" / "envs" / key).glob(f"{envpack.PACK}*"))
+    assert not list((volume / ".bootstrap" / "envs" / key).glob(f"{packs.PACK}*"))
     result = run_boot(settings(tmp_path, wheels, volume, copies, BOOTSTRAP_HYDRATE="always"))
     assert result.returncode == 0, result.output
     assert hydrate_stage.W001.id in result.codes()
@@ -312,7 +313,7 @@ def test_the_pages_a_boot_read_of_a_linked_file_are_recorded_then_read_ahead(
     (env_dir / big).write_bytes(os.urandom(16 << 20))
     marker = envstore.read_marker(env_dir) or {}
     pack_of(backing, key).unlink()
-    marker[envpack.RECORD] = envpack.write(env_dir, timeout_s=60).to_dict()
+    marker[packs.RECORD] = packs.write(env_dir, timeout_s=60).to_dict()
     envstore.write_marker(env_dir, marker)
     start, length = 8 << 20, 1 << 20
     with slowfs.mounted(backing, tmp_path / "mnt", latency_ms=0.5) as volume:
@@ -323,7 +324,7 @@ def test_the_pages_a_boot_read_of_a_linked_file_are_recorded_then_read_ahead(
         assert first.returncode == 0, first.output + first.stderr
         assert facts(first, "read")["read"] == length
         assert facts(first, "hydrate")["prefetch_mb"] is None, "nothing recorded yet"
-        touched = prefetch.load(env_dir)
+        touched = readahead.load(env_dir)
         assert touched is not None, first.output
         extents = touched.files[big]
         assert any(off <= start and start + length <= off + n for off, n in extents), extents
@@ -337,18 +338,18 @@ def test_the_pages_a_boot_read_of_a_linked_file_are_recorded_then_read_ahead(
         assert second.returncode == 0, second.output + second.stderr
         made = facts(second, "hydrate")
         assert made["from"] == "local" and made["prefetch_files"] == 1, made
-        cached = prefetch.resident(volume / ".bootstrap" / "envs" / key / big)
+        cached = readahead.resident(volume / ".bootstrap" / "envs" / key / big)
     assert any(off <= start and start + length <= off + n for off, n in cached), cached
 
 
 def test_a_compressed_pack_and_no_zstd_at_boot_runs_from_the_volume_with_a_warning(
         tmp_path: Path, wheels: Path, backing: Path) -> None:
     (key,) = envs(backing)
-    assert pack_of(backing, key).name == envpack.PACK_ZSTD, "the build here had zstd"
+    assert pack_of(backing, key).name == packs.PACK_ZSTD, "the build here had zstd"
     # the boot's PATH has tar and no zstd: an image built without it
     bare = tmp_path / "bin"
     bare.mkdir()
-    (bare / "tar").symlink_to(envpack.tar() or "/bin/tar")
+    (bare / "tar").symlink_to(packs.tar() or "/bin/tar")
     env = settings(tmp_path, wheels, backing, tmp_path / "copies", BOOTSTRAP_HYDRATE="always",
                    PATH=str(bare))
     check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], env=env,
@@ -378,9 +379,9 @@ def test_a_boot_after_a_recorded_one_copies_only_what_it_used_and_still_finds_th
         assert facts(first, "hydrate")["form"] == "full", "nothing recorded yet"
         (recorded,) = first.named("hydrate.used_recorded")
         marker = envstore.read_marker(env_dir) or {}
-        full = envpack.find(env_dir, marker)
+        full = packs.find(env_dir, marker)
         assert full is not None
-        used, refused = usedpack.find(env_dir, hydrate.identity(marker, full))
+        used, refused = used_part.find(env_dir, local_copy.identity(marker, full))
         assert used is not None and refused is None, refused
         assert used.pack.files == recorded["files"]
         check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], env=env,
@@ -420,7 +421,7 @@ def test_a_damaged_or_half_written_used_pack_falls_back_to_the_full_copy(
     recording = run_boot(env)
     assert recording.returncode == 0, recording.output + recording.stderr
     assert recording.named("hydrate.used_recorded"), recording.output
-    record = json.loads((env_dir / usedpack.RECORD).read_text())
+    record = json.loads((env_dir / used_part.RECORD).read_text())
     used = env_dir / record["file"]
     # garbled, same size: only tar (and zstd's checksum) can tell
     original = used.read_bytes()
@@ -435,16 +436,16 @@ def test_a_damaged_or_half_written_used_pack_falls_back_to_the_full_copy(
     assert ran_from(garbled) == str(tmp_path / "copies2" / key)
     assert not [p for p in (tmp_path / "copies2").iterdir() if ".tmp-" in p.name]
     # forgotten, and recorded again from the full copy that boot made
-    again = json.loads((env_dir / usedpack.RECORD).read_text())
+    again = json.loads((env_dir / used_part.RECORD).read_text())
     assert again["file"] != record["file"] and (env_dir / again["file"]).is_file()
     assert garbled.named("hydrate.used_recorded"), garbled.output
     # a record cut short, and a record whose pack is gone
     used.write_bytes(original)
-    (env_dir / usedpack.RECORD).write_text(json.dumps(record)[:40])
+    (env_dir / used_part.RECORD).write_text(json.dumps(record)[:40])
     cut = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "copies3")})
     assert cut.returncode == 0, cut.output
     assert hydrate_stage.W005.id in cut.codes() and facts(cut, "hydrate")["form"] == "full"
-    (env_dir / usedpack.RECORD).write_text(json.dumps(record))
+    (env_dir / used_part.RECORD).write_text(json.dumps(record))
     used.unlink()
     gone = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "copies4")})
     assert gone.returncode == 0, gone.output
@@ -468,7 +469,7 @@ def test_a_recording_the_summary_cannot_wait_for_ends_after_it_without_a_line(
     (running,) = result.named("hydrate.recording")
     assert running["status"] == "running"
     assert not result.named("hydrate.used_recorded")
-    record = json.loads((env_dir / usedpack.RECORD).read_text())
+    record = json.loads((env_dir / used_part.RECORD).read_text())
     assert (env_dir / record["file"]).is_file(), "the recording finished before the exit"
 
 
@@ -483,27 +484,27 @@ def test_two_workers_recording_the_used_part_at_once_leave_one_pack_and_its_reco
     env = settings(tmp_path, wheels, backing, copies, BOOTSTRAP_HYDRATE="always")
     result = run_boot(env)
     assert result.returncode == 0, result.output + result.stderr
-    recorded = json.loads((env_dir / usedpack.RECORD).read_text())
+    recorded = json.loads((env_dir / used_part.RECORD).read_text())
     # as if no boot had recorded yet: both workers below find no record
-    (env_dir / usedpack.RECORD).unlink()
+    (env_dir / used_part.RECORD).unlink()
     (env_dir / recorded["file"]).unlink()
     copy = copies / key
-    of = json.loads((copy / hydrate.RECORD).read_text())["of"]
-    made_at = (copy / hydrate.RECORD).stat().st_mtime
+    of = json.loads((copy / local_copy.RECORD).read_text())["of"]
+    made_at = (copy / local_copy.RECORD).stat().st_mtime
 
     barrier = threading.Barrier(2, timeout=60)
-    run = usedpack.command.run
+    run = used_part.command.run
 
     def run_then_meet(*args: Any, **kwargs: Any) -> Any:
         done = run(*args, **kwargs)
         barrier.wait()
         return done
 
-    monkeypatch.setattr(usedpack.command, "run", run_then_meet)
-    results: list[usedpack.Used | None] = [None, None]
+    monkeypatch.setattr(used_part.command, "run", run_then_meet)
+    results: list[used_part.Used | None] = [None, None]
 
     def record(i: int) -> None:
-        results[i] = usedpack.write(env_dir, copy, of, made_at=made_at)
+        results[i] = used_part.write(env_dir, copy, of, made_at=made_at)
 
     threads = [threading.Thread(target=record, args=(i,)) for i in range(2)]
     for thread in threads:
@@ -513,10 +514,10 @@ def test_two_workers_recording_the_used_part_at_once_leave_one_pack_and_its_reco
     first, second = results
     assert first is not None and second is not None
     assert first.pack.path == second.pack.path, "both answer with the one that stayed"
-    packs = sorted(p.name for p in env_dir.glob(f"{usedpack.PREFIX}*"))
+    packs = sorted(p.name for p in env_dir.glob(f"{used_part.PREFIX}*"))
     assert packs == [first.pack.path.name], packs
-    assert json.loads((env_dir / usedpack.RECORD).read_text())["file"] == packs[0]
-    assert usedpack.find(env_dir, of)[0] is not None
+    assert json.loads((env_dir / used_part.RECORD).read_text())["file"] == packs[0]
+    assert used_part.find(env_dir, of)[0] is not None
 
 
 def test_a_damaged_used_pack_then_a_disk_too_small_for_the_full_one_runs_from_the_volume(
@@ -532,7 +533,7 @@ def test_a_damaged_used_pack_then_a_disk_too_small_for_the_full_one_runs_from_th
     env = settings(tmp_path, wheels, backing, copies, BOOTSTRAP_HYDRATE="always")
     recording = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(tmp_path / "recorded")})
     assert recording.returncode == 0, recording.output + recording.stderr
-    record = json.loads((env_dir / usedpack.RECORD).read_text())
+    record = json.loads((env_dir / used_part.RECORD).read_text())
     full_members = pack_members(pack_of(backing, key))
     assert record["files"] + 400 < full_members, (record["files"], full_members)
     used = env_dir / record["file"]
@@ -550,7 +551,7 @@ def test_a_damaged_used_pack_then_a_disk_too_small_for_the_full_one_runs_from_th
     made = facts(result, "hydrate")
     assert made["from"] == "volume" and made["why"].endswith("is full"), made
     assert ran_from(result) == str(env_dir)
-    assert not (env_dir / usedpack.RECORD).exists(), "the damaged record is forgotten"
+    assert not (env_dir / used_part.RECORD).exists(), "the damaged record is forgotten"
 
 
 def pack_listing(pack: Path) -> list[str]:
@@ -589,9 +590,9 @@ def test_large_modules_are_unpacked_while_the_worker_starts_and_again_after_a_ki
     key, env_dir = published(volume)
     rel = str((site_packages(env_dir) / "bsdemo_ext" / module.name).relative_to(env_dir))
     marker = envstore.read_marker(env_dir) or {}
-    full = envpack.find(env_dir, marker)
+    full = packs.find(env_dir, marker)
     assert full is not None
-    used, refused = usedpack.find(env_dir, hydrate.identity(marker, full))
+    used, refused = used_part.find(env_dir, local_copy.identity(marker, full))
     assert used is not None and used.later is not None, refused
     assert used.later.members == (rel,)
     # a module no boot imported: its source is packed, its compiled form left out
@@ -646,5 +647,5 @@ def test_large_modules_are_unpacked_while_the_worker_starts_and_again_after_a_ki
     copy2 = tmp_path / "copies2" / key
     assert os.readlink(copy2 / rel) == str(env_dir / rel), "the link stays, and works"
     assert facts(damaged, "imports")["files"]["bsdemo_ext.bigmod"] == str(copy2 / rel)
-    assert not (env_dir / usedpack.RECORD).exists(), "forgotten: a full copy records again"
+    assert not (env_dir / used_part.RECORD).exists(), "forgotten: a full copy records again"
     assert not used.later.pack.path.exists() and not used.pack.path.exists()

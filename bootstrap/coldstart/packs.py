@@ -4,7 +4,7 @@ On a network volume every metadata operation is a round trip (MooseFS: to its ma
 an import of torch makes ~100,000 of them; copying the environment file by file makes as
 many. One file is one open and a sequential read at the volume's bandwidth. So the install
 stage writes the environment once more as a tar, inside the staging directory before the
-marker, and the hydrate stage (``environment/hydrate.py``) unpacks it onto the container disk.
+marker, and the hydrate stage (``coldstart/local_copy.py``) unpacks it onto the container disk.
 
 Being inside the environment, the pack follows the environment's rules with nothing added:
 written under the build lease, published by the same ``rename``, trusted only when the
@@ -41,12 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.environment import extmodule
+from bootstrap.coldstart import extmodule, records
 from bootstrap.kernel import command
 
-PACK = ".bootstrap-pack.tar"
-# The compressed pack's name: a boot knows the format from the name the marker records.
-PACK_ZSTD = f"{PACK}.zst"
+PACK, PACK_ZSTD, LINKED = records.PACK, records.PACK_ZSTD, records.LINKED
 # zstd's default level: at higher levels the build pays seconds per 100 MB saved, while
 # decompression costs the same.
 ZSTD = "zstd"
@@ -60,15 +58,13 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # decoding what it had read, and says why the stream is damaged when it is.
 ZSTD_GRACE_S = 5.0
 # The marker's entry for the pack.
-RECORD = "pack"
+RECORD = records.PACK_ENTRY
 # Files this large stay on the volume, linked from the copy (see the module docstring).
 LARGE_BYTES = 4 << 20
 # Directories a running program does not read (C headers, test suites): left on the volume
 # whole, one link each. A torch model stack has 18,600 files in them, a quarter of the pack's
 # members for 3 % of its bytes; each costs a file creation on every copy.
 LINKED_DIRS = frozenset({"include", "tests", "test"})
-# Inside the pack: the files left on the volume, one relative path per line.
-LINKED = ".bootstrap-linked.txt"
 
 
 class PackFailed(Exception):

@@ -1,4 +1,4 @@
-"""The packed form of an environment (bootstrap/environment/envpack.py) on a tree made here: what is
+"""The packed form of an environment (bootstrap/environment/packs.py) on a tree made here: what is
 packed, what is left on the volume and linked, and what a damaged pack does."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.environment import envpack
+from bootstrap.coldstart import packs
 
 
 def make_env(root: Path) -> Path:
@@ -19,7 +19,7 @@ def make_env(root: Path) -> Path:
     (env / "lib" / "pkg" / "__init__.py").write_text("X = 1\n")
     (env / "lib" / "pkg" / "tests" / "test_x.py").write_text("def test(): pass\n")
     (env / "include" / "sub" / "h.h").write_text("#pragma once\n")
-    (env / "lib" / "pkg" / "big.so").write_bytes(os.urandom(envpack.LARGE_BYTES))
+    (env / "lib" / "pkg" / "big.so").write_bytes(os.urandom(packs.LARGE_BYTES))
     (env / "lib64").symlink_to("lib")
     return env
 
@@ -27,12 +27,12 @@ def make_env(root: Path) -> Path:
 def test_small_files_are_packed_and_large_ones_and_test_and_header_trees_linked(
         tmp_path: Path) -> None:
     env = make_env(tmp_path)
-    pack = envpack.write(env, timeout_s=60)
+    pack = packs.write(env, timeout_s=60)
     assert pack.linked == 3  # big.so, include/, lib/pkg/tests/
-    assert pack.size < envpack.LARGE_BYTES, "the large file is not in the pack"
+    assert pack.size < packs.LARGE_BYTES, "the large file is not in the pack"
     copy = tmp_path / "copy"
     copy.mkdir()
-    envpack.unpack(envpack.find(env, {envpack.RECORD: pack.to_dict()}) or pack, env, copy,
+    packs.unpack(packs.find(env, {packs.RECORD: pack.to_dict()}) or pack, env, copy,
                    timeout_s=60)
     assert (copy / "lib" / "pkg" / "__init__.py").read_text() == "X = 1\n"
     assert not (copy / "lib" / "pkg" / "__init__.py").is_symlink()
@@ -40,66 +40,66 @@ def test_small_files_are_packed_and_large_ones_and_test_and_header_trees_linked(
     for rel in ("lib/pkg/big.so", "include", "lib/pkg/tests"):
         assert os.readlink(copy / rel) == str(env / rel)
     assert (copy / "lib" / "pkg" / "tests" / "test_x.py").read_text() == "def test(): pass\n"
-    assert not (copy / envpack.PACK).exists(), "the pack does not contain itself"
+    assert not (copy / packs.PACK).exists(), "the pack does not contain itself"
 
 
 def test_a_truncated_pack_is_refused(tmp_path: Path) -> None:
     env = make_env(tmp_path)
-    pack = envpack.write(env, timeout_s=60)
+    pack = packs.write(env, timeout_s=60)
     os.truncate(pack.path, 2048)  # inside the members, not only the end's zero padding
-    assert "the marker recorded" in (envpack.damage(pack) or "")
+    assert "the marker recorded" in (packs.damage(pack) or "")
     copy = tmp_path / "copy"
     copy.mkdir()
-    with pytest.raises(envpack.PackFailed):
-        envpack.unpack(pack, env, copy, timeout_s=60)
+    with pytest.raises(packs.PackFailed):
+        packs.unpack(pack, env, copy, timeout_s=60)
 
 
 def test_the_pack_is_zstd_compressed_when_zstd_is_there_and_plain_when_not(
         tmp_path: Path) -> None:
-    if envpack.zstd() is None:
+    if packs.zstd() is None:
         pytest.fail("zstd is not installed (apt-get install zstd): the default pack needs it")
     env = make_env(tmp_path)
     (env / "lib" / "pkg" / "data.txt").write_text("the same line\n" * 20_000)
-    compressed = envpack.write(env, timeout_s=60)
-    assert compressed.path.name == envpack.PACK_ZSTD and compressed.compressed
+    compressed = packs.write(env, timeout_s=60)
+    assert compressed.path.name == packs.PACK_ZSTD and compressed.compressed
     assert compressed.size < compressed.unpacked // 4, "zstd shrinks repetitive text"
-    found = envpack.find(env, {envpack.RECORD: compressed.to_dict()})
+    found = packs.find(env, {packs.RECORD: compressed.to_dict()})
     assert found == compressed
     copy = tmp_path / "copy"
     copy.mkdir()
-    envpack.unpack(compressed, env, copy, timeout_s=60)
+    packs.unpack(compressed, env, copy, timeout_s=60)
     assert (copy / "lib" / "pkg" / "data.txt").read_text() == "the same line\n" * 20_000
     compressed.path.unlink()
-    plain = envpack.write(env, timeout_s=60, compress=False)
-    assert plain.path.name == envpack.PACK and not plain.compressed
+    plain = packs.write(env, timeout_s=60, compress=False)
+    assert plain.path.name == packs.PACK and not plain.compressed
     assert plain.size >= plain.unpacked - 512 * plain.files
 
 
 def test_a_compressed_pack_without_zstd_at_boot_is_refused_before_reading(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env(tmp_path)
-    pack = envpack.write(env, timeout_s=60, compress=True)
-    assert envpack.damage(pack) is None
+    pack = packs.write(env, timeout_s=60, compress=True)
+    assert packs.damage(pack) is None
     # a PATH with tar and nothing else: the image the boot runs in has no zstd
     bare = tmp_path / "bin"
     bare.mkdir()
-    (bare / "tar").symlink_to(envpack.tar() or "/bin/tar")
+    (bare / "tar").symlink_to(packs.tar() or "/bin/tar")
     monkeypatch.setenv("PATH", str(bare))
-    assert "no zstd program" in (envpack.damage(pack) or "")
+    assert "no zstd program" in (packs.damage(pack) or "")
 
 
 def test_a_garbled_compressed_pack_fails_the_unpack(tmp_path: Path) -> None:
     env = make_env(tmp_path)
     (env / "lib" / "pkg" / "data.bin").write_bytes(os.urandom(1 << 20))
-    pack = envpack.write(env, timeout_s=60, compress=True)
+    pack = packs.write(env, timeout_s=60, compress=True)
     with open(pack.path, "r+b") as f:
         f.seek(4096)
         f.write(os.urandom(64 << 10))
-    assert envpack.damage(pack) is None, "same size: only the unpack can tell"
+    assert packs.damage(pack) is None, "same size: only the unpack can tell"
     copy = tmp_path / "copy"
     copy.mkdir()
-    with pytest.raises(envpack.PackFailed):
-        envpack.unpack(pack, env, copy, timeout_s=60)
+    with pytest.raises(packs.PackFailed):
+        packs.unpack(pack, env, copy, timeout_s=60)
 
 
 def test_a_garbled_compressed_pack_is_named_by_zstd_and_leaves_no_process(
@@ -110,15 +110,15 @@ def test_a_garbled_compressed_pack_is_named_by_zstd_and_leaves_no_process(
     frame's checksum, and tar only sees its input end."""
     env = make_env(tmp_path)
     # packed (under the size the pack links), and random: stored as zstd's raw blocks
-    (env / "lib" / "pkg" / "data.bin").write_bytes(os.urandom(envpack.LARGE_BYTES - (64 << 10)))
-    pack = envpack.write(env, timeout_s=60, compress=True)
+    (env / "lib" / "pkg" / "data.bin").write_bytes(os.urandom(packs.LARGE_BYTES - (64 << 10)))
+    pack = packs.write(env, timeout_s=60, compress=True)
     with open(pack.path, "r+b") as f:
         f.seek(pack.size // 2)
         f.write(os.urandom(64 << 10))
     copy = tmp_path / "copy"
     copy.mkdir()
-    with pytest.raises(envpack.PackFailed) as failed:
-        envpack.unpack(pack, env, copy, timeout_s=60)
+    with pytest.raises(packs.PackFailed) as failed:
+        packs.unpack(pack, env, copy, timeout_s=60)
     assert str(failed.value).startswith("zstd"), failed.value
     left = subprocess.run(["pgrep", "-f", str(pack.path)], capture_output=True, text=True)
     assert left.stdout == "", left.stdout

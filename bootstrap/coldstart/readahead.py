@@ -1,6 +1,6 @@
 """The pages of the environment's large files that a boot reads, read ahead of the worker.
 
-A local copy (``bootstrap.environment.hydrate``) leaves the large files (libtorch, the
+A local copy (``bootstrap.coldstart.local_copy``) leaves the large files (libtorch, the
 CUDA libraries) on the volume, linked: copying them would cost gigabytes, and a boot maps
 them and touches a fraction of their pages (a torch model stack on a CPU: ~950 MB of 7.3 GB, in
 35 of 300 files). The worker then faults those pages in one at a time through the volume,
@@ -9,7 +9,7 @@ them and touches a fraction of their pages (a torch model stack on a CPU: ~950 M
 
 So the first boot that runs from a copy records, once it is ready, which pages of those
 files are in the page cache (``mincore``: what the boot read, the container having
-started with none), as a list of extents in ``<env>/.bootstrap-touched.json`` on the
+started with none), as a list of extents in ``<env>/.bootstrap-readahead.json`` on the
 volume. Later boots read those extents in a few background threads of the supervisor
 while the copy is unpacked and the worker starts: large sequential reads, which a network
 volume streams, instead of the worker's page faults. The page cache is the file's own,
@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RECORD = ".bootstrap-touched.json"
+from bootstrap.coldstart import records
+
+RECORD = records.READAHEAD
 # Extents closer than this are read as one: fewer, larger reads (a volume's round trip
 # costs more than reading the gap).
 MERGE_GAP = 1 << 20

@@ -1,20 +1,20 @@
 """The part of an environment a boot uses, packed on its own beside the full pack.
 
-Unpacking the full pack (``envpack.py``) is bound by creating its files on the container
+Unpacking the full pack (``packs.py``) is bound by creating its files on the container
 disk, not by the volume: 44,700 of them for a torch model stack, ~3.6 s of kernel time for a
 boot that opens ~5,500 (docs/performance.md, "Second round"). So the first boot that runs
 from a full copy records, once ready, which directories it opened files in: on the copy,
 the files whose access time is later than their change time (tar sets both at creation;
 ``relatime``, Linux's default, updates the access time on a file's first read or map).
-It packs those directories' files from the copy (``.bootstrap-used-<id>.tar[.zst]``),
+It packs those directories' files from the copy (``.bootstrap-used-part-<id>.tar[.zst]``),
 except the compiled modules (.pyc) no boot loaded, and names the directories no file was
 opened in, each to be one link to the volume.
 Later boots unpack that: a complete view of the environment whose unused directories
 still work, through the volume, if a boot ever needs them.
 
-It is a hint like the read-ahead's record (``prefetch.py``), written after publishing:
+It is a hint like the read-ahead's record (``readahead.py``), written after publishing:
 the pack file is written under a name of its own and renamed into place before the
-record (``.bootstrap-used.json``) that names it and its size is linked into place, so a
+record (``.bootstrap-used-part.json``) that names it and its size is linked into place, so a
 reader sees a whole pack or none; the first record stays, and a worker that finds one
 made meanwhile removes its own pack. A record that does not parse, names another build,
 or whose pack has another size is no record; a pack tar cannot read sends the boot to
@@ -22,9 +22,9 @@ the full pack and is forgotten, so that a later boot from a full copy records it
 Found nothing (a disk mounted ``noatime``): nothing is recorded, and boots unpack all.
 
 The large Python extension modules a boot opened (``LATER_BYTES``) go into a second pack,
-``.bootstrap-used-<id>-later.tar[.zst]``, that a boot unpacks after its worker has
+``.bootstrap-used-part-<id>-later.tar[.zst]``, that a boot unpacks after its worker has
 started: the copy links them to the volume first, and each is renamed over its link once
-unpacked (``hydrate.unpack_later``). The record names both packs; either one damaged is no
+unpacked (``local_copy.unpack_later``). The record names both packs; either one damaged is no
 record.
 """
 
@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.environment import envpack
+from bootstrap.coldstart import packs, records
 from bootstrap.kernel import command
 
-RECORD = ".bootstrap-used.json"
-PREFIX = ".bootstrap-used-"
+RECORD = records.USED_PART
+PREFIX = records.USED_PART_PACK
 # Always copied whole: bin/ holds the interpreter and the scripts the copy retargets.
 ALWAYS = frozenset({".", "bin"})
 # A directory no boot opened a file in is linked only when it holds this many entries or
@@ -71,16 +71,16 @@ LINK_UNOPENED_BYTES = 128 << 10
 # unpacked while the worker starts: they are 474 of a torch model stack's 1,060 used MB
 # (triton's library alone 401), and a worker needs them seconds into its stages, not at
 # its start (docs/performance.md, "Fifth round").
-LATER_BYTES = envpack.LARGE_BYTES
-LATER = "-later"
+LATER_BYTES = packs.LARGE_BYTES
+LATER = records.LATER
 
 
 @dataclass(frozen=True)
 class Later:
     """The used part's large modules, packed apart: linked to the volume in the copy until
-    ``hydrate.unpack_later`` renames each, unpacked, over its link."""
+    ``local_copy.unpack_later`` renames each, unpacked, over its link."""
 
-    pack: envpack.Pack
+    pack: packs.Pack
     members: tuple[str, ...]  # files, relative to the environment
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,14 +96,14 @@ class Later:
         for rel in members:
             if os.path.isabs(rel) or ".." in Path(rel).parts:
                 raise ValueError(f"names {rel!r}, outside the environment")
-        return cls(envpack.Pack(directory / name, int(data["size"]), int(data["files"]), 0,
+        return cls(packs.Pack(directory / name, int(data["size"]), int(data["files"]), 0,
                                 int(data["unpacked"])), members)
 
 
 @dataclass(frozen=True)
 class Used:
-    pack: envpack.Pack  # its files and links, as envpack unpacks any pack
-    of: dict[str, Any]  # the full copy's identity (hydrate.identity) it was made from
+    pack: packs.Pack  # its files and links, as packs.py unpacks any pack
+    of: dict[str, Any]  # the full copy's identity (local_copy.identity) it was made from
     scripts_at: str  # the copy's path its bin/ scripts name, retargeted on unpacking
     dirs: int  # directories a boot opened files in
     later: Later | None = None  # its large modules, unpacked after the worker starts
@@ -126,7 +126,7 @@ def find(env: Path, of: dict[str, Any]) -> tuple[Used | None, str | None]:
         name = str(data["file"])
         if not name.startswith(PREFIX) or "/" in name:
             return None, f"{RECORD} names {name!r}"
-        pack = envpack.Pack(env / name, int(data["size"]), int(data["files"]),
+        pack = packs.Pack(env / name, int(data["size"]), int(data["files"]),
                             int(data["linked"]), int(data["unpacked"]))
         later = (None if data.get("later") is None
                  else Later.from_dict(data["later"], env))
@@ -136,7 +136,7 @@ def find(env: Path, of: dict[str, Any]) -> tuple[Used | None, str | None]:
     if used.of != of:
         return None, f"{RECORD} was made from another build"
     for part in (used.pack, *([] if used.later is None else [used.later.pack])):
-        damaged = envpack.damage(part)
+        damaged = packs.damage(part)
         if damaged is not None:
             return None, damaged
     return used, None
@@ -259,39 +259,39 @@ def write(env: Path, copy: Path, of: dict[str, Any], made_at: float,
     """Record what a boot used of the full copy ``copy`` of ``env``: the used pack (and its
     later part) and their record, beside ``env``. None when no file was found opened
     (atime not kept)."""
-    found = envpack.tar()
+    found = packs.tar()
     if found is None:
-        raise envpack.PackFailed("no tar program on PATH")
-    linked = set((copy / envpack.LINKED).read_text().splitlines())
+        raise packs.PackFailed("no tar program on PATH")
+    linked = set((copy / packs.LINKED).read_text().splitlines())
     opened = used_dirs(copy, made_at, linked)
     if not opened - ALWAYS:
         return None
     members = _members(copy, _with_parents(opened), linked, made_at)
-    compress = envpack.zstd() is not None
+    compress = packs.zstd() is not None
     # names of their own: a pack, once renamed into place, is never written again
     name = f"{PREFIX}{uuid.uuid4().hex[:12]}"
     suffix = ".tar" + (".zst" if compress else "")
     target = env / f"{name}{suffix}"
     later_target = env / f"{name}{LATER}{suffix}"
     try:
-        # the links the used copy makes, inside the pack under the name envpack reads
-        (copy / f"{PREFIX}linked").write_text("".join(f"{rel}\n" for rel in members.links))
-        _tar(found, copy, [*members.packed, f"{PREFIX}linked"], target, compress, timeout_s,
-             [f"--transform=s,^\\./{PREFIX}linked$,./{envpack.LINKED},"])
+        # the links the used copy makes, inside the pack under the name packs.py reads
+        (copy / records.USED_PART_LINKED).write_text("".join(f"{rel}\n" for rel in members.links))
+        _tar(found, copy, [*members.packed, records.USED_PART_LINKED], target, compress, timeout_s,
+             [f"--transform=s,^\\./{records.USED_PART_LINKED}$,./{packs.LINKED},"])
         if members.later:
             _tar(found, copy, members.later, later_target, compress, timeout_s)
     except (command.CommandFailed, OSError) as exc:
         for written in (target, later_target):
             written.unlink(missing_ok=True)
-        raise envpack.PackFailed(envpack.first_line(exc)) from exc
+        raise packs.PackFailed(packs.first_line(exc)) from exc
     finally:
         with contextlib.suppress(OSError):
-            (copy / f"{PREFIX}linked").unlink()
-    pack = envpack.Pack(target, target.stat().st_size, len(members.packed) + 1,
+            (copy / records.USED_PART_LINKED).unlink()
+    pack = packs.Pack(target, target.stat().st_size, len(members.packed) + 1,
                         len(members.links), members.size + 512 * (len(members.packed) + 1))
     later = None
     if members.later:
-        later = Later(envpack.Pack(later_target, later_target.stat().st_size,
+        later = Later(packs.Pack(later_target, later_target.stat().st_size,
                                    len(members.later), 0,
                                    members.later_size + 512 * len(members.later)),
                       tuple(members.later))
@@ -307,9 +307,9 @@ def _tar(found: str, copy: Path, members: list[str], target: Path, compress: boo
     staging = target.with_name(f"{target.name}.tmp")
     try:
         listing.write_bytes(b"".join(f"./{rel}".encode() + b"\0" for rel in members))
-        command.run([found, "--create", *envpack.compression(compress),
+        command.run([found, "--create", *packs.compression(compress),
                      f"--directory={copy}", "--no-recursion", "--null",
-                     f"--blocking-factor={envpack.BLOCKING}", f"--file={staging}", *options,
+                     f"--blocking-factor={packs.BLOCKING}", f"--file={staging}", *options,
                      f"--files-from={listing}"], timeout_s=timeout_s)
         with open(staging, "rb") as f:
             os.fsync(f.fileno())

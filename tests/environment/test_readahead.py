@@ -1,12 +1,12 @@
 """The record of what a boot read of the large files, and the reading ahead of it
-(bootstrap/environment/prefetch.py), on real files in the real page cache."""
+(bootstrap/environment/readahead.py), on real files in the real page cache."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bootstrap.environment import prefetch
+from bootstrap.coldstart import readahead
 
 MB = 1 << 20
 
@@ -29,13 +29,13 @@ def covers(extents: list[tuple[int, int]], start: int, length: int) -> bool:
 
 def test_resident_names_the_pages_read_and_not_the_others(tmp_path: Path) -> None:
     path = evicted(tmp_path / "lib.so", 32 * MB)
-    assert prefetch.resident(path) == []
+    assert readahead.resident(path) == []
     with open(path, "rb", buffering=0) as f:
         f.seek(20 * MB)
         f.read(MB)
-    extents = prefetch.resident(path)
+    extents = readahead.resident(path)
     assert covers(extents, 20 * MB, MB), extents
-    assert not covers(extents, 0, prefetch.PAGE), "the start was never read"
+    assert not covers(extents, 0, readahead.PAGE), "the start was never read"
     assert sum(n for _, n in extents) < 8 * MB
 
 
@@ -44,16 +44,16 @@ def test_a_record_is_read_ahead_into_the_page_cache(tmp_path: Path) -> None:
     (env / "lib").mkdir(parents=True)
     evicted(env / "lib" / "a.so", 16 * MB)
     evicted(env / "lib" / "b.so", 16 * MB)
-    touched = prefetch.Touched({"lib/a.so": [(2 * MB, 3 * MB)], "lib/b.so": [(0, 5 * MB)]})
-    prefetch.save(env, touched)
-    loaded = prefetch.load(env)
+    touched = readahead.Touched({"lib/a.so": [(2 * MB, 3 * MB)], "lib/b.so": [(0, 5 * MB)]})
+    readahead.save(env, touched)
+    loaded = readahead.load(env)
     assert loaded == touched and loaded.bytes == 8 * MB
-    reader = prefetch.Reader(env, loaded).start()
+    reader = readahead.Reader(env, loaded).start()
     assert reader.join(timeout_s=30) and reader.failed is None
     assert reader.read_bytes == 8 * MB
-    assert covers(prefetch.resident(env / "lib" / "a.so"), 2 * MB, 3 * MB)
-    assert covers(prefetch.resident(env / "lib" / "b.so"), 0, 5 * MB)
-    assert not covers(prefetch.resident(env / "lib" / "a.so"), 10 * MB, MB)
+    assert covers(readahead.resident(env / "lib" / "a.so"), 2 * MB, 3 * MB)
+    assert covers(readahead.resident(env / "lib" / "b.so"), 0, 5 * MB)
+    assert not covers(readahead.resident(env / "lib" / "a.so"), 10 * MB, MB)
 
 
 def test_recording_skips_directories_and_files_not_read(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_recording_skips_directories_and_files_not_read(tmp_path: Path) -> None:
     evicted(env / "unread.so", 8 * MB)
     read = evicted(env / "read.so", 8 * MB)
     read.read_bytes()
-    touched = prefetch.record(env, ["include", "unread.so", "read.so", "gone.so"])
+    touched = readahead.record(env, ["include", "unread.so", "read.so", "gone.so"])
     assert list(touched.files) == ["read.so"]
     assert touched.files["read.so"] == [(0, 8 * MB)]
 
@@ -71,10 +71,10 @@ def test_a_damaged_record_is_no_record_and_a_missing_file_stops_only_its_reader(
         tmp_path: Path) -> None:
     env = tmp_path / "env"
     env.mkdir()
-    (env / prefetch.RECORD).write_text('{"files": {"a.so": [[0, "x"]]')
-    assert prefetch.load(env) is None
-    (env / prefetch.RECORD).write_text('{"files": []}')
-    assert prefetch.load(env) is None
-    reader = prefetch.Reader(env, prefetch.Touched({"gone.so": [(0, MB)]}), threads=1)
+    (env / readahead.RECORD).write_text('{"files": {"a.so": [[0, "x"]]')
+    assert readahead.load(env) is None
+    (env / readahead.RECORD).write_text('{"files": []}')
+    assert readahead.load(env) is None
+    reader = readahead.Reader(env, readahead.Touched({"gone.so": [(0, MB)]}), threads=1)
     assert reader.start().join(timeout_s=30)
     assert reader.failed and reader.read_bytes == 0

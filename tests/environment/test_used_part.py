@@ -1,4 +1,4 @@
-"""The used part's pack (bootstrap/environment/usedpack.py) made from a copy built here, whose
+"""The used part's pack (bootstrap/environment/used_part.py) made from a copy built here, whose
 access times say what a boot opened: what it packs and what it leaves linked."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.environment import envpack, hydrate, usedpack
+from bootstrap.coldstart import local_copy, packs, used_part
 
 KB = 1 << 10
 
@@ -24,7 +24,7 @@ def env_and_copy(tmp_path: Path, files: dict[str, int], opened: set[str]) -> tup
         for rel, size in files.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(os.urandom(size))
-    (copy / envpack.LINKED).write_text("")
+    (copy / packs.LINKED).write_text("")
     later = time.time() + 100
     for rel in opened:
         os.utime(copy / rel, (later, (copy / rel).stat().st_mtime))
@@ -53,11 +53,11 @@ def test_large_files_no_boot_opened_are_linked_and_sources_always_packed(
     env, copy = env_and_copy(tmp_path, files, opened)
     made_at = time.time()
 
-    used = usedpack.write(env, copy, {"key": "k"}, made_at=made_at)
+    used = used_part.write(env, copy, {"key": "k"}, made_at=made_at)
     assert used is not None
     into = tmp_path / "unpacked"
     into.mkdir()
-    envpack.unpack(used.pack, env, into, timeout_s=60)
+    packs.unpack(used.pack, env, into, timeout_s=60)
     for rel in ("lib/pkg/unused_ext.so", "lib/pkg/table.bin"):
         assert os.readlink(into / rel) == str(env / rel), rel
     for rel in ("lib/pkg/__init__.py", "lib/pkg/_ext.so", "lib/pkg/note.txt",
@@ -74,55 +74,55 @@ def test_large_opened_modules_wait_in_a_pack_of_their_own_and_replace_their_link
         tmp_path: Path) -> None:
     """Unpacking costs by the byte, and a boot needs its large modules seconds after its
     start: those it opened go into the later pack. The copy links them first, and
-    hydrate.unpack_later renames each, whole, over its link; once, whoever asks again."""
+    local_copy.unpack_later renames each, whole, over its link; once, whoever asks again."""
     big = "lib/pkg/_big.cpython-311-x86_64-linux-gnu.so"
-    files = {"lib/pkg/__init__.py": 10 * KB, big: usedpack.LATER_BYTES + 1,
+    files = {"lib/pkg/__init__.py": 10 * KB, big: used_part.LATER_BYTES + 1,
              "lib/pkg/_small.so": 300 * KB}
     env, copy = env_and_copy(tmp_path, files, set(files))  # all three opened
     of = {"key": "k"}
 
-    used = usedpack.write(env, copy, of, made_at=time.time())
+    used = used_part.write(env, copy, of, made_at=time.time())
     assert used is not None and used.later is not None
     assert used.later.members == (big,)
-    assert used.later.pack.path.name.startswith(usedpack.PREFIX)
-    assert usedpack.find(env, of)[0] == used  # the record names both packs
+    assert used.later.pack.path.name.startswith(used_part.PREFIX)
+    assert used_part.find(env, of)[0] == used  # the record names both packs
     local = tmp_path / "copies" / "k"
     local.mkdir(parents=True)
-    envpack.unpack(used.pack, env, local, timeout_s=60)
+    packs.unpack(used.pack, env, local, timeout_s=60)
     assert os.readlink(local / big) == str(env / big), "linked until the later pack is in"
     assert (local / "lib/pkg/_small.so").read_bytes() == (copy / "lib/pkg/_small.so").read_bytes()
-    assert hydrate.pending(local, used.later) == [big]
+    assert local_copy.pending(local, used.later) == [big]
 
-    assert hydrate.unpack_later(local, used.later) == [big]
+    assert local_copy.unpack_later(local, used.later) == [big]
     assert not (local / big).is_symlink()
     assert (local / big).read_bytes() == (copy / big).read_bytes()
-    assert hydrate.pending(local, used.later) == []
-    assert hydrate.unpack_later(local, used.later) == [], "done once"
+    assert local_copy.pending(local, used.later) == []
+    assert local_copy.unpack_later(local, used.later) == [], "done once"
     assert sorted(p.name for p in local.parent.iterdir()) == ["k", "k.later.lock"]
 
 
 def test_a_damaged_later_pack_is_no_record_and_a_failed_unpack_leaves_the_links(
         tmp_path: Path) -> None:
     big = "lib/pkg/_big.so"
-    env, copy = env_and_copy(tmp_path, {big: usedpack.LATER_BYTES + 1}, {big})
+    env, copy = env_and_copy(tmp_path, {big: used_part.LATER_BYTES + 1}, {big})
     of = {"key": "k"}
-    used = usedpack.write(env, copy, of, made_at=time.time())
+    used = used_part.write(env, copy, of, made_at=time.time())
     assert used is not None and used.later is not None
     local = tmp_path / "k"
     local.mkdir()
-    envpack.unpack(used.pack, env, local, timeout_s=60)
+    packs.unpack(used.pack, env, local, timeout_s=60)
     # garbled, same size: the record stands until tar reads it
     data = bytearray(used.later.pack.path.read_bytes())
     data[len(data) // 2:len(data) // 2 + 4096] = os.urandom(4096)
     used.later.pack.path.write_bytes(bytes(data))
-    with pytest.raises(envpack.PackFailed):
-        hydrate.unpack_later(local, used.later)
+    with pytest.raises(packs.PackFailed):
+        local_copy.unpack_later(local, used.later)
     assert os.readlink(local / big) == str(env / big), "the link still works"
     assert [p.name for p in tmp_path.iterdir() if "later" in p.name] == ["k.later.lock"]
     # cut short: no record
     used.later.pack.path.write_bytes(bytes(data[:100]))
-    found, why = usedpack.find(env, of)
+    found, why = used_part.find(env, of)
     assert found is None and why is not None and "bytes" in why, why
-    usedpack.forget(env, used.later.pack.path.name)
-    assert not (env / usedpack.RECORD).exists()
+    used_part.forget(env, used.later.pack.path.name)
+    assert not (env / used_part.RECORD).exists()
     assert not used.pack.path.exists() and not used.later.pack.path.exists()

@@ -1,6 +1,6 @@
 """Whether a shared object is a Python extension module: it exports ``PyInit_<name>``.
 
-The pack leaves large files on the volume, linked from the copy (envpack.py). An extension
+The pack leaves large files on the volume, linked from the copy (packs.py). An extension
 module must not be one of them. ``inspect.getmodule``, which torch calls at every
 ``torch.library.register_fake``, resolves the ``__file__`` of each imported module with
 ``os.path.realpath``, and realpath looks up every component of the path again for each
