@@ -50,7 +50,7 @@ I002 = info("hydrate.I002", "environment {key} runs from the volume: {why}",
 
 
 
-def _volume_message(chosen: Plan) -> Message:
+def _volume_message(chosen: Plan, why: str) -> Message:
     """Why the plan runs the worker from the volume."""
     env, key = chosen.env, chosen.key
     if chosen.volume is Volume.NO_PACK:
@@ -62,7 +62,7 @@ def _volume_message(chosen: Plan) -> Message:
         hydrate_dir = chosen.local.parent
         return W002.at(hydrate_dir, disk=diskspace.describe_disk(hydrate_dir),
                        free_mb=chosen.room[0], need_mb=chosen.room[1])
-    return I002.at(env, key=key, why=chosen.why)
+    return I002.at(env, key=key, why=why)
 
 
 def _used_refused(chosen: Plan, reason: str) -> Message:
@@ -84,7 +84,7 @@ def check(ctx: Context) -> list[Message]:
     assert chosen is not None
     said = f"{chosen.why}{_ahead(chosen)}; plan: {chosen.tier}"
     if chosen.way is Way.VOLUME:
-        return [_volume_message(chosen)]
+        return [_volume_message(chosen, said)]
     if chosen.way is Way.REUSE:
         return [I001.at(chosen.local, key=chosen.key, action="would reuse the local copy",
                         local=chosen.local, why=said)]
@@ -99,7 +99,7 @@ def run(ctx: Context) -> Outcome:
         return Outcome(facts={"from": None}, skipped=True)
     facts: dict[str, Any] = {"key": chosen.key, "plan": chosen.tier, **chosen.facts}
     if chosen.way is Way.VOLUME:
-        return _from_volume(facts, _volume_message(chosen), chosen.why)
+        return _from_volume(facts, _volume_message(chosen, chosen.why), chosen.why)
     _read_ahead(chosen, facts)
     if chosen.way is Way.REUSE:
         return _use(ctx, chosen, {**facts, "reused": True, "form": chosen.form},
