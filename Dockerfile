@@ -25,7 +25,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # ...) and the ffmpeg/ffprobe programs pydub calls. libpython3.11: torchcodec's custom ops
 # library links against libpython3.11.so.1.0, which Debian's (static) python3 does not ship;
 # without it torchaudio cannot decode (audio.E002). python3-venv: the stdlib venv. zstd:
-# the environment's packed form is compressed with it (bootstrap/environment/envpack.py), a quarter of
+# the environment's packed form is compressed with it (bootstrap/coldstart/packs.py), a quarter of
 # the bytes to read from the network volume at boot.
 # hadolint ignore=DL3008
 RUN apt-get update \

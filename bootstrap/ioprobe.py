@@ -26,7 +26,7 @@ SEQ_MB = 2
 # Lookups of names that do not exist: on a network file system each is one round trip to
 # the metadata server (MooseFS caches no negative entries by default), on a local disk a
 # few microseconds. Imports make tens of thousands of them, so this is the latency that
-# decides whether running an environment from the volume is slow (bootstrap/environment/hydrate.py).
+# decides whether running an environment from the volume is slow (bootstrap/coldstart/plan.py).
 LOOKUPS = 20
 
 

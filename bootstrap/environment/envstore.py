@@ -23,7 +23,11 @@ from bootstrap.kernel import command
 from bootstrap.kernel.command import CommandFailed
 
 MARKER = ".bootstrap-env.json"
-USED = ".bootstrap-used"  # touched by every boot that uses the environment
+# Touched by every boot that uses the environment; without it, the marker's time counts.
+LAST_USED = ".bootstrap-last-used"
+# Its name in an earlier bootstrap, still read: a worker of that version may be serving
+# from the environment, which garbage collection must then leave.
+LAST_USED_BEFORE = ".bootstrap-used"
 # Garbage collection never removes an environment some boot used more recently than this:
 # a worker may still be running from it (it has no way to say so while it serves).
 GC_MIN_IDLE_S = 24 * 3600.0
@@ -130,13 +134,18 @@ def read_marker(env: Path) -> dict[str, Any] | None:
 
 def mark_used(env: Path) -> None:
     with contextlib.suppress(OSError):
-        (env / USED).touch()
+        (env / LAST_USED).touch()
 
 
 def last_used(env: Path) -> float:
-    for name in (USED, MARKER):
+    times = []
+    for name in (LAST_USED, LAST_USED_BEFORE):
         with contextlib.suppress(OSError):
-            return (env / name).stat().st_mtime
+            times.append((env / name).stat().st_mtime)
+    if times:
+        return max(times)
+    with contextlib.suppress(OSError):
+        return (env / MARKER).stat().st_mtime
     return 0.0
 
 

@@ -183,3 +183,20 @@ def test_installer_output_is_rate_limited_and_counts_what_it_dropped() -> None:
         throttle("stdout", "last words")
     assert [(e["line"], e.get("dropped")) for e in captured] == [
         ("line 0", None), ("last words", 4)]
+
+
+def test_last_used_reads_the_mark_an_earlier_bootstrap_wrote(tmp_path: Path) -> None:
+    """The mark is `.bootstrap-last-used` now; a worker of an earlier version serving from
+    the environment touches `.bootstrap-used`, which still counts, so garbage collection
+    leaves the environment it runs from."""
+    env = tmp_path / "env"
+    env.mkdir()
+    (env / envstore.MARKER).write_text("{}")
+    os.utime(env / envstore.MARKER, (1000, 1000))
+    assert envstore.last_used(env) == 1000, "never used: the marker's time"
+    (env / ".bootstrap-used").touch()
+    os.utime(env / ".bootstrap-used", (5000, 5000))
+    assert envstore.last_used(env) == 5000
+    envstore.mark_used(env)
+    assert (env / envstore.LAST_USED).is_file() and envstore.LAST_USED != ".bootstrap-used"
+    assert envstore.last_used(env) > 5000

@@ -1,4 +1,4 @@
-"""Which large shared objects are Python extension modules (bootstrap/environment/extmodule.py),
+"""Which large shared objects are Python extension modules (bootstrap/coldstart/extmodule.py),
 on objects compiled here with the system's C compiler: a real module Python imports, a
 library it does not, and files that only look like either. A module is packed and a
 library linked (packs.py)."""

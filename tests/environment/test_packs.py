@@ -1,4 +1,4 @@
-"""The packed form of an environment (bootstrap/environment/packs.py) on a tree made here: what is
+"""The packed form of an environment (bootstrap/coldstart/packs.py) on a tree made here: what is
 packed, what is left on the volume and linked, and what a damaged pack does."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The record of what a boot read of the large files, and the reading ahead of it
-(bootstrap/environment/readahead.py), on real files in the real page cache."""
+(bootstrap/coldstart/readahead.py), on real files in the real page cache."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The used part's pack (bootstrap/environment/used_part.py) made from a copy built here, whose
+"""The used part's pack (bootstrap/coldstart/used_part.py) made from a copy built here, whose
 access times say what a boot opened: what it packs and what it leaves linked."""
 
 from __future__ import annotations
@@ -126,3 +126,19 @@ def test_a_damaged_later_pack_is_no_record_and_a_failed_unpack_leaves_the_links(
     used_part.forget(env, used.later.pack.path.name)
     assert not (env / used_part.RECORD).exists()
     assert not used.pack.path.exists() and not used.later.pack.path.exists()
+
+
+def test_records_an_earlier_bootstrap_named_otherwise_are_no_record(tmp_path: Path) -> None:
+    """A volume written by an earlier bootstrap: its used part's record, and a local copy's
+    record, under the names it used. A boot finds no record (a full copy, recorded again)
+    and does not fail."""
+    files = {"lib/pkg/__init__.py": 10 * KB, "lib/pkg/_ext.so": 300 * KB}
+    env, copy = env_and_copy(tmp_path, files, {"lib/pkg/__init__.py"})
+    used = used_part.write(env, copy, {"key": "k"}, made_at=time.time())
+    assert used is not None
+    assert used_part.find(env, {"key": "k"})[0] == used
+    (env / used_part.RECORD).rename(env / ".bootstrap-used.json")
+    assert used_part.find(env, {"key": "k"}) == (None, None)
+    (copy / ".bootstrap-hydrated.json").write_text('{"of": {"key": "k"}, "form": "used"}')
+    assert local_copy.trusted(copy, {"key": "k"}) == "no record: an unfinished copy"
+    assert local_copy.made_from(copy) is None and local_copy.later_of(copy) is None
