@@ -75,8 +75,8 @@ class Poller:
     def _poll(self) -> None:
         while not self._stop.is_set():
             answer = get(self.port, self.path, timeout=1.0)
-            if answer is not None:
-                self.answers.append(answer)
+            # Status 0: nothing answered (a closed port, a refused connection).
+            self.answers.append(answer or Answer(time.time(), 0, {}, b""))
             self._stop.wait(self.every_s)
 
     def first(self, status: int) -> Answer | None:
