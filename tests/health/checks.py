@@ -28,7 +28,7 @@ class Answer:
 def epoch(ts: str) -> float:
     """An event's ``ts`` (``2026-12-07T13:22:51.123Z``) as seconds since the epoch."""
     return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+        tzinfo=datetime.UTC).timestamp()
 
 
 def get(port: int, path: str = "/ping", timeout: float = 2.0) -> Answer | None:
