@@ -14,6 +14,7 @@ from f5worker import settings, state
 APP = App(
     name="f5-tts",
     handler="f5worker.handler.f5tts:make_handler",
+    http_app="f5worker.handler.http:make_http_app",  # a load-balancing endpoint's server
     stages=(
         CUDA,
         "f5worker.stages.audio:STAGE",

@@ -12,6 +12,10 @@ brings the rest, in one ``App`` named by the ``app`` setting as ``module:attribu
   (the framework's own are ``bootstrap.stages.cuda:STAGE`` and
   ``bootstrap.stages.storage:STAGE``). They are imported only in the worker.
 - ``handler``: the factory serve calls with the context, as ``module:callable``.
+- ``http_app``: on a load-balancing endpoint, the factory of the app's HTTP server, as
+  ``module:callable``: called with the context, it returns an ASGI app that the serve
+  stage runs with uvicorn on ``PORT``. ``""``: the handler, served over HTTP
+  (``bootstrap/handler_http.py``).
 
 The module that defines the ``App`` is imported by the supervisor, so it must stay light:
 dataclasses and strings, never the model's libraries.
@@ -52,6 +56,7 @@ class App:
     # The settings' own rules beyond their types: (setting, what is wrong) pairs, shown
     # as usage errors with where the value came from.
     validate: Callable[[Any], list[tuple[str, str]]] = field(default=_no_problems)
+    http_app: str = ""
 
 
 # A boot that names no app: the framework's stages and the handler given by `handler`.

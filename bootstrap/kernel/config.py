@@ -21,6 +21,7 @@ MODES = ("volume", "image", "local")
 LOG_FORMATS = ("auto", "json", "console")
 INSTALLERS = ("auto", "uv", "pip")
 HYDRATE = ("auto", "always", "never")
+ENDPOINTS = ("auto", "queue", "load_balancer")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_TOML = "bootstrap.toml"
 
@@ -40,6 +41,8 @@ class Config:
     # The request handler factory the serve stage starts, as module:callable; "" is the
     # app's own.
     handler: str = ""
+    # The handler may also be a RunPod handler file, "path/to/handler.py", that calls
+    # runpod.serverless.start itself (bootstrap/stages/handler_file.py).
     # Stages added by the user, as module:callable; they run in the worker before serve.
     extra_stages: tuple[str, ...] = ()
     # Per-stage deadline overrides in seconds (0 disables); `deadline_<stage>` in the env.
@@ -63,6 +66,18 @@ class Config:
     serve_args: str = ""
     # Stage names not to run (reported as skipped), e.g. "cuda" for a CPU-only demo.
     skip: tuple[str, ...] = ()
+    # -- load-balancing endpoints and Kubernetes (bootstrap/health/) ----------------------
+    # auto: a load-balancing endpoint when PORT or PORT_HEALTH is set; queue; load_balancer.
+    endpoint: str = "auto"
+    # The app's HTTP server on a load-balancing endpoint, as module:callable returning an
+    # ASGI app; "" is the app's own (App.http_app), else its handler served over HTTP.
+    http_app: str = ""
+    # Seconds the health path says 503 with the failure after a failed boot, before exit.
+    health_hold_s: float = 60.0
+    # A file written once the worker serves (a Kubernetes readiness probe); "" is none.
+    ready_file: str = ""
+    # Where the failure is written for Kubernetes (its terminationMessagePath).
+    termination_log: str = "/dev/termination-log"
     # -- volume, venv and install stages (docs/configuration.md) ---------------------------
     # Free space the volume needs for this boot, in MB.
     min_free_volume_mb: int = 1024
@@ -209,7 +224,8 @@ def from_settings(values: Mapping[str, Any]) -> Config:
 
 # Settings that take one of a few words.
 CHOICES = {"mode": MODES, "log_format": LOG_FORMATS, "installer": INSTALLERS,
-           "log_level": LOG_LEVELS, "hydrate": HYDRATE}
+           "log_level": LOG_LEVELS, "hydrate": HYDRATE,
+           "endpoint": ENDPOINTS}
 
 
 def _validate(config: Config, app: apps.App, sources: dict[str, str]) -> None:
@@ -220,7 +236,9 @@ def _validate(config: Config, app: apps.App, sources: dict[str, str]) -> None:
     for name, problem in app.validate(config.app_settings):
         raise ConfigError(f"{name}: {getattr(config.app_settings, name)!r} from "
                           f"{sources[name]} {problem}")
-    for target in (config.handler, *config.extra_stages):
+    handler_file = config.handler.endswith(".py")  # a RunPod handler file, by path
+    for target in ("" if handler_file else config.handler, config.http_app,
+                   *config.extra_stages):
         if target and ":" not in target:
             raise ConfigError(f"{target!r} should be module:callable")
 

@@ -33,6 +33,8 @@ class Context:
     # -- the worker's generic stages -------------------------------------------------------
     device: str | None = None  # stages/cuda.py: "cuda:0", or "cpu" where allowed
     storage: Storage | None = None  # stages/storage.py: the bucket, when one is configured
+    # stages/handler_file.py: the config a RunPod handler file passed to runpod.serverless.start
+    served: dict[str, Any] | None = None
     # -- the app's stages: an instance of its App.state, for its handler -------------------
     app_state: Any = None
 

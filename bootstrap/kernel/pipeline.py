@@ -33,14 +33,16 @@ def supervisor_stages() -> list[Stage]:
 
 def worker_stages(config: Config) -> list[Stage]:
     """The app's stages (``app.stages``, e.g. cuda, the model's own, storage), the user's
-    ``extra_stages``, then serve."""
+    ``extra_stages``, the import of a handler file, then serve."""
     from bootstrap.kernel import app as apps
-    from bootstrap.stages import serve
+    from bootstrap.stages import handler_file, serve
 
     app = apps.load(config.app)
     return [
         *[load_extra(target) for target in app.stages],
         *[load_extra(target) for target in config.extra_stages],
+        # A RunPod handler file's import is a stage of its own, right before serve.
+        *([handler_file.STAGE] if handler_file.is_handler_file(config.handler) else []),
         serve.STAGE,
     ]
 

@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+from bootstrap.health.endpoint import load_balancing
 from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
@@ -145,10 +146,8 @@ def check(ctx: Context) -> list[Message]:
     return found
 
 
-def run(ctx: Context) -> Outcome:
-    target = _target(ctx)
-    if not target:
-        raise StageFailed(E005.at("handler"))
+def _handler(ctx: Context, target: str) -> Any:
+    """The job function: built by the factory ``target`` names."""
     try:
         factory: Any = resolve(target)
     except Exception as exc:
@@ -158,6 +157,23 @@ def run(ctx: Context) -> Outcome:
     except Exception as exc:
         raise StageFailed(E002.at(target, target=target), cause=repr(exc)) from exc
     events.restore_if_replaced(f"the handler factory {target}")
+    return handler
+
+
+def run(ctx: Context) -> Outcome:
+    target = _target(ctx)
+    if not target:
+        raise StageFailed(E005.at("handler"))
+    lb = load_balancing(ctx.config)
+    if lb is not None:  # the app's HTTP server instead of the SDK's job loop
+        from bootstrap.handler_http import asgi_app
+        from bootstrap.stages import serve_http
+
+        return serve_http.serve(ctx, lb, lambda: asgi_app(with_job_context(
+            _handler(ctx, target))))
+    # A handler file's import stage already ran it: serve what it passed to start.
+    start_config = dict(ctx.served) if ctx.served is not None else {
+        "handler": _handler(ctx, target)}
     try:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
@@ -167,8 +183,9 @@ def run(ctx: Context) -> Outcome:
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
     # (audio or images: megabytes of base64 per request) into the console.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
+    start_config["handler"] = with_job_context(start_config["handler"])
     try:
-        runpod.serverless.start({"handler": with_job_context(handler)})
+        runpod.serverless.start(start_config)
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise StageFailed(E004.at("runpod", code=exc.code), cause="sdk exit") from exc

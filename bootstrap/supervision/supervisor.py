@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 import bootstrap
+from bootstrap.health.watch import HealthWatch
 from bootstrap.kernel import app as apps
 from bootstrap.kernel import events, pipeline, redaction
 from bootstrap.kernel.config import Config
@@ -60,11 +61,14 @@ class Supervisor:
         # The supervisor's own stages: deadlines watched in this process.
         self.loop = StageLoop(self.ctx, watch=True, on_stuck=self._end_stuck_stage,
                               on_result=lambda result: self.report.stages.append(result.to_dict()))
+        # The health path of a load-balancing endpoint, answered from the first second.
+        self.health = HealthWatch(config, self._current_stage)
 
     # -- entry point ----------------------------------------------------------------------
 
     def run(self) -> int:
         events.bind(run_id=self.ctx.run_id, worker_id=self.ctx.worker_id, process="supervisor")
+        self.health.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop_signal)
         events.emit("info", "boot", msg="boot started", mode=self.config.mode,
@@ -163,6 +167,7 @@ class Supervisor:
         report.save(self.report, self.config)
         events.emit("info", "boot.ready", msg="boot complete; the worker is serving",
                     ready_ms=self.report.ready_ms, stages=self.report.stage_durations())
+        self.health.worker_ready()
         self._tasks_ready()
 
     def _tasks_ready(self) -> None:
@@ -216,6 +221,7 @@ class Supervisor:
     def _finish_stopped(self, signum: int, stage: str | None) -> int:
         """A stop signal ended the boot: where it found it, and what usually sends one."""
         ready = self.report.ready_ms is not None
+        self.health.stopped()
         self.lifecycle.advance(Phase.STOPPING)
         self.lifecycle.advance(Phase.STOPPED)
         self.report.outcome = "stopped"
@@ -242,4 +248,13 @@ class Supervisor:
                 StageResult(failure.stage, Status.FAIL, 0, started_at=time.time()).to_dict())
         fields = failure.to_dict()
         del fields["exit_code"]
-        return self._summary("error", "fail", failure.exit_code, **fields)
+        self.health.failed(failure.to_dict())
+        code = self._summary("error", "fail", failure.exit_code, **fields)
+        self.health.hold()
+        return code
+
+    def _current_stage(self) -> str | None:
+        """The stage running now, the worker's or this process's (the health path's 204)."""
+        if self.monitor is not None:
+            return self.monitor.stage.name if self.monitor.stage else None
+        return self.loop.current.name if self.loop.current else None
