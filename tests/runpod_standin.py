@@ -179,7 +179,7 @@ def _handler(state: StandIn) -> type[http.server.BaseHTTPRequestHandler]:
             raw = self.rfile.read(length)
             if not self._authorized():
                 return
-            parts, query = self._route()
+            parts, _ = self._route()
             if len(parts) != 3 or parts[0] not in ("job-done", "job-stream"):
                 self._answer(404, {"error": f"no route {self.path}"})
                 return

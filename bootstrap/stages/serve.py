@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+from bootstrap import runpod_fitness
 from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
@@ -162,6 +163,7 @@ def run(ctx: Context) -> Outcome:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
         raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
+    runpod_fitness.run(ctx.config)  # before ready: a failed check is named, not a bare exit 1
     emit_ready(handler=target)
     sys.argv = _sdk_argv(ctx)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
