@@ -30,6 +30,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 ENDPOINT = "standin-endpoint"
@@ -188,6 +189,32 @@ def _handler(state: StandIn) -> type[http.server.BaseHTTPRequestHandler]:
             self._answer(200, {})
 
     return Handler
+
+
+def failed_one_job(api: StandIn, events: list[dict[str, Any]], stage: str, code: str,
+                   hint: str, job: str) -> dict[str, Any]:
+    """Assert what a failed boot owes the platform: exactly ``job`` taken, and failed within
+    5 s of the stage's failure with the boot's stage, id, hint and report. Its error, parsed."""
+    summary = events[-1]
+    assert (summary["event"], summary["stage"], summary["code"]) == ("summary", stage, code), \
+        summary
+    assert [j["id"] for j in api.taken] == [job], "exactly one job taken"
+    done = api.result(job, timeout=1)
+    error: dict[str, Any] = json.loads(done.body["error"])
+    assert (error["stage"], error["code"], error["exit_code"]) == (
+        stage, code, summary["exit_code"])
+    assert hint in error["hint"] and error["report"] == summary["report"] is not None
+    failed_at = next(e["ts"] for e in events if e["event"] == "stage"
+                     and e.get("stage") == stage and e.get("status") == "fail")
+    assert done.at - seconds(failed_at) < 5
+    posted = [e for e in events if e["event"] == "boot.job_failed"]
+    assert [(e["status"], e.get("job_id")) for e in posted] == [("posted", job)]
+    return error
+
+
+def seconds(ts: str) -> float:
+    """An event's ISO timestamp as epoch seconds."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 @contextmanager

@@ -159,6 +159,10 @@ def run(ctx: Context) -> Outcome:
     except Exception as exc:
         raise StageFailed(E002.at(target, target=target), cause=repr(exc)) from exc
     events.restore_if_replaced(f"the handler factory {target}")
+    # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
+    # (audio or images: megabytes of base64 per request) into the console. Its logger reads
+    # the level once, when runpod is imported.
+    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
@@ -166,9 +170,6 @@ def run(ctx: Context) -> Outcome:
     runpod_fitness.run(ctx.config)  # before ready: a failed check is named, not a bare exit 1
     emit_ready(handler=target)
     sys.argv = _sdk_argv(ctx)
-    # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
-    # (audio or images: megabytes of base64 per request) into the console.
-    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
         runpod.serverless.start({"handler": with_job_context(handler)})
     except SystemExit as exc:

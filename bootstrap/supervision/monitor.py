@@ -150,8 +150,8 @@ class Monitor:
             if len(line) > MAX_LINE:
                 line = f"{line[:MAX_LINE]} [... {len(line) - MAX_LINE} more characters]"
             self.output_tail.append(line)
-            fields = sdk_lines.fields_of(line) or {"level": level_of(line), "line": line}
-            events.emit(fields.pop("level"), "output", stream=stream, **fields)
+            for fields in sdk_lines.lifted(line) or [{"level": level_of(line), "line": line}]:
+                events.emit(fields.pop("level"), "output", stream=stream, **fields)
             return
         self._follow(event)
         ready = is_ready(event)

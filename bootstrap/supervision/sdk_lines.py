@@ -13,19 +13,32 @@ from typing import Any
 
 _LEVELS = {"DEBUG": "debug", "TRACE": "debug", "INFO": "info", "TIP": "info",
            "WARN": "warn", "WARNING": "warn", "ERROR": "error", "CRITICAL": "critical"}
+_DECODER = json.JSONDecoder()
 
 
-def fields_of(line: str) -> dict[str, Any] | None:
-    """``{"level", "msg", "job_id"?}`` for a line that is one JSON object with a
-    ``message``; None for any other line."""
-    if not line.startswith("{"):
-        return None
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or "message" not in data:
-        return None
+def lifted(line: str) -> list[dict[str, Any]]:
+    """``{"level", "msg", "job_id"?}`` for each SDK log object in ``line``; [] for any
+    other line. A line may hold several: the SDK's heartbeat process prints to the same
+    pipe, and ``print`` writes an object and its newline in two writes, so two processes'
+    objects can meet on one line."""
+    found: list[dict[str, Any]] = []
+    at = 0
+    while at < len(line):
+        if line[at] != "{":
+            return []
+        try:
+            data, at = _DECODER.raw_decode(line, at)
+        except ValueError:
+            return []
+        if not isinstance(data, dict) or "message" not in data:
+            return []
+        found.append(_fields(data))
+        while at < len(line) and line[at] == " ":
+            at += 1
+    return found
+
+
+def _fields(data: dict[str, Any]) -> dict[str, Any]:
     message = data["message"]
     fields: dict[str, Any] = {
         "level": _LEVELS.get(str(data.get("level", "")).upper(), "info"),

@@ -5,7 +5,6 @@ fitness check named."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 from bootstrap import runpod_fitness
 from bootstrap.stages import serve
 from tests.boots import MODEL_STAGES, Boot, finish_boot, start_boot
-from tests.runpod_standin import StandIn, standin
+from tests.runpod_standin import StandIn, failed_one_job, standin
 
 # The SDK's network check dials 8.8.8.8:53, which no test here can reach; the memory check
 # runs where a test asks for it (the fitness test below).
@@ -44,11 +43,6 @@ def stop(proc: Any, tmp_path: Path, timeout: float = 60) -> Boot:
     return finish_boot(proc, [], tmp_path / "vol", timeout)
 
 
-def error_of(done: Any) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(done.body["error"])
-    return body
-
-
 def test_a_healthy_boot_answers_a_queued_job_and_sends_heartbeats(
         platform: StandIn, tmp_path: Path) -> None:
     (tmp_path / "vol").mkdir()
@@ -66,7 +60,8 @@ def test_a_healthy_boot_answers_a_queued_job_and_sends_heartbeats(
     # the SDK's own JSON lines are lifted: its level, the job's id and its message
     started = [e for e in result.named("output") if e.get("msg") == "Started."]
     assert started and started[0]["job_id"] == job and started[0]["level"] == "info"
-    assert not [e for e in result.named("output") if str(e.get("line", "")).startswith("{")]
+    unlifted = [e["line"] for e in result.named("output") if e.get("line", "").startswith("{")]
+    assert not unlifted, unlifted
 
 
 def test_a_job_the_handler_fails_is_an_sdk_error_line_lifted_at_level_error(
@@ -109,31 +104,6 @@ def test_sigterm_during_a_job_lets_the_job_finish_then_the_boot_stops(
     assert len(platform.taken) == 1
 
 
-def assert_failed_its_job(api: StandIn, result: Boot, stage: str, code: str, hint: str,
-                          job: str) -> dict[str, Any]:
-    """One job taken and failed within 5 s of the failure, with the failure's words."""
-    summary = result.last
-    assert (summary["status"], summary["stage"], summary["code"]) == ("fail", stage, code), \
-        result.stdout[-3000:]
-    assert [j["id"] for j in api.taken] == [job], "exactly one job taken"
-    done = api.result(job, timeout=1)
-    error = error_of(done)
-    assert (error["stage"], error["code"]) == (stage, code)
-    assert hint in error["hint"] and error["report"] and error["exit_code"] == result.returncode
-    failed_at = next(e["ts"] for e in result.named("stage")
-                     if e.get("stage") == stage and e.get("status") == "fail")
-    assert done.at - iso_seconds(failed_at) < 5
-    posted = result.named("boot.job_failed")
-    assert posted and posted[0]["status"] == "posted" and posted[0]["job_id"] == job
-    return error
-
-
-def iso_seconds(ts: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-
-
 def test_a_boot_failing_in_serve_fails_one_queued_job_with_its_failure(
         platform: StandIn, tmp_path: Path) -> None:
     (tmp_path / "vol").mkdir()
@@ -141,7 +111,7 @@ def test_a_boot_failing_in_serve_fails_one_queued_job_with_its_failure(
     result = finish_boot(run_on(platform, tmp_path, handler="platform_handlers:make_nothing"),
                          [], tmp_path / "vol")
     assert result.returncode == 18
-    error = assert_failed_its_job(platform, result, "serve", serve.E002.id,
+    error = failed_one_job(platform, result.events, "serve", serve.E002.id,
                                   "the factory raised", first)
     assert "no weights.bin" in error["cause"]
     assert [j["id"] for j in platform.queue] == [second]  # the other job waits for a worker
@@ -159,7 +129,7 @@ def test_a_failed_fitness_check_is_named_with_the_setting_that_governs_it(
     assert summary["code"] == runpod_fitness.E001.id
     assert "_memory_check" in summary["msg"] and "Insufficient memory" in summary["msg"]
     assert "RUNPOD_MIN_MEMORY_GB" in summary["hint"]
-    assert_failed_its_job(platform, result, "serve", runpod_fitness.E001.id,
+    failed_one_job(platform, result.events, "serve", runpod_fitness.E001.id,
                           "RUNPOD_MIN_MEMORY_GB", job)
     # what the SDK itself tells the platform before it exits
     assert any(p.get("status") == ["unhealthy"] and p.get("check") == ["_memory_check"]
