@@ -62,6 +62,9 @@ class Config:
     min_free_disk_mb: int = 1024
     # When set, the serve stage answers this one job and the worker exits (local demo).
     test_input: str = ""
+    # On RunPod serverless, a boot that fails before it serves takes one queued job and
+    # fails it with the boot's failure (bootstrap/runpod_failed_job.py).
+    failed_boot_job: bool = True
     # Extra arguments for the RunPod SDK, e.g. "--rp_serve_api --rp_api_port 8000".
     serve_args: str = ""
     # Stage names not to run (reported as skipped), e.g. "cuda" for a CPU-only demo.

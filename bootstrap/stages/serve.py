@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+from bootstrap import runpod_fitness
 from bootstrap.health.endpoint import load_balancing
 from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
@@ -174,15 +175,17 @@ def run(ctx: Context) -> Outcome:
     # A handler file's import stage already ran it: serve what it passed to start.
     start_config = dict(ctx.served) if ctx.served is not None else {
         "handler": _handler(ctx, target)}
+    # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
+    # (audio or images: megabytes of base64 per request) into the console. Its logger reads
+    # the level once, when runpod is imported.
+    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
         raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
+    runpod_fitness.run(ctx.config)  # before ready: a failed check is named, not a bare exit 1
     emit_ready(handler=target)
     sys.argv = _sdk_argv(ctx)
-    # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
-    # (audio or images: megabytes of base64 per request) into the console.
-    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     start_config["handler"] = with_job_context(start_config["handler"])
     try:
         runpod.serverless.start(start_config)

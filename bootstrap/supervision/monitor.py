@@ -30,7 +30,7 @@ from bootstrap.kernel.protocol import (
     deadline_failure,
     is_ready,
 )
-from bootstrap.supervision import cgroup
+from bootstrap.supervision import cgroup, sdk_lines
 from bootstrap.supervision.death import Death
 
 # After SIGUSR1, how long to wait for faulthandler's dump before moving on to SIGTERM.
@@ -150,7 +150,8 @@ class Monitor:
             if len(line) > MAX_LINE:
                 line = f"{line[:MAX_LINE]} [... {len(line) - MAX_LINE} more characters]"
             self.output_tail.append(line)
-            events.emit(level_of(line), "output", stream=stream, line=line)
+            for fields in sdk_lines.lifted(line) or [{"level": level_of(line), "line": line}]:
+                events.emit(fields.pop("level"), "output", stream=stream, **fields)
             return
         self._follow(event)
         ready = is_ready(event)

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 import bootstrap
+from bootstrap import runpod_failed_job
 from bootstrap.health.watch import HealthWatch
 from bootstrap.kernel import app as apps
 from bootstrap.kernel import events, pipeline, redaction
@@ -206,6 +207,9 @@ class Supervisor:
         self.report.exit_code = exit_code
         self.report.ended_at = time.time()
         path = report.save(self.report, self.config, self.report_wait_s)
+        if status == "fail" and self.report.ready_ms is None:  # a boot that never served
+            runpod_failed_job.after_failed_boot(self.config, self.report.failure or {}, path,
+                                                self.ctx.run_id, self.ctx.worker_id)
         events.emit(level, "summary", status=status, exit_code=exit_code,
                     total_ms=self._elapsed_ms(), stages=self.report.stage_durations(),
                     report=str(path) if path else None, **fields)
