@@ -60,20 +60,26 @@ def _worker_side(ctx: Context) -> tuple[Found, list[str]]:
         if ctx.config.mode == "volume":
             return [("worker", I001.at(ctx.config.volume))], []
         python = Path(sys.executable)
-    with tempfile.TemporaryDirectory(prefix="bootstrap-check-") as run_dir:
-        env = worker.environment(ctx.config, ctx.run_id, ctx.worker_id, Path(run_dir))
+    # The findings come on the worker's events channel (here a file it inherits): what a
+    # stage's check prints on stdout is not read as one.
+    with tempfile.TemporaryDirectory(prefix="bootstrap-check-") as run_dir, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as channel:
+        env = worker.environment(ctx.config, ctx.run_id, ctx.worker_id, Path(run_dir),
+                                 channel.fileno())
         result = command.run([python, "-m", "bootstrap.supervision.worker", "--check"], env=env,
-                             timeout_s=WORKER_CHECK_TIMEOUT_S, check=False)
+                             timeout_s=WORKER_CHECK_TIMEOUT_S, check=False,
+                             pass_fds=(channel.fileno(),))
+        channel.seek(0)
+        lines = channel.read().splitlines()
     if result.returncode != 0:
         last = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
         return [("worker", E002.at(python, python=python, cause=last[0][:200]))], []
     found: Found = []
     names: list[str] = []
-    for line in result.stdout.splitlines():
-        if line.startswith("{"):
-            data = json.loads(line)
-            if "stages" in data:  # the first line: the worker's stages, in order
-                names = [str(name) for name in data["stages"]]
-                continue
-            found.append((data.pop("stage"), Message.from_dict(data)))
+    for line in lines:
+        data = json.loads(line)
+        if "stages" in data:  # the first line: the worker's stages, in order
+            names = [str(name) for name in data["stages"]]
+            continue
+        found.append((data.pop("stage"), Message.from_dict(data)))
     return found, names

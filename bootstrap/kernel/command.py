@@ -77,15 +77,16 @@ def run(
     check: bool = True,
     on_line: OnLine | None = None,
     stdin: int = subprocess.DEVNULL,
+    pass_fds: Sequence[int] = (),
 ) -> CommandResult:
     """Run ``argv`` to its end; ``stdin`` is a file descriptor to read from (a pipe another
-    process writes), else nothing."""
+    process writes), else nothing; ``pass_fds`` are descriptors the child inherits."""
     args = [str(a) for a in argv]
     started = time.monotonic()
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
         text=True, errors="replace", env=dict(env) if env is not None else None, cwd=cwd,
-        start_new_session=True,
+        start_new_session=True, pass_fds=tuple(pass_fds),
     )
     tails: dict[str, collections.deque[str]] = {
         "stdout": collections.deque(maxlen=TAIL_LINES),

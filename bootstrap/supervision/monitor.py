@@ -3,6 +3,8 @@ forwards stop requests, and records how it ended.
 
 Everything the worker writes passes through here, so nothing reaches the console
 unredacted and every stage transition is seen by a process that will outlive a crash.
+Events come on a pipe of their own (the worker's events channel); stdout and stderr are the
+app's output, relayed line by line and never read as messages.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from bootstrap.kernel import events, redaction
 from bootstrap.kernel.protocol import (
@@ -42,6 +44,12 @@ OUTPUT_TAIL = 30
 # A relayed output line is cut here: a library that prints a whole result (the RunPod SDK
 # logs an answer of megabytes of base64) must not flood the console's log.
 MAX_LINE = 4000
+# Output is read in pieces of at most this: of a longer line (8 MB with no newline) the
+# first piece is kept and the rest only counted as it is read, never held whole.
+READ_LIMIT = 64 * 1024
+# An event longer than this (a handler logging a whole result as a field) is dropped.
+EVENT_LIMIT = 16 * 1024 * 1024
+EVENTS = "events"  # the name of the events channel among the streams
 
 
 @dataclass
@@ -64,16 +72,38 @@ class WorkerEnd:
     output_tail: list[str] = field(default_factory=list)
 
 
-def _pump(pipe: IO[str], name: str, lines: queue.Queue[tuple[str, str | None]]) -> None:
-    for line in pipe:
-        lines.put((name, line.rstrip("\n")))
-    lines.put((name, None))
+class Line(NamedTuple):
+    stream: str  # stdout, stderr or EVENTS
+    text: str
+    skipped: int = 0  # characters of the line past the read limit, counted and dropped
+
+
+def _pump(pipe: IO[str], name: str, limit: int, lines: queue.Queue[Line | str]) -> None:
+    """Queue each line of ``pipe`` at its end; of a line longer than ``limit`` characters,
+    its first piece and how many more there were. Then ``name`` alone: the stream ended."""
+    head: str | None = None  # the first piece of a line still being read
+    skipped = 0
+    for piece in iter(lambda: pipe.readline(limit), ""):
+        whole = piece.endswith("\n") or len(piece) < limit  # the last line may lack one
+        text = piece.rstrip("\n")
+        if head is None:
+            head = text
+        else:
+            skipped += len(text)
+        if whole:
+            lines.put(Line(name, head, skipped))
+            head, skipped = None, 0
+    if head is not None:
+        lines.put(Line(name, head, skipped))
+    lines.put(name)
 
 
 class Monitor:
-    def __init__(self, proc: subprocess.Popen[str], fault_log: Path, stop_grace_s: float,
-                 stages: list[dict[str, Any]], on_ready: Any = None) -> None:
+    def __init__(self, proc: subprocess.Popen[str], events_channel: IO[str], fault_log: Path,
+                 stop_grace_s: float, stages: list[dict[str, Any]],
+                 on_ready: Any = None) -> None:
         self.proc = proc
+        self.events_channel = events_channel
         self.fault_log = fault_log
         self.stop_grace_s = stop_grace_s
         self.on_ready = on_ready
@@ -84,8 +114,8 @@ class Monitor:
         self.stopped_by: int | None = None
         self.kill_at: float | None = None
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL)
-        self._lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
-        self._open_streams = 2
+        self._lines: queue.Queue[Line | str] = queue.Queue()
+        self._open_streams = 3
         self._oom_group = cgroup.memory_cgroup()
         self._oom_before = self._oom_group.oom_kills() if self._oom_group else None
         self._reap_any = os.getpid() == 1  # as PID 1, orphans are ours to reap too
@@ -103,8 +133,11 @@ class Monitor:
 
     def watch(self) -> WorkerEnd:
         assert self.proc.stdout is not None and self.proc.stderr is not None
-        for pipe, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
-            threading.Thread(target=_pump, args=(pipe, name, self._lines), daemon=True).start()
+        for pipe, name, limit in ((self.events_channel, EVENTS, EVENT_LIMIT),
+                                  (self.proc.stdout, "stdout", READ_LIMIT),
+                                  (self.proc.stderr, "stderr", READ_LIMIT)):
+            threading.Thread(target=_pump, args=(pipe, name, limit, self._lines),
+                             daemon=True).start()
         death: Death | None = None
         drained_by = 0.0
         while True:
@@ -129,29 +162,37 @@ class Monitor:
             time.sleep(0.005)
             return
         try:
-            name, line = self._lines.get(timeout=POLL_S)
+            line = self._lines.get(timeout=POLL_S)
         except queue.Empty:
             return
         while True:
-            if line is None:
+            if isinstance(line, str):  # a stream's end
                 self._open_streams -= 1
+            elif line.stream == EVENTS:
+                self._relay_event(line)
             else:
-                self._relay(name, line)
+                self._relay_output(line)
             try:
-                name, line = self._lines.get_nowait()
+                line = self._lines.get_nowait()
             except queue.Empty:
                 return
 
-    def _relay(self, stream: str, line: str) -> None:
-        event = events.parse_line(line) if stream == "stdout" else None
+    def _relay_output(self, line: Line) -> None:
+        """A line the app wrote on stdout or stderr: output, whatever it looks like."""
+        # Redacted before it is cut: a cut through a secret must not leave half of it.
+        text = redaction.current().text(line.text)
+        more = max(len(text) - MAX_LINE, 0) + line.skipped
+        if more:
+            text = f"{text[:MAX_LINE]} [... {more} more characters]"
+        self.output_tail.append(text)
+        for fields in sdk_lines.lifted(text) or [{"level": level_of(text), "line": text}]:
+            events.emit(fields.pop("level"), "output", stream=line.stream, **fields)
+
+    def _relay_event(self, line: Line) -> None:
+        event = None if line.skipped else events.parse_line(line.text)
         if event is None:
-            # Redacted before it is cut: a cut through a secret must not leave half of it.
-            line = redaction.current().text(line)
-            if len(line) > MAX_LINE:
-                line = f"{line[:MAX_LINE]} [... {len(line) - MAX_LINE} more characters]"
-            self.output_tail.append(line)
-            for fields in sdk_lines.lifted(line) or [{"level": level_of(line), "line": line}]:
-                events.emit(fields.pop("level"), "output", stream=stream, **fields)
+            events.emit("warn", "event.dropped", length=len(line.text) + line.skipped,
+                        msg="the worker wrote an event that could not be read; dropped")
             return
         self._follow(event)
         ready = is_ready(event)

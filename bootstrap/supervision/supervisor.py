@@ -128,12 +128,16 @@ class Supervisor:
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")
         # Not through bootstrap.kernel.command: that wrapper is for bounded commands whose output is
         # a tail; the worker lives as long as the boot and the Monitor owns its every line.
+        # The protocol's own channel: the worker writes events here, its stdout is the app's.
+        events_read, events_write = os.pipe()
         try:
             proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                env=worker.environment(self.config, self.ctx.run_id, self.ctx.worker_id, run_dir),
-                text=True, errors="replace")
+                env=worker.environment(self.config, self.ctx.run_id, self.ctx.worker_id, run_dir,
+                                       events_write),
+                text=True, errors="replace", pass_fds=(events_write,))
         except OSError as exc:
+            os.close(events_read)
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._finish_failed(Failure(
                 stage="worker", exit_code=int(ExitCode.WORKER_START),
@@ -141,7 +145,10 @@ class Supervisor:
                 hint=f"the interpreter {python} is missing or not executable; "
                      "the venv stage decides which one is used",
                 cause="exec"))
-        self.monitor = Monitor(proc, run_dir / FAULT_LOG, self.config.stop_grace_s,
+        finally:
+            os.close(events_write)  # the worker's copy is the only writer: EOF when it ends
+        channel = open(events_read, encoding="utf-8", errors="replace")  # noqa: SIM115 - the pump's
+        self.monitor = Monitor(proc, channel, run_dir / FAULT_LOG, self.config.stop_grace_s,
                                stages=self.report.stages, on_ready=self._on_ready)
         end = self.monitor.watch()
         if end.unfinished_stage is not None:  # the worker died inside it: no end event came

@@ -29,6 +29,14 @@ def test_worker_stages_are_checked_in_the_workers_interpreter(volume: Path) -> N
     assert found["obj"] == sys.executable  # local mode: the worker runs this interpreter
 
 
+def test_what_a_check_prints_is_not_a_finding(volume: Path) -> None:
+    """The worker's findings come on its events channel: a line a stage prints on stdout,
+    however much it looks like one, is not read as a finding."""
+    messages = check(volume, "stage_checked:prints_a_message")
+    assert not [m for m in messages if m["id"] == "fixture.E999"]
+    assert [m for m in messages if m["id"] == "check.I002"]
+
+
 def test_a_check_that_raises_is_a_finding(volume: Path) -> None:
     messages = check(volume, "stage_checked:check_raises")
     (found,) = [m for m in messages if m["id"] == "check.E001"]

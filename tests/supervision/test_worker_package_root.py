@@ -15,7 +15,7 @@ from bootstrap.supervision import worker
 
 
 def test_the_worker_finds_this_bootstrap_through_its_pythonpath_alone(tmp_path: Path) -> None:
-    env = worker.environment(Config(), "run", "worker", tmp_path)
+    env = worker.environment(Config(), "run", "worker", tmp_path, events_fd=1)
     env["PYTHONPATH"] = env["PYTHONPATH"].split(os.pathsep)[0]  # only what the worker adds
     # -S: no site-packages, so no installed or editable bootstrap answers instead
     found = subprocess.run(
