@@ -12,6 +12,9 @@ brings the rest, in one ``App`` named by the ``app`` setting as ``module:attribu
   (the framework's own are ``bootstrap.stages.cuda:STAGE`` and
   ``bootstrap.stages.storage:STAGE``). They are imported only in the worker.
 - ``handler``: the factory serve calls with the context, as ``module:callable``.
+- ``overrides``: requirement lines the installer puts in place of what the packages ask
+  for (uv's ``--override``), e.g. a UI-only dependency of the model's package that would
+  pin the RunPod SDK old. Part of the environment's key.
 
 The module that defines the ``App`` is imported by the supervisor, so it must stay light:
 dataclasses and strings, never the model's libraries.
@@ -52,6 +55,7 @@ class App:
     # The settings' own rules beyond their types: (setting, what is wrong) pairs, shown
     # as usage errors with where the value came from.
     validate: Callable[[Any], list[tuple[str, str]]] = field(default=_no_problems)
+    overrides: tuple[str, ...] = ()
 
 
 # A boot that names no app: the framework's stages and the handler given by `handler`.
