@@ -1,5 +1,6 @@
-"""Downloading one file from a Hugging Face repo (or a plain URL) onto the volume, safely
-for a fleet.
+"""Downloading one file from a plain URL onto the volume, safely for a fleet: what
+huggingface_hub does not do (files on the Hugging Face Hub go through ``bootstrap.hub``).
+The aligner's weights are such a file (torchaudio publishes MMS_FA's on its own host).
 
 Workers that cold-start together would each fetch the same 1.35 GB checkpoint (and earn
 429s doing it): a lease on the volume lets one download while the others wait and then
@@ -21,28 +22,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 from urllib.parse import urlsplit
 
 from bootstrap.environment.lease import Lease, Owner
 from bootstrap.kernel import backoff, events
 
 CHUNK = 1 << 20
-DEFAULT_ENDPOINT = "https://huggingface.co"
 MAX_WAIT_S = 60.0  # the longest wait between attempts, a server's Retry-After included
-
-
-@dataclass(frozen=True)
-class Remote:
-    """A file in a Hugging Face repo, at ``HF_ENDPOINT``, sent ``HF_TOKEN``."""
-
-    repo: str
-    filename: str
-    revision: str = "main"
-    sends_token: ClassVar[bool] = True
-
-    def url(self, endpoint: str) -> str:
-        return f"{endpoint.rstrip('/')}/{self.repo}/resolve/{self.revision}/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -50,8 +36,6 @@ class Url:
     """A file at a plain URL (for weights that are not on the hub)."""
 
     address: str
-    # The hub's token is for the hub: another host must never receive it.
-    sends_token: ClassVar[bool] = False
 
     @property
     def repo(self) -> str:
@@ -60,9 +44,6 @@ class Url:
     @property
     def filename(self) -> str:
         return self.address.rsplit("/", 1)[-1]
-
-    def url(self, endpoint: str) -> str:
-        return self.address
 
 
 class DownloadError(Exception):
@@ -117,12 +98,10 @@ class _Progress:
                         total=self.total, pct=pct)
 
 
-def _attempt(url: str, dest: Path, token: str, policy: Policy) -> int:
+def _attempt(url: str, dest: Path, policy: Policy) -> int:
     partial = dest.with_name(f"{dest.name}.partial-{os.getpid()}")
+    # No token: the hub's token is for the hub, and another host must never receive it.
     request = urllib.request.Request(url, headers={"User-Agent": "bootstrap-worker"})
-    if token:
-        # Unredirected: the hub redirects to a CDN, which must not receive the token.
-        request.add_unredirected_header("Authorization", f"Bearer {token}")
     deadline = time.monotonic() + policy.attempt_timeout_s
     try:
         with urllib.request.urlopen(request, timeout=policy.read_timeout_s) as response, \
@@ -145,14 +124,12 @@ def _attempt(url: str, dest: Path, token: str, policy: Policy) -> int:
         partial.unlink(missing_ok=True)
 
 
-def _fetch(remote: Remote | Url, dest: Path, policy: Policy) -> int:
-    endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT)
-    token = os.environ.get("HF_TOKEN", "") if remote.sends_token else ""
-    url = remote.url(endpoint)
+def _fetch(remote: Url, dest: Path, policy: Policy) -> int:
+    url = remote.address
     for attempt in range(policy.retries + 1):
         delay = backoff.wait_s(policy.backoff_s, attempt + 1, MAX_WAIT_S)
         try:
-            return _attempt(url, dest, token, policy)
+            return _attempt(url, dest, policy)
         except urllib.error.HTTPError as exc:
             error = _classify(exc)
             if error.kind in ("auth", "forbidden", "not_found") or attempt == policy.retries:
@@ -182,7 +159,7 @@ def _lease_name(key: str) -> str:
     return f"download-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-def ensure(remote: Remote | Url, dest: Path, locks: Path, worker_id: str,
+def ensure(remote: Url, dest: Path, locks: Path, worker_id: str,
            policy: Policy | None = None) -> int:
     """``dest`` present, downloaded from ``remote`` unless it is; the bytes fetched (0 if
     the file was already there or another worker fetched it)."""

@@ -11,6 +11,12 @@ from __future__ import annotations
 from bootstrap.kernel.app import CUDA, STORAGE, App
 from f5worker import settings, state
 
+# F5-TTS requires gradio for its web UI, which the worker never imports; gradio pins
+# tomlkit<0.15 and every runpod from 1.10.1 needs tomlkit>=0.15, so with gradio the SDK
+# resolves to 1.10.0. A marker never true drops it. image/overrides.txt holds the same
+# lines for .venv and the image (a test keeps them equal).
+OVERRIDES = ('gradio; python_version < "3"',)
+
 APP = App(
     name="f5-tts",
     handler="f5worker.handler.f5tts:make_handler",
@@ -25,4 +31,5 @@ APP = App(
     settings=settings.F5Settings,
     state=state.F5State,
     validate=settings.problems,
+    overrides=OVERRIDES,
 )

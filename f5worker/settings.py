@@ -25,6 +25,9 @@ class F5Settings:
     # Hugging Face repos missing assets are fetched from; "" means never download.
     model_repo: str = "SWivid/F5-TTS"
     vocoder_repo: str = "charactr/vocos-mel-24khz"
+    # RunPod's cached models (the endpoint's "Model" setting), a Hugging Face cache looked
+    # in before the volume's own (<volume>/.cache/huggingface/hub) and before downloading.
+    model_cache: Path = Path("/runpod-volume/huggingface-cache/hub")
     warmup_voice: str = "default"
     warmup_nfe: int = 16
     # Word timings (docs/handler.md): off by default, so a boot neither checks nor loads

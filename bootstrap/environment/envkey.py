@@ -29,7 +29,10 @@ def strip_credentials(url: str) -> str:
 
 
 def inputs(config: Config, requirements: Requirements, installer: str) -> dict[str, Any]:
+    # Only when there are any: the keys of environments without overrides stay as they were.
+    overrides = {"overrides": list(requirements.overrides)} if requirements.overrides else {}
     return {
+        **overrides,
         "python": platform.python_version(),
         "abi": sysconfig.get_config_var("SOABI") or sys.implementation.cache_tag,
         "platform": sysconfig.get_platform(),

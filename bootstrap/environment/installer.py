@@ -82,9 +82,14 @@ class Installer:
         # pip runs from the supervisor's Python into the env (--python): no pip in the env
         return [sys.executable, "-m", "venv", "--without-pip", *site, str(path)]
 
-    def install_argv(self, python: Path, requirements: Path, config: Config) -> list[str]:
+    def install_argv(self, python: Path, requirements: Path, config: Config,
+                     overrides: Path | None = None) -> list[str]:
+        """``overrides`` reach uv alone: pip has no way to replace what a package asks for
+        (its constraints only narrow it), so with pip they are dropped (install.W004)."""
         if self.name == "uv":
             argv = [self.exe, "pip", "install", "--python", str(python), "--compile-bytecode"]
+            if overrides is not None:
+                argv += ["--override", str(overrides)]
         else:
             argv = [self.exe, "-m", "pip", "--python", str(python), "install",
                     "--retries", "1", "--progress-bar", "off"]

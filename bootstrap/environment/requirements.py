@@ -51,6 +51,7 @@ class Requirements:
     lines: tuple[str, ...]  # the user's, comments and blanks dropped
     source: str  # where they came from, for messages
     added: tuple[Added, ...] = ALWAYS  # what bootstrap's stages that run need
+    overrides: tuple[str, ...] = ()  # the app's (``App.overrides``), given to uv as --override
 
     @property
     def configured(self) -> bool:
@@ -64,10 +65,14 @@ class Requirements:
         """What the installer is given, and what the environment key hashes."""
         return "\n".join(self.all_lines) + "\n"
 
+    def overrides_text(self) -> str:
+        return "".join(f"{line}\n" for line in self.overrides)
+
     def describe(self) -> str:
         """Every line, the added ones marked with who needs them: ``bootstrap check``."""
         return "; ".join([*self.lines, *(f"{added.line} (added: {added.by})"
-                                         for added in self.added)])
+                                         for added in self.added),
+                          *(f"override {line!r} (the app's)" for line in self.overrides)])
 
 
 def _clean(text: str) -> list[str]:
@@ -85,6 +90,15 @@ def added_for(config: Config) -> tuple[Added, ...]:
                  if added.stage is None or added.stage not in config.skip)
 
 
+def _app_overrides(config: Config) -> tuple[str, ...]:
+    from bootstrap.kernel import app
+
+    try:
+        return app.load(config.app).overrides
+    except app.AppError:
+        return ()  # preflight names an app that does not load
+
+
 def load(config: Config) -> Requirements:
     lines, sources = [], []
     if config.requirements:
@@ -97,4 +111,5 @@ def load(config: Config) -> Requirements:
     if config.requirements_text.strip():
         lines += _clean(config.requirements_text)
         sources.append("requirements_text")
-    return Requirements(tuple(lines), " + ".join(sources) or "none", added_for(config))
+    return Requirements(tuple(lines), " + ".join(sources) or "none", added_for(config),
+                        _app_overrides(config))

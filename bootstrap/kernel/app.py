@@ -16,6 +16,9 @@ brings the rest, in one ``App`` named by the ``app`` setting as ``module:attribu
   ``module:callable``: called with the context, it returns an ASGI app that the serve
   stage runs with uvicorn on ``PORT``. ``""``: the handler, served over HTTP
   (``bootstrap/handler_http.py``).
+- ``overrides``: requirement lines the installer puts in place of what the packages ask
+  for (uv's ``--override``), e.g. a UI-only dependency of the model's package that would
+  pin the RunPod SDK old. Part of the environment's key.
 
 The module that defines the ``App`` is imported by the supervisor, so it must stay light:
 dataclasses and strings, never the model's libraries.
@@ -57,6 +60,7 @@ class App:
     # as usage errors with where the value came from.
     validate: Callable[[Any], list[tuple[str, str]]] = field(default=_no_problems)
     http_app: str = ""
+    overrides: tuple[str, ...] = ()
 
 
 # A boot that names no app: the framework's stages and the handler given by `handler`.

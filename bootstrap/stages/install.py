@@ -80,6 +80,9 @@ W002 = warning("install.W002", "known-bad versions: {detail}",
 W003 = warning("install.W003", "the environment was not packed: {reason}",
                "it is published without its packed form; boots run it from the volume "
                "(hydrate.W001)")
+W004 = warning("install.W004", "pip cannot apply the app's overrides: {overrides}",
+               "install uv (pip install uv) or set BOOTSTRAP_INSTALLER=uv; with pip the "
+               "packages' own requirements stand (F5-TTS's gradio holds runpod at 1.10.0)")
 I001 = info("install.I001", "environment {key}: {count} packages, no installer run", "")
 I002 = info("install.I002", "{count} requirement(s) and {imports} import(s) verified in {python}",
             "")
@@ -111,7 +114,11 @@ def _install(ctx: Context, build: Build) -> int:
     config = ctx.config
     requirements = build.staging / ".bootstrap-requirements.txt"
     requirements.write_text(build.wanted.requirements.text())
-    argv = build.wanted.installer.install_argv(build.python, requirements, config)
+    overrides = None
+    if build.wanted.requirements.overrides:
+        overrides = build.staging / ".bootstrap-overrides.txt"
+        overrides.write_text(build.wanted.requirements.overrides_text())
+    argv = build.wanted.installer.install_argv(build.python, requirements, config, overrides)
     attempts = max(config.install_attempts, 1)
     for attempt in range(1, attempts + 1):
         if build.lease.lost:
@@ -177,6 +184,13 @@ def _import_failures(probe: dict[str, Any]) -> list[Message]:
 
 def _warnings(versions: dict[str, str]) -> list[Message]:
     return [W002.at(problem.split()[0], detail=problem) for problem in compat.problems(versions)]
+
+
+def _unapplied(wanted: Wanted) -> list[Message]:
+    overrides = wanted.requirements.overrides
+    if overrides and wanted.installer.name != "uv":
+        return [W004.at(wanted.installer.label, overrides="; ".join(overrides))]
+    return []
 
 
 def _consistency(build: Build) -> list[Message]:
@@ -291,7 +305,7 @@ def _build(ctx: Context, build: Build, store: envstore.Store,
         failures = _import_failures(probe)
         if failures:
             raise StageFailed(failures[0])
-        messages = _consistency(build) + _warnings(probe["versions"])
+        messages = _consistency(build) + _warnings(probe["versions"]) + _unapplied(wanted)
         packed = _pack(ctx, build, messages)
         envstore.write_marker(build.staging, {
             "key": build.key, "inputs": wanted.inputs, "python": platform.python_version(),

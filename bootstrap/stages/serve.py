@@ -25,11 +25,12 @@ from typing import Any
 
 from bootstrap import runpod_fitness
 from bootstrap.health.endpoint import load_balancing
+from bootstrap import sdk_version
 from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
-from bootstrap.kernel.message import Message, error
-from bootstrap.kernel.protocol import emit_ready
+from bootstrap.kernel.message import Message, error, warning
+from bootstrap.kernel.protocol import emit_message, emit_ready
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.kernel.target import resolve
 
@@ -46,6 +47,18 @@ E005 = error("serve.E005", "no handler to serve: no app and no handler is config
              "handler factory (module:callable)")
 E004 = error("serve.E004", "the RunPod SDK ended the worker with exit code {code}",
              "the SDK's own lines above say why: a failed test job, or a failed fitness check")
+
+W001 = warning("serve.W001", "the RunPod SDK {version} is older than {minimum}: {why}",
+               "install runpod>={minimum} where the worker runs; with F5-TTS, drop gradio "
+               "(it holds runpod at 1.10.0): uv's --override image/overrides.txt")
+
+
+def _old_sdk() -> list[Message]:
+    version = sdk_version.installed()
+    if version is None or not sdk_version.too_old(version):
+        return []
+    return [W001.at("runpod", version=version, minimum=sdk_version.minimum(),
+                    why=sdk_version.WHY)]
 
 
 def _sdk_argv(ctx: Context) -> list[str]:
@@ -144,7 +157,7 @@ def check(ctx: Context) -> list[Message]:
     found = [] if _target(ctx) else [E005.at("handler")]
     if importlib.util.find_spec("runpod") is None:
         found.append(E003.at("runpod"))
-    return found
+    return found + _old_sdk()
 
 
 def _handler(ctx: Context, target: str) -> Any:
@@ -183,6 +196,8 @@ def run(ctx: Context) -> Outcome:
         import runpod  # heavy; imported only now, after every other stage has passed
     except ImportError as exc:
         raise StageFailed(E003.at("runpod"), cause=repr(exc)) from exc
+    for message in _old_sdk():  # serving never returns, so the warning goes out now
+        emit_message("serve", message)
     runpod_fitness.run(ctx.config)  # before ready: a failed check is named, not a bare exit 1
     emit_ready(handler=target)
     sys.argv = _sdk_argv(ctx)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from bootstrap import hub
 from bootstrap.kernel import events
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
@@ -27,9 +27,6 @@ from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, info, warning
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from f5worker import aligner, checkpoint, f5, settings, state, transcriber, voices
-
-if TYPE_CHECKING:
-    from bootstrap.download import Remote
 
 E001 = error("model.E001", "checkpoint {path} is missing",
              "copy it there, set BOOTSTRAP_MODEL_CKPT, or set BOOTSTRAP_MODEL_REPO to fetch it")
@@ -86,6 +83,9 @@ I001 = info("model.I001", "{path} is missing: would download it from {repo}",
             "to skip the download, copy the file there before the boot")
 I002 = info("model.I002", "aligner {path} is missing: would download it from {url}",
             "to skip the download, copy the file there before the boot")
+I004 = info("model.I004", "{file} of {repo} is served from {source}: {path}",
+            "runpod-cache is the endpoint's cached model; volume-cache the volume's Hugging "
+            "Face cache (hf download writes there with HF_HOME=<volume>/.cache/huggingface)")
 I003 = info("model.I003", "recognition model {path} lacks {files}: would download them from "
             "{repo}", "to skip the download, copy the files there before the boot")
 
@@ -155,8 +155,9 @@ def inspect(assets: Assets, can_download: bool, final: bool = False) -> list[Mes
 
 def check(ctx: Context) -> list[Message]:
     own = settings.of(ctx.config)
-    assets = Assets.of(ctx)
+    assets, served = _located(ctx.config, Assets.of(ctx))
     found = inspect(assets, can_download=bool(own.model_repo))
+    found += _served(served)
     if own.model_repo:  # say what `run` would fetch (the same list `_fetch` uses)
         found += [I001.at(dest, path=dest, repo=remote.repo)
                   for remote, dest in _wanted(ctx.config, assets) if not dest.is_file()]
@@ -168,8 +169,11 @@ def check(ctx: Context) -> list[Message]:
         if url and not weights.is_file():
             found.append(I002.at(weights, path=weights, url=url))
     if own.transcribe:
-        folder, repo = ctx.config.on_volume(own.asr_dir), own.asr_model
+        folder, repo = asr_folder(ctx.config), own.asr_model
         found += inspect_asr(ctx.config, can_download=bool(repo))
+        if folder != ctx.config.on_volume(own.asr_dir):
+            found.append(I004.at(folder, file="the recognition model", repo=repo,
+                                 source=_asr_source(ctx.config, folder), path=folder))
         lacking = transcriber.missing(folder)
         if repo and lacking:  # the files `_fetch_asr` would fetch
             found.append(I003.at(folder, path=folder, files=", ".join(lacking), repo=repo))
@@ -241,8 +245,7 @@ def _load_aligner(ctx: Context, device: str) -> dict[str, object]:
 def inspect_asr(c: Config, can_download: bool) -> list[Message]:
     """What is wrong with the recognition model's files, read-only (no transformers
     import). Before fetching, missing files that will be downloaded are not an error."""
-    own = settings.of(c)
-    folder = c.on_volume(own.asr_dir)
+    folder = asr_folder(c)
     lacking = transcriber.missing(folder)
     if lacking and not can_download:
         return [E020.at(folder, path=folder, files=", ".join(lacking))]
@@ -253,39 +256,60 @@ def inspect_asr(c: Config, can_download: bool) -> list[Message]:
     return []
 
 
-def _fetch_asr(ctx: Context) -> int:
-    """The recognition model's missing files from ``asr_model``, through the download
-    helper and its lease like every other asset; the bytes fetched."""
-    from bootstrap import download
+def _hub_caches(c: Config) -> tuple[list[tuple[str, Path]], Path]:
+    """Where the hub's files are looked for, in order, and the cache downloads go to."""
+    volume_cache = c.volume / ".cache" / "huggingface" / "hub"
+    return hub.caches(volume_cache, c.on_volume(settings.of(c).model_cache)), volume_cache
 
-    c = ctx.config
+
+def asr_folder(c: Config) -> Path:
+    """The recognition model's folder: ``asr_dir`` when it holds every file, else a
+    snapshot of ``asr_model`` in a Hugging Face cache that does, else ``asr_dir``."""
     own = settings.of(c)
     folder = c.on_volume(own.asr_dir)
-    lacking = transcriber.missing(folder)
-    if not lacking:  # complete: a warm boot asks the hub nothing
-        return 0
-    fetched = 0
-    for name in (*lacking, *transcriber.OPTIONAL):
-        remote = download.Remote(own.asr_model, name)
+    if not transcriber.missing(folder) or not own.asr_model:
+        return folder
+    where, _ = _hub_caches(c)
+    found = hub.find(hub.HubFile(own.asr_model, transcriber.REQUIRED[0]), where)
+    if found is not None and not transcriber.missing(found.path.parent):
+        return found.path.parent
+    return folder
+
+
+def _asr_source(c: Config, folder: Path) -> str:
+    where, _ = _hub_caches(c)
+    return next((source for source, cache in where if folder.is_relative_to(cache)), "volume")
+
+
+def _fetch_asr(ctx: Context) -> dict[str, dict[str, object]]:
+    """The recognition model's files from ``asr_model`` through huggingface_hub, into one
+    snapshot of the volume's cache, under the lease like every other asset; what served
+    each (nothing when ``asr_dir`` or a cache already holds them all)."""
+    c = ctx.config
+    own = settings.of(c)
+    if not transcriber.missing(asr_folder(c)):  # complete: a warm boot asks the hub nothing
+        return {}
+    where, volume_cache = _hub_caches(c)
+    served: dict[str, dict[str, object]] = {}
+    for name in (*transcriber.REQUIRED, *transcriber.OPTIONAL):
+        remote = hub.HubFile(own.asr_model, name)
         try:
-            fetched += download.ensure(remote, folder / name, c.volume / ".bootstrap" / "locks",
-                                       ctx.worker_id)
-        except download.DownloadError as exc:
+            served[name] = hub.resolve(remote, where, volume_cache, _locks(c),
+                                       ctx.worker_id).describe()
+        except hub.DownloadError as exc:
             if name in transcriber.OPTIONAL and exc.kind == "not_found":
                 continue  # not every Whisper repo has the older tokenizer files
-            url = remote.url(os.environ.get("HF_ENDPOINT", download.DEFAULT_ENDPOINT))
-            raise StageFailed(E023.at(url, file=name, repo=own.asr_model, path=folder, why=exc),
-                              cause=str(exc),
-                              transient=exc.kind in ("rate_limited", "failed", "incomplete")
-                              ) from exc
-    return fetched
+            raise StageFailed(E023.at(remote.url(), file=name, repo=own.asr_model,
+                                      path=c.on_volume(own.asr_dir), why=exc),
+                              cause=str(exc), transient=exc.transient) from exc
+    return served
 
 
 def _load_transcriber(ctx: Context, device: str) -> dict[str, object]:
     """The recognition model, its files proven, into ``state.of(ctx).transcriber``."""
     c = ctx.config
     own = settings.of(c)
-    folder = c.on_volume(own.asr_dir)
+    folder = asr_folder(c)
     started = time.monotonic()
     try:
         loaded = transcriber.load(folder, device)
@@ -294,42 +318,80 @@ def _load_transcriber(ctx: Context, device: str) -> dict[str, object]:
                           cause=f"{type(exc).__name__}: {exc}") from exc
     state.of(ctx).transcriber = loaded
     return {"path": str(folder), "repo": own.asr_model, "dtype": loaded.dtype,
+            "source": _asr_source(c, folder),
             "load_s": round(time.monotonic() - started, 2)}
 
 
-def _wanted(c: Config, assets: Assets) -> list[tuple[Remote, Path]]:
-    """The files the hub provides and where each goes on the volume."""
-    own = settings.of(c)
-    # urllib and http.client only when there may be something to fetch: a warm boot
-    # with every file present never imports them.
-    from bootstrap import download
+def _locks(c: Config) -> Path:
+    return c.volume / ".bootstrap" / "locks"
 
-    wanted = [(download.Remote(own.vocoder_repo, name), assets.vocoder / name)
+
+def _wanted(c: Config, assets: Assets) -> list[tuple[hub.HubFile, Path]]:
+    """The files the hub provides and the path each is configured at on the volume."""
+    own = settings.of(c)
+    wanted = [(hub.HubFile(own.vocoder_repo, name), assets.vocoder / name)
               for name in VOCODER_FILES]
     if not assets.arch_spec.endswith((".yaml", ".yml")):
-        wanted.append((download.Remote(own.model_repo, f"{assets.arch_spec}/{assets.ckpt.name}"),
+        wanted.append((hub.HubFile(own.model_repo, f"{assets.arch_spec}/{assets.ckpt.name}"),
                        assets.ckpt))
     return wanted
 
 
-def _fetch(ctx: Context, assets: Assets) -> dict[str, int]:
-    """Missing files from the hub."""
-    from bootstrap import download
+def _missing(c: Config, assets: Assets) -> list[tuple[hub.HubFile, Path]]:
+    """The hub's files not at their configured paths. The vocoder's two go together (when
+    either is missing, both come from one snapshot: the vocoder is their folder)."""
+    wanted = _wanted(c, assets)
+    vocoder = wanted[:len(VOCODER_FILES)]
+    missing = vocoder if any(not dest.is_file() for _, dest in vocoder) else []
+    return missing + [(remote, dest) for remote, dest in wanted[len(VOCODER_FILES):]
+                      if not dest.is_file()]
 
-    fetched = {}
-    locks = ctx.config.volume / ".bootstrap" / "locks"
-    for remote, dest in _wanted(ctx.config, assets):
-        if dest.is_file():
-            continue
+
+def _with(assets: Assets, served: dict[Path, hub.Found]) -> Assets:
+    """``assets`` with each served file's path in place of its configured one."""
+    ckpt = served.get(assets.ckpt)
+    config = served.get(assets.vocoder / VOCODER_FILES[0])
+    return replace(assets, ckpt=ckpt.path if ckpt else assets.ckpt,
+                   vocoder=config.path.parent if config else assets.vocoder)
+
+
+def _located(c: Config, assets: Assets) -> tuple[Assets, dict[Path, tuple[hub.HubFile,
+                                                                          hub.Found]]]:
+    """The files found in a Hugging Face cache (RunPod's, the volume's), asking the
+    network nothing; ``assets`` pointing at them."""
+    if not settings.of(c).model_repo:
+        return assets, {}
+    where, _ = _hub_caches(c)
+    served = {}
+    for remote, dest in _missing(c, assets):
+        found = hub.find(remote, where)
+        if found is not None:
+            served[dest] = (remote, found)
+    return _with(assets, {dest: found for dest, (_, found) in served.items()}), served
+
+
+def _served(served: dict[Path, tuple[hub.HubFile, hub.Found]]) -> list[Message]:
+    return [I004.at(found.path, file=remote.filename, repo=remote.repo, source=found.source,
+                    path=found.path) for remote, found in served.values()]
+
+
+def _fetch(ctx: Context, assets: Assets) -> tuple[Assets, dict[str, dict[str, object]]]:
+    """Each missing file from the first cache holding it, else downloaded; ``assets``
+    pointing at them, and what served each."""
+    where, volume_cache = _hub_caches(ctx.config)
+    served: dict[Path, hub.Found] = {}
+    facts: dict[str, dict[str, object]] = {}
+    for remote, dest in _missing(ctx.config, assets):
         try:
-            fetched[remote.filename] = download.ensure(remote, dest, locks, ctx.worker_id)
-        except download.DownloadError as exc:
+            served[dest] = hub.resolve(remote, where, volume_cache, _locks(ctx.config),
+                                       ctx.worker_id)
+        except hub.DownloadError as exc:
             fields = {"file": remote.filename, "repo": remote.repo, "why": str(exc)}
             kind = {"auth": E008, "forbidden": E008, "rate_limited": E009}.get(exc.kind, E010)
-            raise StageFailed(kind.at(remote.url(os.environ.get(
-                "HF_ENDPOINT", download.DEFAULT_ENDPOINT)), **fields), cause=str(exc),
-                transient=exc.kind in ("rate_limited", "failed", "incomplete")) from exc
-    return fetched
+            raise StageFailed(kind.at(remote.url(), **fields), cause=str(exc),
+                              transient=exc.transient) from exc
+        facts[remote.filename] = served[dest].describe()
+    return _with(assets, served), facts
 
 
 def _from_package(ctx: Context, assets: Assets) -> None:
@@ -375,13 +437,18 @@ def run(ctx: Context) -> Outcome:
     # Anything else F5-TTS or its libraries cache goes to the volume, not the small disk.
     os.environ.setdefault("HF_HOME", str(ctx.config.volume / ".cache" / "huggingface"))
     if own.model_repo:
-        facts["fetched_bytes"] = _fetch(ctx, assets)
+        assets, sources = _fetch(ctx, assets)
+        facts["sources"] = sources
+        facts["fetched_bytes"] = {name: got["bytes"] for name, got in sources.items()}
+        facts["ckpt"] = str(assets.ckpt)
     timings = own.timings
     if timings and own.aligner_url:
         facts["aligner_fetched_bytes"] = _fetch_aligner(ctx)
     transcribe = own.transcribe
     if transcribe and own.asr_model:
-        facts["asr_fetched_bytes"] = _fetch_asr(ctx)
+        asr_sources = _fetch_asr(ctx)
+        facts["asr_sources"] = asr_sources
+        facts["asr_fetched_bytes"] = sum(int(str(got["bytes"])) for got in asr_sources.values())
     _from_package(ctx, assets)
     problems = inspect(assets, can_download=False, final=True)
     # The aligner's and recognizer's files are proven before the slow F5 load, so a bad
@@ -392,7 +459,7 @@ def run(ctx: Context) -> Outcome:
         raise StageFailed(problems[0])
     assert assets.arch is not None  # inspect() named it otherwise
     # Complete on disk: nothing may reach for the hub from here on.
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub.go_offline()
     started = time.monotonic()
     try:
         import f5_tts.infer.utils_infer  # noqa: F401  (timed on its own: seconds, ~1 GB)

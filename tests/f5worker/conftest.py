@@ -97,35 +97,21 @@ def tiny_aligner(tiny_volume: Path) -> Any:
 
 @pytest.fixture
 def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """A stand-in Hugging Face hub on 127.0.0.1 serving ``files`` at resolve URLs
-    (``/{repo}/resolve/main/{path}``); a path mapped to an int answers that status."""
-    import http.server
-    import threading
+    """The stand-in Hugging Face Hub (tests/hubserver.py) on 127.0.0.1 serving ``files`` at
+    resolve URLs (``/{repo}/resolve/main/{path}``); a path mapped to an int answers that
+    status. huggingface_hub itself talks to it, through HF_ENDPOINT."""
+    import huggingface_hub.constants
 
-    state: dict[str, Any] = {"files": {}, "asked": []}
+    from tests import hubserver
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            state["asked"].append(self.path)
-            body = state["files"].get(self.path, 404)
-            if isinstance(body, int):
-                self.send_response(body)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    yield state
-    server.shutdown()
+    state = hubserver.new_state()
+    with hubserver.running(state) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        # An earlier model stage in this process went offline (hub.go_offline).
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        yield state
 
 
 @dataclass

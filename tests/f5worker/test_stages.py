@@ -22,6 +22,7 @@ from bootstrap.kernel.stage import StageFailed
 from bootstrap.stages import cuda
 from f5worker import state, voices
 from f5worker.stages import audio, model, warmup
+from tests import hubserver
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -256,11 +257,25 @@ def test_missing_vocoder_is_downloaded_from_the_hub_then_loaded(
     # missing but fetchable is not an error: the check says what run would download
     assert model.check(ctx) == [model.I001.at(vocoder / "config.yaml"),
                                 model.I001.at(vocoder / "pytorch_model.bin")]
+    assert local_hub["requests"] == [], "the check asks the hub nothing"
     ctx.device = "cpu"
     outcome = model.run(ctx)
     assert sorted(outcome.facts["fetched_bytes"]) == ["config.yaml", "pytorch_model.bin"]
-    assert (vocoder / "pytorch_model.bin").is_file() and state.of(ctx).model is not None
+    assert {got["source"] for got in outcome.facts["sources"].values()} == {"downloaded"}
+    # huggingface_hub's own layout in the volume's cache: what `hf download` finds
+    snapshot = (volume / ".cache/huggingface/hub/models--org--vocos/snapshots"
+                / hubserver.COMMIT)
+    assert (snapshot / "pytorch_model.bin").is_symlink()
+    assert state.of(ctx).model is not None
     assert not list((volume / ".bootstrap" / "locks").iterdir())
+
+    local_hub["requests"].clear()
+    warm = ctx_for(volume, model_repo="org/f5", vocoder_repo="org/vocos")
+    assert [m.id for m in model.check(warm)] == [model.I004.id, model.I004.id]
+    warm.device = "cpu"
+    again = model.run(warm)
+    assert {got["source"] for got in again.facts["sources"].values()} == {"volume-cache"}
+    assert local_hub["requests"] == [], "a warm boot asks the hub nothing"
 
 
 @pytest.mark.parametrize(("status", "expected"), [(401, model.E008), (403, model.E008),
@@ -272,16 +287,17 @@ def test_hub_refusals_are_named(volume: Path, ctx_for: Callable[..., Context],
     local_hub["files"]["/org/vocos/resolve/main/config.yaml"] = status
     ctx = ctx_for(volume, model_repo="org/f5", vocoder_repo="org/vocos")
     ctx.device = "cpu"
-    import bootstrap.download as download
+    from bootstrap import hub
 
-    fast = download.Policy(retries=1, backoff_s=0.01)
-    original = download.ensure
+    fast = hub.Policy(retries=0, backoff_s=0.01)
+    original = hub.resolve
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(download, "ensure", lambda *a, **k: original(*a, policy=fast))
+        patch.setattr(hub, "resolve", lambda *a, **k: original(*a, policy=fast))
         failed = fail(model.run, ctx)
     assert failed.message.id == expected.id
     assert "config.yaml" in failed.message.msg
-    assert not (volume / "models/tiny/vocoder/config.yaml").exists()
+    assert failed.transient == (status in (429, 500))
+    assert not list((volume / ".cache/huggingface/hub").glob("models--org--vocos/snapshots/*/*"))
 
 
 def test_warmup_refuses_a_model_on_another_device_than_chosen(booted: Context) -> None:
