@@ -23,9 +23,8 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from bootstrap import runpod_fitness
+from bootstrap import runpod_fitness, sdk_version
 from bootstrap.health.endpoint import load_balancing
-from bootstrap import sdk_version
 from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
