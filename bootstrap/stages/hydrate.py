@@ -31,7 +31,11 @@ from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, info, warning
+from bootstrap.kernel.output import Output
 from bootstrap.kernel.stage import Outcome, Side, Stage
+
+HYDRATED: Output[Path] = Output("hydrated", __name__)  # the local copy the worker runs from
+LATER_UNPACK: Output[LaterUnpack] = Output("later_unpack", __name__)  # its large modules'
 
 W001 = warning("hydrate.W001", "environment {key} has no packed form: the worker runs from "
                                "the volume",

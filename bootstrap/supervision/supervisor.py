@@ -24,8 +24,9 @@ from pathlib import Path
 from types import FrameType
 
 import bootstrap
+from bootstrap import pipeline
 from bootstrap.kernel import app as apps
-from bootstrap.kernel import events, pipeline, redaction
+from bootstrap.kernel import events, redaction
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode, for_signal
