@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bootstrap import runpod_platform
-from bootstrap.kernel import command, pipeline
+from bootstrap import pipeline, runpod_platform
+from bootstrap.kernel import command
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.message import Message, error, info

@@ -22,6 +22,7 @@ from bootstrap.environment.installer import Installer
 from bootstrap.environment.lease import Lease
 from bootstrap.environment.requirements import Requirements
 from bootstrap.kernel.context import Context
+from bootstrap.kernel.output import Output
 
 
 @dataclass(frozen=True)
@@ -56,31 +57,36 @@ class Build:
 
 # -- what the stages hand on ------------------------------------------------------------------
 
+ENV: Output[Path] = Output("env", __name__)  # venv, install: the environment in use
+PYTHON: Output[Path] = Output("python", __name__)  # venv, install, hydrate: the worker's
+WANTED: Output[Wanted] = Output("wanted", __name__)  # venv, for install: what to build
+
 def use_env(ctx: Context, env: Path) -> None:
     """The worker runs from the published environment ``env``."""
-    ctx.env = env
-    ctx.python = env / "bin" / "python"
+    ENV.set(ctx, env)
+    PYTHON.set(ctx, env / "bin" / "python")
 
 
 def use_this_interpreter(ctx: Context) -> None:
     """No environment: the worker runs in the interpreter running bootstrap."""
-    ctx.env = None
-    ctx.python = Path(sys.executable)
+    ENV.set(ctx, None)
+    PYTHON.set(ctx, Path(sys.executable))
 
 
 def env_in_use(ctx: Context) -> Path | None:
-    return ctx.env
+    return ENV.get(ctx)
 
 
 def python_in_use(ctx: Context) -> Path:
-    return ctx.python or Path(sys.executable)
+    return PYTHON.get(ctx) or Path(sys.executable)
 
 
 def want(ctx: Context, wanted: Wanted) -> None:
-    ctx.wanted = wanted
+    WANTED.set(ctx, wanted)
 
 
 def wanted(ctx: Context) -> Wanted | None:
     """The build the venv stage asked for, taken: it is built at most once."""
-    found, ctx.wanted = ctx.wanted, None
+    found = WANTED.get(ctx)
+    WANTED.set(ctx, None)
     return found

@@ -1,20 +1,18 @@
 """What every stage receives: the configuration, the boot's identity, and what earlier
-stages in the same process handed on, each as a typed attribute named for its writer.
+stages in the same process handed on.
+
+The handed-on values are the stages' outputs (``bootstrap/kernel/output.py``): each is
+declared, with its type, in the module of the stage that writes it, and kept here in one
+mapping, so the kernel names none of them. ``ctx.<name>`` reads and writes a declared output.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from bootstrap.kernel.config import Config
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from bootstrap.environment.envbuild import Wanted
-    from bootstrap.ioprobe import Rates
-    from bootstrap.storage import Storage
+from bootstrap.kernel.output import DECLARED
 
 
 @dataclass
@@ -24,17 +22,9 @@ class Context:
     worker_id: str
     # True under `bootstrap check`: stages must not create, install, download or write.
     dry_run: bool = False
-    # -- the supervisor's stages ----------------------------------------------------------
-    platform: str | None = None  # dry_run.py: the platform `bootstrap check --platform` names
-    volume_io: Rates | None = None  # stages/volume.py: the I/O probe's figures, when it ran
-    wanted: Wanted | None = None  # stages/venv.py, for install: the environment to build
-    env: Path | None = None  # envbuild.use_env (venv, install): the environment in use
-    python: Path | None = None  # envbuild, stages/hydrate.py: the worker's interpreter
-    # -- the worker's generic stages -------------------------------------------------------
-    device: str | None = None  # stages/cuda.py: "cuda:0", or "cpu" where allowed
-    storage: Storage | None = None  # stages/storage.py: the bucket, when one is configured
-    # stages/handler_file.py: the config a RunPod handler file passed to runpod.serverless.start
-    served: dict[str, Any] | None = None
+    platform: str | None = None  # the platform `bootstrap check --platform` names
+    # Every stage's outputs by name (the typed way in: the writer's ``Output``).
+    outputs: dict[str, Any] = field(default_factory=dict)
     # -- the app's stages: an instance of its App.state, for its handler -------------------
     app_state: Any = None
 
@@ -43,3 +33,17 @@ class Context:
             from bootstrap.kernel import app as apps
 
             self.app_state = apps.load(self.config.app).state()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for a name that is not a field: an output, None until its stage sets it.
+        outputs = self.__dict__.get("outputs", {})
+        if name in outputs or name in DECLARED:
+            return outputs.get(name)
+        raise AttributeError(f"Context has no {name!r}: no field, and no stage declares an "
+                             "output of that name (bootstrap/kernel/output.py)")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dataclass_fields__:
+            object.__setattr__(self, name, value)
+        else:  # a stage's output, whichever way it is written
+            self.outputs[name] = value

@@ -1,1 +1,1 @@
-"""One module per boot stage; ``bootstrap.kernel.pipeline`` gives their order."""
+"""One module per boot stage; ``bootstrap.pipeline`` gives their order."""

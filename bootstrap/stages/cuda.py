@@ -26,7 +26,10 @@ from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, warning
+from bootstrap.kernel.output import Output
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+
+DEVICE: Output[str] = Output("device", __name__)  # "cuda:0", or "cpu" where allowed
 
 E001 = error("cuda.E001", "torch {torch} is a CPU-only build on a machine with a GPU",
              "install a CUDA build of torch (the Linux wheel on PyPI is one), not a +cpu wheel")
@@ -182,7 +185,7 @@ def run(ctx: Context, nvml: Nvml | None = None, torch: TorchCuda | None = None) 
     if result.device == "cpu":
         events.emit("warn", "cuda.cpu", msg="no GPU in use: the model will run on the CPU",
                     reason=result.messages[0].msg if result.messages else "")
-    ctx.device = result.device
+    DEVICE.set(ctx, result.device)
     result.facts["device"] = result.device
     return Outcome(facts=result.facts, messages=result.messages)
 

@@ -22,7 +22,11 @@ from typing import Any
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error
+from bootstrap.kernel.output import Output
 from bootstrap.kernel.stage import Side, Stage, StageFailed
+
+# The config the file passed to runpod.serverless.start, for the serve stage.
+SERVED: Output[dict[str, Any]] = Output("served", __name__)
 
 E001 = error("import.E001", "the handler file {path} does not exist",
              "BOOTSTRAP_HANDLER names a handler file by path, absolute or from the working "
@@ -100,7 +104,7 @@ def run(ctx: Context) -> None:
         sys.argv = argv
     if not isinstance(config, dict) or not callable(config.get("handler")):
         raise StageFailed(E004.at(str(path), path=str(path)))
-    ctx.served = config
+    SERVED.set(ctx, config)
     return None
 
 

@@ -15,6 +15,7 @@ could: this stage never fails a boot.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from bootstrap import diskspace
@@ -25,7 +26,10 @@ from bootstrap.environment import envstore
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, info, warning
+from bootstrap.kernel.output import Output
 from bootstrap.kernel.stage import Outcome, Side, Stage, Task
+
+HYDRATED: Output[Path] = Output("hydrated", __name__)  # the local copy the worker runs from
 
 W001 = warning("hydrate.W001", "environment {key} has no packed form: the worker runs from "
                                "the volume",

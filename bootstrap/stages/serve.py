@@ -32,6 +32,7 @@ from bootstrap.kernel.message import Message, error, warning
 from bootstrap.kernel.protocol import emit_message, emit_ready
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.kernel.target import resolve
+from bootstrap.stages import handler_file
 
 E001 = error("serve.E001", "the handler factory {target} could not be loaded",
              "check BOOTSTRAP_APP or BOOTSTRAP_HANDLER (module:callable) and that the module "
@@ -185,8 +186,8 @@ def run(ctx: Context) -> Outcome:
         return serve_http.serve(ctx, lb, lambda: asgi_app(with_job_context(
             _handler(ctx, target))))
     # A handler file's import stage already ran it: serve what it passed to start.
-    start_config = dict(ctx.served) if ctx.served is not None else {
-        "handler": _handler(ctx, target)}
+    served = handler_file.SERVED.get(ctx)
+    start_config = dict(served) if served is not None else {"handler": _handler(ctx, target)}
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
     # (audio or images: megabytes of base64 per request) into the console. Its logger reads
     # the level once, when runpod is imported.

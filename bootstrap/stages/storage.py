@@ -19,8 +19,11 @@ import urllib.request
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.output import Output
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.storage import Storage, StorageError
+
+STORAGE: Output[Storage] = Output("storage", __name__)  # the bucket, when one is configured
 
 I001 = info("storage.I001", "no storage configured: outputs are returned inline only",
             "set BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY to "
@@ -75,7 +78,7 @@ def check(ctx: Context) -> list[Message]:
 def run(ctx: Context) -> Outcome:
     storage = _configured(ctx)
     if storage is None:
-        ctx.storage = None
+        STORAGE.set(ctx, None)
         return Outcome(messages=[I001.at("BUCKET_ENDPOINT_URL")], skipped=True)
     s = storage.settings
     started = time.monotonic()
@@ -95,7 +98,7 @@ def run(ctx: Context) -> Outcome:
     if got != PROBE:
         raise StageFailed(E008.at(storage.key(key), got=len(got), sent=len(PROBE)),
                           cause=f"first bytes read back: {got[:40]!r}")
-    ctx.storage = storage
+    STORAGE.set(ctx, storage)
     facts = {"endpoint": s.endpoint, "bucket": s.bucket, "bucket_source": s.bucket_source,
              "prefix": s.prefix, "url_ttl_s": s.url_ttl_s,
              "round_trip_ms": int((time.monotonic() - started) * 1000)}

@@ -21,7 +21,10 @@ from bootstrap.environment import requirements
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, info, warning
+from bootstrap.kernel.output import Output
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+
+VOLUME_IO: Output[ioprobe.Rates] = Output("volume_io", __name__)  # the I/O probe's figures
 
 # Below these the volume is slow enough to dominate a boot that installs or imports from it.
 SLOW_SMALL_FILES_PER_S = 200
@@ -183,7 +186,7 @@ def run(ctx: Context) -> Outcome:
             facts["io"] = f"not measured: {exc.strerror or exc}"
             return Outcome(facts=facts, messages=messages)
         facts["io"] = rates.to_dict()
-        ctx.volume_io = rates  # the hydrate stage decides by it
+        VOLUME_IO.set(ctx, rates)  # the hydrate stage decides by it
         if rates.small_files_per_s < SLOW_SMALL_FILES_PER_S or rates.write_mb_s < SLOW_MB_S:
             messages.append(W002.at(ctx.config.volume, small=round(rates.small_files_per_s),
                                     write=round(rates.write_mb_s, 1)))

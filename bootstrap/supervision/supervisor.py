@@ -24,10 +24,10 @@ from pathlib import Path
 from types import FrameType
 
 import bootstrap
-from bootstrap import runpod_failed_job
+from bootstrap import pipeline, runpod_failed_job
 from bootstrap.health.watch import HealthWatch
 from bootstrap.kernel import app as apps
-from bootstrap.kernel import events, pipeline, redaction
+from bootstrap.kernel import events, redaction
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode, for_signal

@@ -21,7 +21,8 @@ from types import FrameType
 from typing import IO, TextIO
 
 import bootstrap
-from bootstrap.kernel import events, pipeline
+from bootstrap import pipeline
+from bootstrap.kernel import events
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode, for_signal

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.kernel import pipeline
+from bootstrap import pipeline
 from bootstrap.kernel.config import Config
 
 REPO = Path(__file__).resolve().parents[2]

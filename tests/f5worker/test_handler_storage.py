@@ -25,7 +25,8 @@ JOB = {"text": "Stored, not inlined.", "voice": "default", "nfe_step": 2, "seed"
 def handler_for(booted: Context, env: dict[str, str] | None, limits: Limits | None = None,
                 **state: Any) -> Any:
     storage = Storage.from_env(env) if env is not None else None
-    ctx = replace(booted, storage=storage, app_state=replace(booted.app_state, **state))
+    ctx = replace(booted, outputs={**booted.outputs, "storage": storage},
+                  app_state=replace(booted.app_state, **state))
     return f5tts.make_handler(ctx, limits)
 
 

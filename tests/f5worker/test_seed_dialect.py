@@ -45,7 +45,8 @@ def bucket(s3: Server, tmp_path: Path) -> Iterator[Server]:
 
 def handler_for(booted: Context, env: dict[str, str] | None, **state: Any) -> Any:
     storage = Storage.from_env(env) if env is not None else None
-    ctx = replace(booted, storage=storage, app_state=replace(booted.app_state, **state))
+    ctx = replace(booted, outputs={**booted.outputs, "storage": storage},
+                  app_state=replace(booted.app_state, **state))
     return f5tts.make_handler(ctx)
 
 
@@ -207,7 +208,7 @@ def test_an_uploaded_voice_lands_in_the_bucket_and_speaks(
     fetch = functools.partial(refaudio.fetch, allowed=lambda a: a.is_loopback,
                               context=ssl.create_default_context(cafile=str(tls[0])))
     storage = Storage.from_env(bucket.old_env())
-    ctx = replace(booted, storage=storage)
+    ctx = replace(booted, outputs={**booted.outputs, "storage": storage})
     handler = f5tts.make_handler(ctx, fetch=fetch)
     answer = run(handler, endpoint="upload", voice_name="john_speaker.wav",
                  voice_file_url=clip_server)

@@ -301,7 +301,7 @@ def test_hub_refusals_are_named(volume: Path, ctx_for: Callable[..., Context],
 
 
 def test_warmup_refuses_a_model_on_another_device_than_chosen(booted: Context) -> None:
-    ctx = replace(booted, device="cuda:0")
+    ctx = replace(booted, outputs={**booted.outputs, "device": "cuda:0"})
     failed = fail(warmup.run, ctx)
     assert failed.message == about(warmup.E005, "cpu")
     assert "cuda:0" in failed.message.msg
