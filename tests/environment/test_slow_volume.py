@@ -384,11 +384,13 @@ def test_a_boot_after_a_recorded_one_copies_only_what_it_used_and_still_finds_th
         used, refused = used_part.find(env_dir, local_copy.identity(marker, full))
         assert used is not None and refused is None, refused
         assert used.pack.files == recorded["files"]
-        check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], env=env,
-                               capture_output=True, text=True, cwd=REPO, timeout=120)
-        assert "a recorded boot used" in check.stdout, check.stdout
         # a new container; this boot also imports a module no recorded boot opened
         copies = tmp_path / "copies2"
+        check = subprocess.run([sys.executable, "-m", "bootstrap", "check"], cwd=REPO,
+                               env=env | {"BOOTSTRAP_HYDRATE_DIR": str(copies)},
+                               capture_output=True, text=True, timeout=120)
+        assert "a recorded boot used" in check.stdout, check.stdout
+        assert "plan: used" in check.stdout, check.stdout
         slowfs.drop_caches()
         second = run_boot(env | {"BOOTSTRAP_HYDRATE_DIR": str(copies),
                                  "BOOTSTRAP_TEST_IMPORT": "bsdemo_a,bsdemo_many.m0007"})
