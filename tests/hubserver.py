@@ -46,7 +46,7 @@ def handler(state: dict[str, Any]) -> type[http.server.BaseHTTPRequestHandler]:
                                       self.headers.get("Authorization", "")))
             if self.command == "HEAD":
                 state["asked"].append(self.path)
-            answer = _answer(state, self.path) if "/resolve/" in self.path else 404
+            answer = _answer(state, self.path)  # plain URLs too (the aligner's)
             if isinstance(answer, int):
                 self.send_response(answer)
                 if answer == 404:

@@ -27,6 +27,7 @@ from f5worker import settings, state, transcriber
 from f5worker.handler import tiny_model
 from f5worker.stages import model, warmup
 from tests.boots import REPO, snapshot
+from tests.hubserver import COMMIT
 
 
 def folder(volume: Path) -> Path:
@@ -146,30 +147,35 @@ def test_a_missing_recognizer_is_fetched_onto_the_volume_then_loaded(
 
     outcome = run(ctx)
     assert outcome.facts["asr_fetched_bytes"] == total
-    assert {p.name: p.read_bytes() for p in folder(volume).iterdir()} == originals
+    # huggingface_hub's layout in the volume's cache, one snapshot holding every file
+    snapshot = volume / ".cache/huggingface/hub/models--org--whisper/snapshots" / COMMIT
+    assert {p.name: p.read_bytes() for p in snapshot.iterdir()} == originals
+    assert model.asr_folder(ctx.config) == snapshot
     assert isinstance(state.of(ctx).transcriber, transcriber.Transcriber)
     # The repo has none of the optional files: each was asked for once, and 404 is fine.
     asked = [p.rsplit("/", 1)[1] for p in local_hub["asked"]]
     assert sorted(asked) == sorted((*transcriber.REQUIRED, *transcriber.OPTIONAL))
-    # Each under the download helper's lease, in the folder the other assets' leases use.
+    # Each under the lease, in the folder the other assets' leases use.
     assert (volume / ".bootstrap" / "locks").is_dir()
 
     local_hub["asked"].clear()
     warm = ctx_for(volume, asr_model="org/whisper")
-    assert model.check(warm) == []
+    assert [m.id for m in model.check(warm)] == [model.I004.id]
     assert run(warm).facts["asr_fetched_bytes"] == 0
     assert local_hub["asked"] == [], "a complete folder asks the hub nothing"
 
 
-def test_only_the_missing_files_are_fetched(
+def test_a_folder_lacking_one_file_is_replaced_by_one_whole_snapshot(
         volume: Path, ctx_for: Callable[..., Context], local_hub: dict[str, Any]) -> None:
     serve_whisper(local_hub, volume)
     (folder(volume) / "generation_config.json").unlink()
     ctx = ctx_for(volume, asr_model="org/whisper")
     assert model.check(ctx) == [model.I003.at(folder(volume))]
     run(ctx)
+    # The model loads from one folder: every file comes into one snapshot of the cache.
     asked = {p.rsplit("/", 1)[1] for p in local_hub["asked"]}
-    assert asked == {"generation_config.json", *transcriber.OPTIONAL}
+    assert asked == {*transcriber.REQUIRED, *transcriber.OPTIONAL}
+    assert model.asr_folder(ctx.config).name == COMMIT
 
 
 @pytest.mark.parametrize("status", [404, 401])
@@ -185,7 +191,7 @@ def test_a_failed_download_is_named(
     assert str(status) in failed.message.msg and "org/whisper" in failed.message.msg
     assert not failed.transient
     assert not (folder(volume) / "model.safetensors").exists()
-    assert not list(folder(volume).glob("*.partial-*"))
+    assert not list((volume / ".cache/huggingface/hub").glob("*/snapshots/*/model.safetensors"))
 
 
 def _truncate(path: Path) -> None:
