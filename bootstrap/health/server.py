@@ -73,6 +73,7 @@ class HealthServer:
             server, self._server = self._server, None
         if server is not None:
             server.shutdown()
+            _answer_queued(server)
             server.server_close()
 
     # -- what it answers ------------------------------------------------------------------
@@ -120,6 +121,19 @@ class HealthServer:
                 pass  # a check every few seconds is no event
 
         return Handler
+
+
+def _answer_queued(server: _Server) -> None:
+    """Answer the checks already queued on the listener: closing it would reset them, and
+    with a shared port the platform would read a check that found no server."""
+    server.socket.setblocking(False)
+    while True:
+        try:
+            conn, address = server.socket.accept()
+        except OSError:  # none left (BlockingIOError), or the listener is gone
+            return
+        conn.settimeout(None)
+        server.process_request(conn, address)
 
 
 def probe(port: int, path: str, timeout: float = PROBE_TIMEOUT_S) -> int | None:
