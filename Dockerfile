@@ -64,21 +64,16 @@ COPY f5worker/ f5worker/
 RUN python3 -m pip wheel --quiet --no-deps --wheel-dir /wheels .
 
 # -- dependencies into the system Python ----------------------------------------------------
-# --break-system-packages: Debian marks its Python "externally managed" (PEP 668). The
-# packages go to /usr/local/lib/python3.11/dist-packages, apart from Debian's own, and this
-# image has no other user of that Python.
+# --break-system-packages: Debian marks its Python "externally managed" (PEP 668). pip
+# installs to /usr/local/lib/python3.11/dist-packages, apart from Debian's own packages, and
+# this image has no other user of that Python.
 FROM system AS slim-deps
-# uv installs the dependencies below (in parallel, where pip fetched one file at a time) and
-# builds the worker's environment on the volume (the install stage uses it when it is on
-# PATH); it is one static binary, no Python imports. Its overrides (image/overrides.txt)
-# drop F5-TTS's gradio, which would hold the RunPod SDK at 1.10.0 (docs/deploy-runpod.md).
+# uv builds the worker's environment on the volume several times faster than pip (the
+# install stage uses it when it is on PATH); it is one static binary, no Python imports.
 ARG UV_VERSION=0.9.13
 RUN python3 -m pip install --quiet --break-system-packages "uv==${UV_VERSION}"
-COPY image/overrides.txt /etc/bootstrap/overrides.txt
 COPY --from=requirements /build/slim.txt /etc/bootstrap/requirements.txt
-RUN uv pip install --quiet --system --break-system-packages --no-cache \
-        --compile-bytecode --override /etc/bootstrap/overrides.txt \
-        -r /etc/bootstrap/requirements.txt
+RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
 ENV BOOTSTRAP_MODE=volume
 # The app this image serves (bootstrap/kernel/app.py): the F5-TTS worker.
 ENV BOOTSTRAP_APP=f5worker.app:APP
@@ -89,13 +84,10 @@ FROM slim-deps AS baked-deps
 # above it. A build commits each layer through a copy of it on the build disk, so two
 # layers also need less room at their peak than one (26.5 against 32.3 GB, measured).
 COPY --from=requirements-baked /build/torch.txt /etc/bootstrap/requirements-torch.txt
-RUN uv pip install --quiet --system --break-system-packages --no-cache \
-        --compile-bytecode --override /etc/bootstrap/overrides.txt \
+RUN python3 -m pip install --quiet --break-system-packages \
         -r /etc/bootstrap/requirements-torch.txt
 COPY --from=requirements-baked /build/baked.txt /etc/bootstrap/requirements.txt
-RUN uv pip install --quiet --system --break-system-packages --no-cache \
-        --compile-bytecode --override /etc/bootstrap/overrides.txt \
-        -r /etc/bootstrap/requirements.txt
+RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
 ENV BOOTSTRAP_MODE=image
 
 # -- the variants: the same top layers over either set of dependencies ----------------------
