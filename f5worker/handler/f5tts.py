@@ -25,6 +25,7 @@ from typing import Any
 
 from bootstrap.kernel import events, redaction
 from bootstrap.kernel.context import Context
+from bootstrap.stages.storage import STORAGE
 from bootstrap.storage import StorageError
 from f5worker import state
 from f5worker.bucket_voices import BucketVoices
@@ -138,7 +139,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     # The SDK logs every job's whole output at DEBUG, its default: megabytes of base64 per
     # job on stdout. The serve stage imports it after this factory, so this still applies.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
-    storage = ctx.storage  # set by the storage stage when a bucket is configured
+    storage = STORAGE.get(ctx)  # set by the storage stage when a bucket is configured
     svc = Services(
         model=model, fetch=fetch,
         library=library(ctx.config, BucketVoices(storage) if storage else None),

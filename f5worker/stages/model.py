@@ -26,6 +26,7 @@ from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, info, warning
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.stages.cuda import DEVICE
 from f5worker import aligner, checkpoint, f5, settings, state, transcriber, voices
 
 E001 = error("model.E001", "checkpoint {path} is missing",
@@ -429,7 +430,7 @@ def _memory(device: str) -> dict[str, int]:
 
 def run(ctx: Context) -> Outcome:
     own = settings.of(ctx.config)
-    device = ctx.device
+    device = DEVICE.get(ctx)
     if not device:
         raise StageFailed(E013.at("device"))
     assets = Assets.of(ctx)

@@ -21,6 +21,7 @@ from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.stages.cuda import DEVICE
 from f5worker import refclip, settings, state, voices
 
 TEXT = "The quick brown fox jumps over the lazy dog."
@@ -59,7 +60,7 @@ def run(ctx: Context) -> Outcome:
     model = state.of(ctx).model
     if model is None:
         raise StageFailed(E006.at("model"))
-    device = str(ctx.device or model.device)
+    device = str(DEVICE.get(ctx) or model.device)
     found = _device_of(model)
     # torch names the first GPU "cuda:0" when asked for "cuda"; compare the type and index.
     if found.split(":")[0] != device.split(":")[0] or (":" in device and found != device):
