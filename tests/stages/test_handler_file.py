@@ -69,6 +69,10 @@ def test_the_sdks_local_server_serves_the_file_passed_to_start(volume: Path) -> 
         kill_boot(proc)
 
 
+# The public handler files, each with the line its added code goes before.
+PUBLIC_FILES = [(BASIC, "def handler(event):"), (TEMPLATE, "def handler(job):")]
+
+
 def _changed(tmp_path: Path, original: Path, before: str, added: str) -> Path:
     """A copy of ``original`` with ``added`` (a line) inserted before the line ``before``."""
     copy = tmp_path / original.parent.name / original.name
@@ -79,10 +83,7 @@ def _changed(tmp_path: Path, original: Path, before: str, added: str) -> Path:
     return copy
 
 
-@pytest.mark.parametrize(("original", "before"), [
-    (BASIC, "def handler(event):"),
-    (TEMPLATE, "def handler(job):"),
-])
+@pytest.mark.parametrize(("original", "before"), PUBLIC_FILES)
 def test_a_handler_file_that_raises_at_import_is_named(
         volume: Path, tmp_path: Path, original: Path, before: str) -> None:
     path = _changed(tmp_path, original, before,
@@ -99,10 +100,7 @@ def test_a_handler_file_that_raises_at_import_is_named(
     assert "cause names the line" in summary["hint"]
 
 
-@pytest.mark.parametrize(("original", "before"), [
-    (BASIC, "def handler(event):"),
-    (TEMPLATE, "def handler(job):"),
-])
+@pytest.mark.parametrize(("original", "before"), PUBLIC_FILES)
 def test_a_handler_file_that_hangs_at_import_is_stopped_at_its_deadline(
         volume: Path, tmp_path: Path, original: Path, before: str) -> None:
     path = _changed(tmp_path, original, before,
