@@ -81,6 +81,9 @@ def run(ctx: Context) -> None:
     path = Path(ctx.config.handler).resolve()
     if not path.is_file():
         raise StageFailed(E001.at("handler", path=ctx.config.handler, cwd=os.getcwd()))
+    # The SDK reads its log level once, at import, and this is its first import: at its
+    # DEBUG default it would log every job's whole output (serve sets the same, too late).
+    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     try:
         import runpod.serverless  # the file imports it too; its start is replaced below
     except ImportError as exc:
