@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -197,9 +198,35 @@ def _consistency(build: Build) -> list[Message]:
     try:
         build.wanted.installer.run(build.wanted.installer.check_argv(build.python), timeout_s=300)
     except CommandFailed as exc:
-        detail = (exc.result.stdout or exc.result.stderr).strip().splitlines()
-        return [W001.at(build.key, detail=(detail[0] if detail else "check failed")[:120])]
+        lines = f"{exc.result.stdout}\n{exc.result.stderr}".strip().splitlines()
+        problems = _unexpected(lines, build.wanted.requirements.overrides)
+        if problems or not lines:
+            return [W001.at(build.key, detail=(problems or ["check failed"])[0][:120])]
     return []
+
+
+# What a check says of a missing or mismatched requirement: "f5-tts 1.1 requires gradio,
+# which is not installed." and "... has requirement x>=2, but you have x 1" (pip);
+# "The package `f5-tts` requires `gradio>=6`, but it's not installed" (uv).
+_ABOUT = re.compile(r"(?:requires|has requirement) [`'\"]?([A-Za-z0-9][A-Za-z0-9._-]*)")
+_TALLY = re.compile(r"^(Using Python |Checked \d+ packages?|Found \d+ incompatibilit)")
+
+
+def _unexpected(lines: list[str], overrides: tuple[str, ...]) -> list[str]:
+    """The check's complaints less those about a package the app's overrides replaced: the
+    override is the app's decision (App.overrides), not a broken environment."""
+    replaced = {_canonical(re.split(r"[\s;<>=!~\[]", line, maxsplit=1)[0]) for line in overrides}
+
+    def expected(line: str) -> bool:
+        found = _ABOUT.search(line)
+        return bool(_TALLY.match(line.strip())) or (
+            found is not None and _canonical(found.group(1)) in replaced)
+
+    return [line for line in lines if line.strip() and not expected(line)]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _pack(ctx: Context, build: Build, messages: list[Message]) -> packs.Pack | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -186,6 +187,35 @@ def test_a_module_that_fails_to_import_is_not_published(boot: BootFn, tmp_path: 
     assert result.summary["code"] == install.E004.id
     assert "bsdemo_broken is broken" in result.summary["msg"]
     assert envs(tmp_path / "vol") == []
+
+
+def test_a_requirement_the_apps_override_replaced_is_not_a_broken_environment(
+        boot: BootFn, tmp_path: Path) -> None:
+    """uv's check still sees bsdemo_ui's dropped requirement; the install stage knows it
+    for the app's own decision and ends ok, without install.W001."""
+    result = boot(tmp_path / "vol", BOOTSTRAP_REQUIREMENTS_TEXT="bsdemo_a\nbsdemo_ui",
+                  BOOTSTRAP_APP="tests.fixtures.override_app:APP", BOOTSTRAP_INSTALLER="uv")
+    assert result.returncode == 0, result.output
+    assert result.stage("install")["status"] == "ok", result.output
+    assert install.W001.id not in result.codes()
+    key = result.stage("venv")["facts"]["key"]
+    check = subprocess.run([sys.executable, "-m", "uv", "pip", "check", "--python",
+                            str(tmp_path / "vol" / ".bootstrap" / "envs" / key / "bin" / "python")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode != 0 and "bsdemo-gone" in check.stdout + check.stderr
+
+
+def test_the_consistency_check_keeps_every_complaint_but_the_overridden_ones() -> None:
+    overrides = ('gradio; python_version < "3"',)
+    uv_says = ["Checked 250 packages in 6ms", "Found 2 incompatibilities",
+               "The package `f5-tts` requires `gradio>=6.15.0`, but it's not installed",
+               "The package `f5-tts` requires `numpy<2`, but `numpy==2.1` is installed"]
+    pip_says = ["f5-tts 1.1.9 requires gradio, which is not installed.",
+                "f5-tts 1.1.9 has requirement numpy<2, but you have numpy 2.1."]
+    assert install._unexpected(uv_says, overrides) == [uv_says[3]]
+    assert install._unexpected(pip_says, overrides) == [pip_says[1]]
+    assert install._unexpected(uv_says[:3], overrides) == []
+    assert install._unexpected(uv_says, ()) == uv_says[2:]
 
 
 def test_subprocess_env_is_isolated_from_this_machines_pip_config() -> None:

@@ -140,6 +140,9 @@ def build(out: Path) -> Path:
     # many small modules: an install with real work in it, for the benchmarks
     write_wheel(out, "bsdemo_many", "1.0", {
         f"bsdemo_many/m{i:04d}.py": f"X = {i}\n".encode() * 20 for i in range(1500)})
+    # a package asking for one that is in no wheelhouse: installable only with an override
+    write_wheel(out, "bsdemo_ui", "1.0", {"bsdemo_ui/__init__.py": b""},
+                requires=("bsdemo-gone>=1.0",))
     write_wheel(out, "bsdemo_broken", "1.0",
                 {"bsdemo_broken/__init__.py": b"raise ImportError('bsdemo_broken is broken')\n"})
     write_wheel(out, "bsdemo_big", "1.0", {

@@ -23,14 +23,14 @@ def start(volume: Path, workdir: Path, env: dict[str, str]):  # type: ignore[no-
 
 
 def test_the_tiny_model_answers_a_queued_job_through_the_production_loop(
-        tiny_volume: Path, tmp_path: Path) -> None:
-    with standin() as api:
+        volume: Path, tmp_path: Path) -> None:
+    with standin() as api:  # a private volume: its one report is this boot's
         job = api.add_job({"text": "Hello from the platform.", "voice": "default", "seed": 1,
                            "nfe_step": 2})
-        proc = start(tiny_volume, tmp_path, api.env())
+        proc = start(volume, tmp_path, api.env())
         done = api.result(job, timeout=240)
         proc.send_signal(signal.SIGTERM)
-        result = finish_boot(proc, [], tiny_volume)
+        result = finish_boot(proc, [], volume)
     assert not done.failed, done.body
     assert base64.b64decode(done.body["output"]["audio"])[:4] == b"RIFF"
     assert result.last["status"] == "stopped" and result.report()["ready_ms"] is not None
