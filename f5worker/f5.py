@@ -24,6 +24,7 @@ import itertools
 import random
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,11 @@ from typing import Any
 
 Progress = Callable[[int, int], None]  # (chunks done, chunks in all)
 CROSS_FADE_S = 0.15  # F5-TTS's cross_fade_duration between chunks
+# The model's text embedding holds 8,192 positions (F5-TTS's TextEmbedding with ConvNeXt
+# blocks, every shipped architecture): a chunk's reference and generated mel frames
+# together must fit, else the model fails inside its forward pass.
+MAX_FRAMES = 8192
+CONTEXT_S = 22.0  # F5-TTS's chunk rule: reference plus chunk within the 22 s it trained on
 
 
 def package_dir() -> Path | None:
@@ -116,18 +122,57 @@ class Plan:
 
 
 def plan(ref_samples: int, ref_text: str, text: str, speed: float, rate: int,
-         hop: int = 256) -> Plan:
+         hop: int = 256, max_chars: int | None = None) -> Plan:
     """F5-TTS's chunking of ``text`` (``infer_process``'s own rule: chunk bytes in
     proportion to the reference text's bytes per second of reference, over the 22 s the
-    model's context holds) and each chunk's length (:func:`expected_samples`)."""
+    model's context holds) and each chunk's length (:func:`expected_samples`).
+
+    F5-TTS splits only after sentence punctuation, so a text without any was one chunk of
+    any length (1,300 characters overflowed the text embedding). Here a chunk over the
+    bound is split again at spaces, and a word over it at characters: no chunk is longer
+    than ``max_chars`` bytes (by default the 22 s rule's; a caller passes a smaller one
+    derived from its deadline)."""
     from f5_tts.infer.utils_infer import chunk_text
 
     ref_text = ref_text_for_model(ref_text)
     ref_s = ref_samples / rate
-    max_chars = int(len(ref_text.encode()) / ref_s * (22 - ref_s) * speed)
-    chunks = tuple(chunk_text(text, max_chars=max_chars))
+    context = int(len(ref_text.encode()) / ref_s * (CONTEXT_S - ref_s) * speed)
+    bound = max(1, min(context, max_chars) if max_chars is not None else context)
+    chunks = tuple(piece for chunk in chunk_text(text, max_chars=bound)
+                   for piece in split_at_words(chunk, bound))
     return Plan(chunks, tuple(expected_samples(ref_samples, ref_text, chunk, speed, hop)
                               for chunk in chunks), rate)
+
+
+def split_at_words(chunk: str, max_bytes: int) -> list[str]:
+    """``chunk`` in pieces of at most ``max_bytes`` UTF-8 bytes, cut at spaces, and a word
+    longer than that cut between characters."""
+    if len(chunk.encode()) <= max_bytes:
+        return [chunk]
+    pieces: list[str] = []
+    current = ""
+    for word in chunk.split():
+        while len(word.encode()) > max_bytes:  # one word over the bound: cut it
+            if current:
+                pieces.append(current)
+                current = ""
+            cut = len(word.encode()[:max_bytes].decode("utf-8", "ignore")) or 1
+            pieces.append(word[:cut])
+            word = word[cut:]
+        joined = f"{current} {word}" if current else word
+        if len(joined.encode()) <= max_bytes:
+            current = joined
+        else:
+            pieces.append(current)
+            current = word
+    if current:
+        pieces.append(current)
+    return [piece for piece in pieces if piece]
+
+
+def chunk_frames(ref_samples: int, chunk_samples: int, hop: int = 256) -> int:
+    """The mel frames one chunk's forward pass holds: the reference's and the chunk's."""
+    return ref_samples // hop + chunk_samples // hop + 1
 
 
 def cross_fade(waves: list[Any], rate: int) -> Any:
@@ -159,6 +204,13 @@ class F5Model:
     arch: Arch
     # One synthesis at a time: seeding is process-wide, and so is the stdout redirect.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Seconds per mel frame per NFE step of the last chunk made (the warm-up's first): what
+    # a job's budget predicts its next chunk's time by. None until one is made.
+    cost_s: float | None = None
+
+    def predict_s(self, frames: int, nfe_step: int) -> float | None:
+        """How long a chunk of ``frames`` (reference included) takes, from the last one."""
+        return None if self.cost_s is None else self.cost_s * frames * nfe_step
 
     @property
     def sample_rate(self) -> int:
@@ -192,6 +244,7 @@ class F5Model:
                     between(index, total)
                 # One chunk a call: the reference is already at the model's rate (no
                 # resampler), and nothing runs that the caller could no longer stop.
+                began = time.monotonic()
                 wave, _, _ = next(infer_batch_process(
                     (audio, self.sample_rate), ref_text_for_model(ref_text), [chunk],
                     self.model, self.vocoder, mel_spec_type=self.arch.mel_spec_type,
@@ -199,6 +252,8 @@ class F5Model:
                     speed=speed, device=self.device))
                 if wave is None:
                     raise ValueError("the text produced no speech chunks")
+                frames = chunk_frames(len(ref), text.samples[index])
+                self.cost_s = (time.monotonic() - began) / (frames * max(1, nfe_step))
                 waves.append(wave)
                 if progress:
                     progress(index + 1, total)

@@ -3,11 +3,12 @@
 A job's URL is dialled by the worker, inside the provider's network: a private, loopback
 or link-local address (the metadata service at 169.254.169.254) would let a client read
 what only the worker can reach. The host is resolved once, every address checked (see
-:func:`is_public`: IPv6 forms that carry an IPv4 address are judged by that address or
-refused), and the connection made to the checked address (a second lookup could answer
-differently), with the certificate checked against the host name. Redirects are followed
-only to URLs that pass the same checks. A malformed URL (a port out of range, a host name
-that is not valid IDNA, spaces) is refused as a bad ``ref_audio``, like every other refusal.
+:func:`is_public`: IANA's special-purpose blocks are refused, and IPv6 forms that carry an
+IPv4 address are judged by that address or refused), and the connection made to the
+checked address (a second lookup could answer differently), with the certificate checked
+against the host name. Redirects are followed only to URLs that pass the same checks. A
+malformed URL (a port out of range, a host name that is not valid IDNA, spaces) is refused
+as a bad ``ref_audio``, like every other refusal.
 
 Size and time are bounded, and the time is ONE deadline for the whole fetch: the name
 lookup, connecting, the TLS handshake, every redirect, the headers and the body. A server
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from f5worker.handler import special_addresses
 from f5worker.handler.inputs import InputError, Limits
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -39,40 +41,16 @@ CHUNK = 64 << 10
 # Name lookups that may be running at once, counting those abandoned at their deadline.
 MAX_LOOKUPS = 8
 
-# IPv6 ranges refused whatever follows the prefix. Python's ``is_global`` passes most of
-# them (3.11), yet each either reaches an IPv4 address that cannot be checked here, or is
-# deprecated and may still be routed inside a provider's network.
-REFUSED_V6 = tuple(map(ipaddress.IPv6Network, (
-    # IPv4-compatible (RFC 4291 deprecated it): some stacks and tunnels send ::a.b.c.d to
-    # the IPv4 address a.b.c.d. (Also holds :: and ::1, which are refused anyway.)
-    "::/96",
-    # Local-use NAT64 (RFC 8215): the operator chooses the prefix length, so where the IPv4
-    # sits in the address, and thus which IPv4 it reaches, cannot be known here.
-    "64:ff9b:1::/48",
-    # 6to4 (RFC 7526 deprecated it): a relay forwards 2002:AABB:CCDD:: to AA.BB.CC.DD.
-    "2002::/16",
-    # Teredo: tunnels to the IPv4 of its server and (obfuscated) of its client.
-    "2001::/32",
-    # Site-local (RFC 3879 deprecated it): the old private range, still routed in places.
-    "fec0::/10",
-)))
-# The well-known NAT64 prefix (RFC 6052): a gateway translates 64:ff9b::a.b.c.d to a.b.c.d
-# (always the last 32 bits for this /96). DNS64 resolvers answer with it for every
-# IPv4-only host on an IPv6-only network, so it is judged by the IPv4 it carries, not
-# refused outright.
-NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
 def is_public(address: IPAddress) -> bool:
-    """Whether the worker may connect to ``address``: a global unicast address, and for
-    IPv6 forms that carry an IPv4 address, that IPv4 address must be one too."""
+    """Whether the worker may connect to ``address``: globally reachable by IANA's
+    special-purpose registries (f5worker/handler/special_addresses) and by Python's
+    ``is_global``; an IPv6 form that sends to an IPv4 address is judged by that address."""
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d on a dual stack
-            return is_public(address.ipv4_mapped)
-        if address in NAT64:
-            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF))
-        if any(address in net for net in REFUSED_V6):
-            return False
+        carried = special_addresses.carried_ipv4(address)
+        if carried is not None:
+            return is_public(carried)
+    if special_addresses.listed(address):
+        return False
     return address.is_global and not address.is_multicast
 
 

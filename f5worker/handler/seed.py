@@ -49,7 +49,7 @@ def handle(job: Job, svc: Services, budget: Budget) -> tuple[str, Job]:
     if name == "tts":
         return name, _tts(job, seed_inputs.parse_tts(job_input, svc.limits), svc, budget)
     if name == "upload":
-        return name, _upload(seed_inputs.parse_upload(job_input), svc)
+        return name, _upload(seed_inputs.parse_upload(job_input), svc, budget)
     if name == "list_voices":
         seed_inputs.parse_list(job_input)
         return name, _list(svc)
@@ -125,9 +125,9 @@ def _bucket(svc: Services, field: str, what: str) -> BucketVoices:
     return BucketVoices(svc.storage)
 
 
-def _upload(up: seed_inputs.Upload, svc: Services) -> Job:
+def _upload(up: seed_inputs.Upload, svc: Services, budget: Budget) -> Job:
     bucket = _bucket(svc, "voice_name", "upload")
-    data = speech.fetched(up.url, svc, "voice_file_url")
+    data = speech.fetched(up.url, svc, "voice_file_url", budget)
     clip = speech.decoded(data, svc, "voice_file_url")
     wav = audio_io.encode(clip.samples, svc.model.sample_rate, "wav")
     _, replaced = bucket.add(up.name, wav, "")

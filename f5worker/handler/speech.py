@@ -10,8 +10,10 @@ kept (beside a bucket voice, or in the volume's transcript cache by the clip's h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
+import math
 import os
 import sys
 import tempfile
@@ -92,10 +94,17 @@ class Fields:
     text: str = "ref_text"
 
 
-def fetched(url: str, svc: Services, field: str) -> bytes:
-    """The clip at ``url``, through the guarded fetcher; refusals name ``field``."""
+def fetched(url: str, svc: Services, field: str, budget: Budget | None = None) -> bytes:
+    """The clip at ``url``, through the guarded fetcher, in the time the job has left;
+    refusals name ``field``."""
+    limits = svc.limits
+    if budget is not None:
+        budget.before("fetching the reference")
+        left = math.floor(budget.left_s * 10) / 10  # shown in a refusal: one decimal
+        limits = dataclasses.replace(limits, fetch_timeout_s=min(limits.fetch_timeout_s,
+                                                                  max(left, 0.1)))
     try:
-        return refaudio.body(None, url, svc.limits, svc.fetch)
+        return refaudio.body(None, url, limits, svc.fetch)
     except InputError as exc:
         raise exc.renamed(field) from None
 
@@ -104,8 +113,8 @@ def decoded(data: bytes, svc: Services, field: str) -> Clip:
     return audio_io.reference(data, svc.limits, svc.model.sample_rate, field=field)
 
 
-def _reference(request: Request, svc: Services,
-               fields: Fields) -> tuple[Clip, str, dict[str, Any]]:
+def _reference(request: Request, svc: Services, fields: Fields,
+               budget: Budget) -> tuple[Clip, str, dict[str, Any]]:
     """The reference decoded at the model's rate, its text, and what the answer says about
     it. A reference without a text, or trimmed to its middle (the text given was of the
     whole clip), is transcribed."""
@@ -123,24 +132,26 @@ def _reference(request: Request, svc: Services,
         # Voices placed by hand were never checked; added ones were, and pass again.
         clip = decoded(data, svc, fields.voice)
         text = voice.text
+        guard = functools.partial(_before_transcribing, request, svc, budget)
         if voice.source == "bucket" and svc.library.bucket is not None:
             # Its transcript, once made, is kept beside it for every endpoint (of the
             # same middle, when the clip is cut: the cut is the same every time).
             if not text:
                 keep = functools.partial(svc.library.bucket.keep_text, voice.name)
-                text = _transcript(clip, svc, fields.voice, keep)
+                text = _transcript(clip, svc, fields.voice, keep, guard)
         elif clip.trimmed or not text:
-            text = _transcript(clip, svc, fields.voice, None)
+            text = _transcript(clip, svc, fields.voice, None, guard)
         return clip, text, {"voice": voice.name, **_trim(clip)}
     if request.ref_audio is not None:
         data = request.ref_audio
     else:
         assert request.ref_url, "the job's input names ref_audio as bytes or as a URL"
-        data = fetched(request.ref_url, svc, fields.audio)
+        data = fetched(request.ref_url, svc, fields.audio, budget)
     clip = decoded(data, svc, fields.audio)
     text = request.ref_text
     if clip.trimmed or not text:
-        text = _transcript(clip, svc, fields.text, None)
+        text = _transcript(clip, svc, fields.text, None,
+                           functools.partial(_before_transcribing, request, svc, budget))
     return clip, text, {"ref_audio_s": round(clip.seconds, 3), "trimmed": False,
                         **_trim(clip)}
 
@@ -149,10 +160,31 @@ def _trim(clip: Clip) -> dict[str, Any]:
     return {"trimmed": True, "original_s": clip.original_s} if clip.trimmed else {}
 
 
+# The most UTF-8 bytes a second of speech holds (fast English is ~20 characters a
+# second): a transcript can say no more, so a plan made with this many bytes of reference
+# text is the shortest audio the job can make, known before transcribing.
+FASTEST_SPEECH_BYTES_S = 40
+
+
+def _before_transcribing(request: Request, svc: Services, budget: Budget,
+                         clip: Clip) -> None:
+    """Refuses, before the transcriber runs, a job that its bounds would refuse whatever
+    the transcript says, and one whose deadline has passed."""
+    longest = "x" * max(1, int(FASTEST_SPEECH_BYTES_S * clip.seconds))
+    shortest = f5.plan(len(clip.samples), longest, request.text, request.speed,
+                       svc.model.sample_rate)
+    budget.admit(shortest, len(clip.samples))
+    if not svc.storage:
+        _refuse_oversized(shortest, svc.limits)
+    budget.before("transcribing the reference")
+
+
 def _transcript(clip: Clip, svc: Services, field: str,
-                keep: Callable[[str], None] | None) -> str:
-    """What the clip says: from the cache by the clip's hash, else the transcriber's,
-    then kept (in the cache, and through ``keep`` beside a stored voice)."""
+                keep: Callable[[str], None] | None,
+                guard: Callable[[Clip], None] | None = None) -> str:
+    """What the clip says: from the cache by the clip's hash, else the transcriber's
+    (``guard`` first: it may refuse the job), then kept (in the cache, and through
+    ``keep`` beside a stored voice)."""
     digest = hashlib.sha256(clip.samples.tobytes()).hexdigest()
     cached = svc.transcripts.get(digest) if svc.transcripts is not None else None
     if cached:
@@ -166,6 +198,8 @@ def _transcript(clip: Clip, svc: Services, field: str,
                          "it on)")
     from f5worker.transcriber import TranscriptionError
 
+    if guard is not None:
+        guard(clip)
     try:
         text = str(svc.transcriber.transcribe(clip.samples, clip.rate)).strip()
     except TranscriptionError as exc:
@@ -186,9 +220,10 @@ def speak(request: Request, svc: Services, budget: Budget, job: Job,
           fields: Fields = Fields()) -> Spoken:
     """``request.text`` spoken like its reference, within the job's budget."""
     rate = svc.model.sample_rate
-    clip, ref_text, reference = _reference(request, svc, fields)
-    plan = f5.plan(len(clip.samples), ref_text, request.text, request.speed, rate)
-    budget.admit(plan)  # before any compute, with or without a store
+    clip, ref_text, reference = _reference(request, svc, fields, budget)
+    plan = f5.plan(len(clip.samples), ref_text, request.text, request.speed, rate,
+                   max_chars=_chunk_bound(clip, ref_text, request, svc, budget))
+    budget.admit(plan, len(clip.samples))  # before any compute, with or without a store
     if not svc.storage:  # with a store, a long answer goes there instead
         _refuse_oversized(plan, svc.limits)
     events.emit("info", "job.planned", chunks=len(plan.chunks),
@@ -198,11 +233,35 @@ def speak(request: Request, svc: Services, budget: Budget, job: Job,
     wave, seed = svc.model.synthesize(
         clip.samples, ref_text, plan, nfe_step=request.nfe_step,
         cfg_strength=request.cfg_strength, speed=request.speed, seed=request.seed,
-        progress=_progress(job), between=budget.check)
+        progress=_progress(job), between=_before_chunk(clip, plan, request, svc, budget))
     elapsed = time.monotonic() - started
     if request.remove_silence:
         wave = _without_silence(wave, rate)
     return Spoken(wave, seed, plan, elapsed, reference)
+
+
+def _chunk_bound(clip: Clip, ref_text: str, request: Request, svc: Services,
+                 budget: Budget) -> int | None:
+    """The most bytes of text a chunk may hold: within the model's embedding, and, once
+    the model's cost is known, within half the job's budget (a chunk cannot be stopped)."""
+    ref_frames = len(clip.samples) // 256
+    frames = f5.MAX_FRAMES - ref_frames - 1
+    cost = svc.model.predict_s(1, request.nfe_step)
+    if cost:
+        frames = min(frames, int(budget.limits.job_timeout_s / 2 / cost) - ref_frames)
+    if frames <= 0 or not ref_frames:
+        return None  # the reference alone is over it: each chunk is checked as it comes
+    ref_bytes = len(f5.ref_text_for_model(ref_text).encode()) + 1
+    return max(1, int(frames * ref_bytes * request.speed / ref_frames))
+
+
+def _before_chunk(clip: Clip, plan: f5.Plan, request: Request, svc: Services,
+                  budget: Budget) -> Callable[[int, int], None]:
+    def check(done: int, total: int) -> None:
+        frames = f5.chunk_frames(len(clip.samples), plan.samples[done])
+        budget.check_next(done, total, svc.model.predict_s(frames, request.nfe_step))
+
+    return check
 
 
 def _refuse_oversized(plan: f5.Plan, limits: Limits) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import http.server
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -228,9 +229,10 @@ def test_a_reference_url_dripping_its_answer_ends_within_the_total_fetch_deadlin
     answer = synth(worker, text="From a slow host.", ref_audio=dripping, ref_text="A tone.")
     elapsed = time.monotonic() - started
     assert answer["status"] == "FAILED"
-    assert answer["error"] == ("ref_audio: took over 10 s to fetch (from localhost, while "
-                               "waiting for the answer)")
-    assert elapsed < 10 + 5  # the fetch's one deadline, plus the HTTP round trip and slack
+    # The fetch gets what the job's budget has left (under 3 s here), not its own 10 s.
+    assert re.fullmatch(r"ref_audio: took over 2\.\d s to fetch \(from localhost, while "
+                        r"waiting for the answer\)", answer["error"]), answer
+    assert elapsed < JOB_TIMEOUT_S + 5  # the job's deadline, plus HTTP and slack
     still_serving(worker)
 
 

@@ -147,16 +147,25 @@ CARRIERS_OF_IPV4 = ["64:ff9b::a00:1", "64:ff9b::7f00:1", "::ffff:127.0.0.1", "::
                     "::ffff:169.254.169.254", "::a00:1", "::808:808", "2002:a00:1::1",
                     "2002:808:808::1", "2001:0:a00:1::1", "64:ff9b:1::808:808"]
 DEPRECATED_OR_MULTICAST_V6 = ["fec0::1", "ff0e::1"]
+# Accepted before the registries were read whole: IPv4-translated (RFC 2765) of loopback,
+# of the metadata service and of a private address; discard-only; documentation (RFC
+# 9637); SRv6 SIDs (RFC 9602); the dummy prefix (RFC 9780); the 6to4 relay anycast;
+# DS-Lite's 192.0.0.0/29; TEST-NET-1; benchmarking; the limited broadcast.
+SPECIAL_PURPOSE = ["::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe", "::ffff:0:a00:1", "100::1",
+                   "3fff::1", "3fff:fff::1", "5f00::1", "100:0:0:1::1", "192.88.99.1",
+                   "192.0.0.1", "192.0.2.1", "198.18.0.1", "255.255.255.255",
+                   "2001:db8::1", "2001:2::1", "::ffff:192.88.99.1"]
 # A public IPv6 address, NAT64 of a public IPv4 (what DNS64 answers for an IPv4-only host
 # on an IPv6-only network) and IPv4-mapped of a public IPv4 are allowed.
 PUBLIC = ["8.8.8.8", "2606:4700::1111", "2606:4700:4700::1111", "64:ff9b::808:808",
-          "::ffff:8.8.8.8"]
+          "::ffff:8.8.8.8", "::ffff:0:808:808"]
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1",
                                      "169.254.169.254", "::1", "fe80::1", "fc00::1",
                                      "0.0.0.0", "224.0.0.1", "100.64.0.1",
-                                     *CARRIERS_OF_IPV4, *DEPRECATED_OR_MULTICAST_V6])
+                                     *CARRIERS_OF_IPV4, *DEPRECATED_OR_MULTICAST_V6,
+                                     *SPECIAL_PURPOSE])
 def test_non_public_addresses_are_not_allowed(address: str) -> None:
     assert not refaudio.is_public(ipaddress.ip_address(address))
 
@@ -166,7 +175,8 @@ def test_public_addresses_are_allowed(address: str) -> None:
     assert refaudio.is_public(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", [*CARRIERS_OF_IPV4, *DEPRECATED_OR_MULTICAST_V6])
+@pytest.mark.parametrize("address", [*CARRIERS_OF_IPV4, *DEPRECATED_OR_MULTICAST_V6,
+                                     *SPECIAL_PURPOSE])
 def test_a_literal_host_is_checked_like_a_resolved_one(address: str) -> None:
     with pytest.raises(InputError, match=r"resolves to a non-public address"):
         refaudio.public_address(address, 443)
@@ -175,3 +185,13 @@ def test_a_literal_host_is_checked_like_a_resolved_one(address: str) -> None:
 @pytest.mark.parametrize("address", PUBLIC)
 def test_a_public_literal_host_is_its_own_address(address: str) -> None:
     assert refaudio.public_address(address, 443) == address
+
+
+@pytest.mark.parametrize("address", ["::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe", "3fff::1",
+                                     "5f00::1", "100::1"])
+def test_a_url_to_a_special_purpose_address_is_never_dialled(address: str) -> None:
+    # The production rule (no allowed= override): refused by field before any connection.
+    with pytest.raises(InputError) as refused:
+        refaudio.fetch(f"https://[{address}]:8443/voice.wav", 1000, 2)
+    assert str(refused.value) == (f"ref_audio: {address} resolves to a non-public address "
+                                  f"({address})")
