@@ -4,7 +4,9 @@ Every event is a flat dict (``ts, level, event, run_id, worker_id, stage, status
 duration_ms, ...``, in that order: ``KEY_ORDER``) built by one structlog processor chain:
 
     boot context -> job context (contextvars) -> level, ts -> traceback -> redactor
-    -> capture (tests) -> key order -> JSON renderer (or the console form on a TTY)
+    -> key order -> structlog's JSON renderer (or the console form on a TTY)
+
+Tests capture the events the chain shapes with structlog's ``capture_logs`` (``capture``).
 
 and written as one line and flushed: stdout is a pipe on the platform and a buffered line
 dies with a killed process. bootstrap's own code calls ``emit``; handler and app authors call
@@ -82,7 +84,6 @@ _level = "info"
 # Re-entrant: a signal handler (the supervisor's stop handler) runs on the main thread and
 # emits an event, possibly while that same thread is inside a write holding the lock.
 _write_lock = threading.RLock()
-_captured: list[dict[str, Any]] | None = None
 
 
 def resolve_format(fmt: str, stream: TextIO) -> str:
@@ -103,18 +104,22 @@ def configure(fmt: str = "auto", stream: TextIO | None = None, level: str = "inf
     root.setLevel(logging.INFO)
 
 
+def _shaping() -> list[Any]:
+    """The chain up to the renderer: what an event is, as written or as captured.
+    Level and time are ours, not structlog's add_log_level and TimeStamper: the level
+    names (warn) and the millisecond timestamps are the documented format."""
+    return [_merge_boot_context, structlog.contextvars.merge_contextvars, _add_level_and_time,
+            _exc_info_to_traceback, _redact, _order_keys]
+
+
+# structlog's own renderer, with json.dumps as before: compact, non-ASCII kept.
+_render_json = structlog.processors.JSONRenderer(separators=(",", ":"), default=str,
+                                                 ensure_ascii=False)
+
+
 def _configure_structlog(level: str) -> None:
     structlog.configure(
-        processors=[
-            _merge_boot_context,
-            structlog.contextvars.merge_contextvars,
-            _add_level_and_time,
-            _exc_info_to_traceback,
-            _redact,
-            _capture,
-            _order_keys,
-            _render_console if _format == "console" else _render_json,
-        ],
+        processors=[*_shaping(), _render_console if _format == "console" else _render_json],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=_writer_factory,
         cache_logger_on_first_use=False,  # tests and the CLI configure more than once
@@ -207,14 +212,6 @@ def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return redacted
 
 
-def _capture(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    captured = _captured
-    if captured is not None:
-        captured.append(_ordered(event_dict))
-        raise structlog.DropEvent
-    return event_dict
-
-
 def _ordered(event_dict: Mapping[str, Any]) -> dict[str, Any]:
     ordered = {key: event_dict[key] for key in KEY_ORDER if key in event_dict}
     ordered.update((key, value) for key, value in event_dict.items() if key not in ordered)
@@ -223,10 +220,6 @@ def _ordered(event_dict: Mapping[str, Any]) -> dict[str, Any]:
 
 def _order_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return _ordered(event_dict)
-
-
-def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
-    return json.dumps(event_dict, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 def _render_console(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
@@ -293,14 +286,18 @@ class _LoggingHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def capture() -> Iterator[list[dict[str, Any]]]:
-    """Collect events (redacted, as they would be written) instead of writing them."""
-    global _captured
-    previous, _captured = _captured, []
-    try:
-        yield _captured
-    finally:
-        _captured = previous
+def capture() -> Iterator[list[EventDict]]:
+    """Collect events (redacted, as they would be written) instead of writing them:
+    structlog's ``capture_logs`` behind the same chain. Not thread-safe (structlog's
+    configuration is process-wide), like ``capture_logs`` itself."""
+    import structlog.testing  # tests only: the boot never imports it
+
+    with structlog.testing.capture_logs(processors=_shaping()) as entries:
+        try:
+            yield entries
+        finally:
+            for entry in entries:  # LogCapture's own key: ours is "level"
+                entry.pop("log_level", None)
 
 
 def parse_line(line: str) -> dict[str, Any] | None:
