@@ -5,14 +5,18 @@
 # REV (default HEAD) and once at OLD (default 168a118, the pip way), with the load beside
 # each figure. ~8 GB is downloaded per run.
 #   bash bench/first_setup.sh [REV] [OLD]
+#   ONLY="setup-new" bash bench/first_setup.sh     # some of the four runs (space-separated)
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 REV=${1:-HEAD}
 OLD=${2:-168a118}
 WORK=$(mktemp -d -t first-setup-XXXXXX)
 
+ONLY=${ONLY:-demo-new setup-new demo-old setup-old}
+
 one() {  # one LABEL REV COMMAND
     local label=$1 rev=$2 cmd=$3 dir="$WORK/$1"
+    [[ " $ONLY " == *" $label "* ]] || return 0
     git clone --quiet "$REPO" "$dir/repo" && git -C "$dir/repo" checkout --quiet "$rev"
     mkdir -p "$dir/uv-cache" "$dir/pip-cache"
     echo "== $label at $(git -C "$dir/repo" rev-parse --short HEAD): load before: $(uptime)"
