@@ -429,6 +429,9 @@ def test_slim_builds_the_f5_environment_offline_serves_the_tiny_model_then_boots
     versions = json.loads(marker.read_text())["versions"]
     assert versions["torch"].startswith("2.9.1"), versions.get("torch")
     assert versions["f5-tts"] == "1.1.22", versions.get("f5-tts")
+    # Resolved with the app's overrides, from a wheelhouse resolved with the same ones.
+    assert versions["runpod"].startswith("1.12."), versions.get("runpod")
+    assert "gradio" not in versions, "the app's overrides drop gradio"
     for stage in ("cuda", "audio", "model", "warmup", "serve"):
         ran = [e for e in cold.named("stage", stage=stage) if e.get("status") != "start"]
         assert ran and ran[-1]["status"] in ("ok", "warn"), (stage, ran, cold.describe())
