@@ -6,6 +6,7 @@
 #
 #   image/build.sh --variant slim            # fills in VERSION and REVISION; or by hand:
 #   podman build --build-arg VARIANT=slim --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#   (podman needs VARIANT given, baked too: docs/deploy-runpod.md, "RunPod Hub")
 #
 # Layers go from what changes least to what changes most: OS packages, the Python
 # dependencies (keyed by their requirement text alone), then bootstrap's own code.
