@@ -1,10 +1,12 @@
 # The bootstrap worker image. Two variants from this one file (docs/deploy-runpod.md):
 #
+#   baked  packages are in the image: the fast cold start (BOOTSTRAP_MODE=image); the default,
+#          so a plain `docker build .` and the RunPod Hub build this one
 #   slim   packages go to a venv on the network volume at boot (BOOTSTRAP_MODE=volume)
-#   baked  packages are in the image: the fast cold start (BOOTSTRAP_MODE=image)
 #
 #   image/build.sh --variant slim            # fills in VERSION and REVISION; or by hand:
-#   podman build --target slim --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#   podman build --build-arg VARIANT=slim --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#   (podman needs VARIANT given, baked too: docs/deploy-runpod.md, "RunPod Hub")
 #
 # Layers go from what changes least to what changes most: OS packages, the Python
 # dependencies (keyed by their requirement text alone), then bootstrap's own code.
@@ -16,6 +18,8 @@
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 # The extras of pyproject.toml the baked variant installs.
 ARG BAKED_EXTRAS=f5
+# baked or slim: which dependency stage the worker's layers go on (the last stage, below).
+ARG VARIANT=baked
 
 # -- the operating system: Python, tini, FFmpeg -------------------------------------------
 FROM ${BASE_IMAGE} AS system
@@ -79,27 +83,37 @@ ENV BOOTSTRAP_MODE=volume
 ENV BOOTSTRAP_APP=f5worker.app:APP
 
 FROM slim-deps AS baked-deps
+# uv, like every other F5-TTS environment (scripts/venv.sh, the volume's): the overrides of
+# image/overrides.txt drop gradio, which would hold the RunPod SDK at 1.10.0. --native-tls:
+# the system's certificate store (a build behind a re-signing proxy has its CA there; uv's
+# own roots would refuse it).
 # torch and its CUDA libraries first, in a layer keyed by the torch line alone (6.7 of the
 # 9.6 GB): a change to any other dependency rebuilds and pulls only the smaller layer
 # above it. A build commits each layer through a copy of it on the build disk, so two
 # layers also need less room at their peak than one (26.5 against 32.3 GB, measured).
 COPY --from=requirements-baked /build/torch.txt /etc/bootstrap/requirements-torch.txt
-RUN python3 -m pip install --quiet --break-system-packages \
+RUN uv pip install --quiet --system --break-system-packages --native-tls --no-cache \
         -r /etc/bootstrap/requirements-torch.txt
+COPY image/overrides.txt /etc/bootstrap/overrides.txt
 COPY --from=requirements-baked /build/baked.txt /etc/bootstrap/requirements.txt
-RUN python3 -m pip install --quiet --break-system-packages -r /etc/bootstrap/requirements.txt
+RUN uv pip install --quiet --system --break-system-packages --native-tls --no-cache \
+        --override /etc/bootstrap/overrides.txt -r /etc/bootstrap/requirements.txt
 ENV BOOTSTRAP_MODE=image
 
-# -- the variants: the same top layers over either set of dependencies ----------------------
-# (a stage per variant, not a FROM chosen by a build argument, so --target picks one and the
-# other's heavy layers are never built.)
-FROM baked-deps AS baked
-ARG VARIANT=baked
+# -- the worker: bootstrap's own layers, written once, over the variant's dependencies ------
+# The base is the one stage the variant names, so only that variant's dependency layers are
+# built (BuildKit and buildah both skip a stage nothing uses; an unknown VARIANT fails here,
+# as a missing image "<VARIANT>-deps").
+FROM ${VARIANT}-deps AS worker
+# Said again: a linter cannot follow a base named by an argument back to the system stage.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ARG VARIANT
 ARG BASE_IMAGE
 ARG VERSION=unknown
 ARG REVISION=unknown
 COPY --from=wheel /wheels/ /tmp/wheels/
-RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
+RUN python3 -m pip install --quiet --no-cache-dir --break-system-packages --no-deps \
+        /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
 # RunPod's handler-file convention: `python3 /opt/bootstrap/rp_handler.py --rp_serve_api`
@@ -109,42 +123,13 @@ COPY --chmod=0755 rp_handler.py /opt/bootstrap/rp_handler.py
 COPY voices/ /opt/bootstrap/voices/
 COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
 WORKDIR /
-RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
+# The baked variant also provides the worker's own stack; the slim one gets it on the volume.
+RUN set -- \
+    && if [ "$VARIANT" = baked ]; then set -- --module torch --module f5_tts --module runpod; fi \
+    && python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
         --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
         --revision "$REVISION" --base-image "$BASE_IMAGE" \
-        --module bootstrap --module f5worker --module torch --module f5_tts --module runpod \
-        --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
-        --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
-        --path /opt/bootstrap/voices --path /opt/bootstrap/rp_handler.py
-LABEL org.opencontainers.image.title="bootstrap-worker" \
-      org.opencontainers.image.description="F5-TTS RunPod worker booted by bootstrap (${VARIANT})" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="${BASE_IMAGE}" \
-      io.bootstrap.variant="${VARIANT}"
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]
-CMD ["run"]
-
-FROM slim-deps AS slim
-ARG VARIANT=slim
-ARG BASE_IMAGE
-ARG VERSION=unknown
-ARG REVISION=unknown
-COPY --from=wheel /wheels/ /tmp/wheels/
-RUN python3 -m pip install --quiet --break-system-packages --no-deps /tmp/wheels/*.whl \
-    && rm -rf /tmp/wheels
-COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
-# RunPod's handler-file convention: `python3 /opt/bootstrap/rp_handler.py --rp_serve_api`
-# boots through bootstrap like the entrypoint (docs/deploy-runpod.md, "RunPod Hub").
-COPY --chmod=0755 rp_handler.py /opt/bootstrap/rp_handler.py
-# Bundled voices: jobs may use and list them, never delete them (docs/handler.md).
-COPY voices/ /opt/bootstrap/voices/
-COPY image/manifest.py /usr/local/share/bootstrap/manifest.py
-WORKDIR /
-RUN python3 /usr/local/share/bootstrap/manifest.py /etc/bootstrap/image-manifest.txt \
-        --variant "$VARIANT" --mode "$BOOTSTRAP_MODE" --version "$VERSION" \
-        --revision "$REVISION" --base-image "$BASE_IMAGE" \
-        --module bootstrap --module f5worker \
+        --module bootstrap --module f5worker "$@" \
         --exe bootstrap --exe uv --exe tini --exe ffmpeg --exe ffprobe \
         --path /usr/local/bin/entrypoint.sh --path /etc/bootstrap/requirements.txt \
         --path /opt/bootstrap/voices --path /opt/bootstrap/rp_handler.py

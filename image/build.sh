@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Build the worker image with its version and revision labels filled in.
 #
-#   image/build.sh [--variant slim|baked] [--tag NAME] [--context DIR] [-- extra build args...]
+#   image/build.sh [--variant baked|slim] [--tag NAME] [--context DIR] [-- extra build args...]
+#
+# The variant is the Dockerfile's VARIANT argument; baked is its default, the image a plain
+# build (and the RunPod Hub) makes. It is always passed: buildah (podman build) follows a base
+# named by an argument only when the argument is given, and skips the stage otherwise.
 #
 # --context builds from another copy of this tree (the tests use one with planted secrets);
 # the version and revision still come from this checkout.
@@ -10,7 +14,7 @@
 set -Eeuo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-variant=slim
+variant=baked
 tag=""
 context="$repo"
 while (($#)); do
@@ -36,7 +40,7 @@ if [[ "$revision" != unknown ]] && ! git -C "$repo" diff --quiet HEAD -- 2>/dev/
 fi
 tag="${tag:-bootstrap-worker:$version-$variant}"
 
-args=(build --file "$context/Dockerfile" --target "$variant" --tag "$tag"
+args=(build --file "$context/Dockerfile" --tag "$tag" --build-arg "VARIANT=$variant"
       --build-arg "VERSION=$version" --build-arg "REVISION=$revision")
 if [[ "$engine" == podman ]]; then
     # No registry lookups for an image that is already local; host networking, because

@@ -46,6 +46,7 @@ from bootstrap.environment import installer
 from bootstrap.kernel.events import parse_line
 from bootstrap.kernel.exit_codes import ExitCode
 from f5worker.handler import tiny_model
+from tests.image import hub
 
 REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -88,8 +89,8 @@ def podman_env() -> dict[str, str]:
     return env
 
 
-def _build_context(dest: Path) -> Path:
-    """This checkout's files (tracked, and untracked unless ignored) plus planted secrets."""
+def _checkout(dest: Path) -> Path:
+    """This checkout's files (tracked, and untracked unless ignored): what a clone of it holds."""
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                            cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
     for name in filter(None, (f.decode() for f in files)):
@@ -97,6 +98,12 @@ def _build_context(dest: Path) -> Path:
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
+    return dest
+
+
+def _build_context(dest: Path) -> Path:
+    """This checkout's files plus planted secrets."""
+    _checkout(dest)
     # Where a developer's secrets end up: a .env at the top and beside the handler code.
     (dest / ".env").write_text(f"HF_TOKEN={CANARY}\n")
     (dest / "f5worker" / "handler" / ".env").write_text(f"RUNPOD_API_KEY={CANARY}\n")
@@ -422,6 +429,9 @@ def test_slim_builds_the_f5_environment_offline_serves_the_tiny_model_then_boots
     versions = json.loads(marker.read_text())["versions"]
     assert versions["torch"].startswith("2.9.1"), versions.get("torch")
     assert versions["f5-tts"] == "1.1.22", versions.get("f5-tts")
+    # Resolved with the app's overrides, from a wheelhouse resolved with the same ones.
+    assert versions["runpod"].startswith("1.12."), versions.get("runpod")
+    assert "gradio" not in versions, "the app's overrides drop gradio"
     for stage in ("cuda", "audio", "model", "warmup", "serve"):
         ran = [e for e in cold.named("stage", stage=stage) if e.get("status") != "start"]
         assert ran and ran[-1]["status"] in ("ok", "warn"), (stage, ran, cold.describe())
@@ -538,17 +548,21 @@ TINY = Path("/opt/tiny")
 
 
 @pytest.fixture(scope="module")
-def baked_image(podman_env: dict[str, str]) -> str:
-    """The baked image (torch, F5-TTS and the RunPod SDK inside), built by image/build.sh.
-    The first build downloads torch with its CUDA libraries (about 13 minutes, 9.6 GB); a
-    later one reuses that layer and rebuilds only bootstrap's own (seconds)."""
+def baked_image(podman_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The image the RunPod Hub builds (tests/image/hub.py): its Dockerfile, a copy of the
+    checkout as the context, no build argument, no target. The stand-in base is tagged with
+    the name the Dockerfile's BASE_IMAGE defaults to, so not even that is given. The first
+    build downloads torch with its CUDA libraries (about 13 minutes, 9.6 GB); a later one
+    reuses that layer and rebuilds only bootstrap's own (seconds)."""
+    context = _checkout(tmp_path_factory.mktemp("hub"))
+    base = hub.default_arg(hub.dockerfile(context), "BASE_IMAGE")
+    subprocess.run(["podman", "tag", podman_env["BOOTSTRAP_TEST_BASE"], base], env=podman_env,
+                   check=True, capture_output=True)
     started = time.monotonic()
-    result = subprocess.run(
-        [str(REPO / "image/build.sh"), "--variant", "baked", "--tag", BAKED_IMAGE, "--",
-         "--build-arg", f"BASE_IMAGE={podman_env['BOOTSTRAP_TEST_BASE']}"],
-        env=podman_env, capture_output=True, text=True, timeout=1500)
+    result = subprocess.run(hub.build_argv(context, BAKED_IMAGE), env=podman_env,
+                            capture_output=True, text=True, timeout=1500)
     if result.returncode != 0:
-        pytest.fail(f"baked image build failed ({result.returncode}):\n"
+        pytest.fail(f"the Hub's build failed ({result.returncode}):\n"
                     f"{(result.stdout + result.stderr)[-6000:]}")
     print(f"built {BAKED_IMAGE} in {time.monotonic() - started:.1f} s")
     return BAKED_IMAGE
@@ -654,6 +668,37 @@ def test_runpod_hub_tests_pass_against_the_baked_image_without_a_network_volume(
             assert wav[:4] == b"RIFF" and output["reference"] == {"voice": "default"}
         elif test["input"]["action"] == "list_voices":
             assert "default" in {v["name"] for v in output["voices"]}
+
+
+# What the baked image's Python holds, asked of that Python.
+STACK_PROBE = """
+import importlib.util, json, runpod
+print(json.dumps({"runpod": runpod.__version__,
+                  "gradio": importlib.util.find_spec("gradio") is not None}))
+"""
+
+
+def test_the_hub_build_is_the_baked_variant_with_runpod_1_12_and_no_gradio(
+    podman_env: dict[str, str], baked_image: str,
+) -> None:
+    """What the Hub builds is the baked image (its label and manifest say so), and its
+    packages were resolved with image/overrides.txt: the RunPod SDK is 1.12.x, not the
+    1.10.0 gradio's tomlkit pin held it at, and gradio is absent."""
+    inspect = subprocess.run(["podman", "image", "inspect", baked_image], env=podman_env,
+                             check=True, capture_output=True, text=True).stdout
+    assert json.loads(inspect)[0]["Config"]["Labels"]["io.bootstrap.variant"] == "baked"
+    manifest = subprocess.run(["podman", "run", "--rm", "--network=none", "--entrypoint", "cat",
+                               baked_image, "/etc/bootstrap/image-manifest.txt"],
+                              env=podman_env, capture_output=True, text=True, check=True)
+    lines = manifest.stdout.splitlines()
+    assert "# variant: baked" in lines and "# mode: image" in lines, lines[:12]
+    probe = subprocess.run(["podman", "run", "--rm", "--network=none", "--entrypoint", "python3",
+                            baked_image, "-c", STACK_PROBE],
+                           env=podman_env, capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    stack = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert stack["runpod"].startswith("1.12."), stack
+    assert stack["gradio"] is False, stack
 
 
 def test_rp_handler_in_the_baked_image_boots_through_bootstrap(

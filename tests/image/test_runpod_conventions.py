@@ -33,6 +33,7 @@ from bootstrap.runpod_platform import torch_cuda
 from f5worker.handler import inputs
 from f5worker.settings import F5Settings
 from tests.boots import MODEL_STAGES, REPO, boot_env, kill_boot
+from tests.image import hub
 
 HUB = REPO / ".runpod" / "hub.json"
 TESTS = REPO / ".runpod" / "tests.json"
@@ -234,6 +235,20 @@ def test_tests_json_runs_the_baked_image_without_a_network_volume() -> None:
     assert loaded.mode == "image"
     assert not loaded.test_input and not loaded.serve_args, "the Hub sends the jobs"
     assert loaded.app == IMAGE_ENV["BOOTSTRAP_APP"] and not loaded.handler  # the app's own
+
+
+def test_the_dockerfile_the_hub_builds_ends_in_the_baked_worker_with_no_argument_given() -> None:
+    """The Hub gives no build argument and no target: the last stage, with every argument at
+    its default, must be the baked image tests.json describes. One Dockerfile, so there is
+    no second copy to drift (a `.runpod/Dockerfile` would be the one the Hub takes)."""
+    dockerfile = hub.dockerfile(REPO)
+    assert dockerfile == REPO / "Dockerfile"
+    stages = re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)\s*$", dockerfile.read_text(), re.M)
+    base, last = stages[-1]
+    variant = hub.default_arg(dockerfile, "VARIANT")
+    assert variant == "baked" and base == "${VARIANT}-deps", (base, variant)
+    assert f"{variant}-deps" in [name for _, name in stages], stages
+    assert [name for _, name in stages].count(last) == 1 and last == "worker"
 
 
 def test_tests_json_jobs_are_inputs_the_handler_accepts() -> None:
