@@ -177,9 +177,29 @@ _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
 
 def _defaults(app: apps.App) -> dict[str, Any]:
     """Every setting's default, the framework's and ``app``'s, by name."""
+    _refuse_collisions(app)
     framework, theirs = Config(), app.settings()
     own = {name: getattr(framework, name) for name in _FIELDS}
     return {**own, **{f.name: getattr(theirs, f.name) for f in fields(app.settings)}}
+
+
+def _refuse_collisions(app: apps.App) -> None:
+    """An app setting must not share its variable with the framework's: one namespace,
+    and an app field named ``mode`` would otherwise replace the framework's in silence."""
+    framework = {f"BOOTSTRAP_{name.upper()}": f"the framework's setting {name!r}"
+                 for name in _FIELDS}
+    framework.update({key: "a variable bootstrap sets or reads itself"
+                      for key in OTHER_VARIABLES})
+    prefixes = {"BOOTSTRAP_DEADLINE_": "the deadlines", "BOOTSTRAP_LIMIT_": "the job limits",
+                **{prefix: "the storage settings" for prefix in OTHER_PREFIXES}}
+    for f in fields(app.settings):
+        key = f"BOOTSTRAP_{f.name.upper()}"
+        taken = framework.get(key) or next(
+            (what for prefix, what in prefixes.items() if key.startswith(prefix)), None)
+        if taken:
+            raise ConfigError(f"app {app.name}: its setting {f.name!r} ({key}) collides "
+                              f"with {taken}; rename the field in "
+                              f"{app.settings.__module__}.{app.settings.__qualname__}")
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
