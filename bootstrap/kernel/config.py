@@ -30,6 +30,12 @@ class ConfigError(Exception):
     """A setting that cannot be used; rendered as a usage error."""
 
 
+def by_prefix(prefix: str, expected: str = "a number") -> Any:
+    """A setting that maps names to numbers, one variable each: ``BOOTSTRAP_<PREFIX><NAME>``
+    (``deadline_`` for the deadlines). The app's settings may declare one too."""
+    return field(default_factory=dict, metadata={"env_prefix": prefix, "expected": expected})
+
+
 @dataclass(frozen=True)
 class Config:
     mode: str = "volume"
@@ -45,8 +51,9 @@ class Config:
     # runpod.serverless.start itself (bootstrap/stages/handler_file.py).
     # Stages added by the user, as module:callable; they run in the worker before serve.
     extra_stages: tuple[str, ...] = ()
-    # Per-stage deadline overrides in seconds (0 disables); `deadline_<stage>` in the env.
-    deadlines: Mapping[str, float] = field(default_factory=dict)
+    # Per-stage deadline overrides in seconds (0 disables); BOOTSTRAP_DEADLINE_<STAGE>.
+    deadlines: Mapping[str, float] = by_prefix("deadline_", "seconds, e.g. 300; 0 means "
+                                               "no deadline")
     # Seconds the worker gets to exit after SIGTERM before it is killed.
     stop_grace_s: float = 10.0
     heartbeat_s: float = 30.0
@@ -119,9 +126,6 @@ class Config:
     silence: tuple[str, ...] = ()
     # The GPU memory the cuda stage requires of the chosen device, in MB.
     min_vram_mb: int = 3072
-    # The handler's limits by name, BOOTSTRAP_LIMIT_<NAME>=value: read by the app's
-    # handler, which refuses a name it does not know.
-    job_limits: Mapping[str, float] = field(default_factory=dict)
     # The app's own settings: an instance of its App.settings, filled from the same
     # sources as the fields above (not a setting itself).
     app_settings: Any = field(default_factory=NoSettings)
@@ -190,8 +194,9 @@ def _refuse_collisions(app: apps.App) -> None:
                  for name in _FIELDS}
     framework.update({key: "a variable bootstrap sets or reads itself"
                       for key in OTHER_VARIABLES})
-    prefixes = {"BOOTSTRAP_DEADLINE_": "the deadlines", "BOOTSTRAP_LIMIT_": "the job limits",
-                **{prefix: "the storage settings" for prefix in OTHER_PREFIXES}}
+    prefixes = {f"BOOTSTRAP_{f.metadata['env_prefix'].upper()}": f"the setting {name!r}"
+                for name, f in _FIELDS.items() if "env_prefix" in f.metadata}
+    prefixes.update({prefix: "the storage settings" for prefix in OTHER_PREFIXES})
     for f in fields(app.settings):
         key = f"BOOTSTRAP_{f.name.upper()}"
         taken = framework.get(key) or next(
@@ -343,33 +348,28 @@ def load(
         values[name] = _coerce(name, value, defaults[name])
         sources[name] = str(path)
 
-    deadlines = dict(values["deadlines"])
-    limits = dict(values["job_limits"])
+    prefixed = {f.metadata["env_prefix"]: f for f in (*_FIELDS.values(), *fields(app.settings))
+                if "env_prefix" in f.metadata}
     unknown = []
     for key, value in environ.items():
         if not key.startswith("BOOTSTRAP_") or key == "BOOTSTRAP_CONFIG":
             continue
         name = key.removeprefix("BOOTSTRAP_").lower()
-        if name.startswith("deadline_"):
+        mapping = next((f for prefix, f in prefixed.items() if name.startswith(prefix)), None)
+        if mapping is not None:
+            prefix = mapping.metadata["env_prefix"]
             try:
-                deadlines[name.removeprefix("deadline_")] = float(value)
+                number = float(value)
             except ValueError:
                 raise ConfigError(f"{key}: cannot use {value!r} from env {key} (expected "
-                                  "seconds, e.g. 300; 0 means no deadline)") from None
-            sources["deadlines"] = "env BOOTSTRAP_DEADLINE_*"
-        elif name.startswith("limit_"):
-            try:
-                limits[name.removeprefix("limit_")] = float(value)
-            except ValueError:
-                raise ConfigError(f"{key}: cannot use {value!r} (expected a number)") from None
-            sources["job_limits"] = "env BOOTSTRAP_LIMIT_*"
+                                  f"{mapping.metadata['expected']})") from None
+            values[mapping.name] = {**values[mapping.name], name.removeprefix(prefix): number}
+            sources[mapping.name] = f"env BOOTSTRAP_{prefix.upper()}*"
         elif name in defaults:
             values[name] = _coerce(name, value, defaults[name])
             sources[name] = f"env {key}"
         elif key not in OTHER_VARIABLES and not key.startswith(OTHER_PREFIXES):
             unknown.append(_unknown(key, list(defaults)))
-    values["deadlines"] = deadlines
-    values["job_limits"] = limits
 
     for name, value in flags.items():
         if value is None or value == ():

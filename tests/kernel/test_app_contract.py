@@ -13,9 +13,10 @@ from typing import Any
 from tests.boots import FIXTURES, REPO, boot
 
 
-def _cli(volume: Path, *args: str, app: str) -> subprocess.CompletedProcess[str]:
+def _cli(volume: Path, *args: str, app: str,
+         **variables: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{FIXTURES}", "BOOTSTRAP_APP": app,
-           "BOOTSTRAP_MODE": "local", "BOOTSTRAP_VOLUME": str(volume)}
+           "BOOTSTRAP_MODE": "local", "BOOTSTRAP_VOLUME": str(volume), **variables}
     return subprocess.run([sys.executable, "-m", "bootstrap", *args], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=120)
 
@@ -69,3 +70,20 @@ def test_an_app_setting_that_collides_with_the_frameworks_is_refused_at_load(
         assert "'mode' (BOOTSTRAP_MODE) collides with the framework's setting 'mode'" in out, \
             (command, out)
         assert "misspelt_app.CollidingSettings" in out
+
+
+def test_the_framework_knows_no_apps_setting_or_exit_code(volume: Path) -> None:
+    """The F5-TTS app's limits (BOOTSTRAP_LIMIT_*) and exit codes are the app's: another
+    app has no such setting, and the kernel's codes have no model, audio or warm-up."""
+    from bootstrap.kernel.exit_codes import ExitCode
+
+    assert not {"AUDIO", "MODEL", "WARMUP"} & {code.name for code in ExitCode}
+    env = {"BOOTSTRAP_LIMIT_MAX_TEXT_CHARS": "10"}
+    echo = _cli(volume, "config", "--output", "json", app="echo_app:APP", **env)
+    out = json.loads(echo.stdout)
+    assert "job_limits" not in out["config"]
+    assert any("BOOTSTRAP_LIMIT_MAX_TEXT_CHARS" in note for note in out["unknown"]), out
+    f5 = json.loads(_cli(volume, "config", "--output", "json", app="f5worker.app:APP",
+                         **env).stdout)
+    assert f5["config"]["job_limits"] == {"value": {"max_text_chars": 10.0},
+                                          "source": "env BOOTSTRAP_LIMIT_*"}
