@@ -16,7 +16,8 @@ from tests.boots import FIXTURES, REPO, boot
 def _cli(volume: Path, *args: str, app: str,
          **variables: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{FIXTURES}", "BOOTSTRAP_APP": app,
-           "BOOTSTRAP_MODE": "local", "BOOTSTRAP_VOLUME": str(volume), **variables}
+           "BOOTSTRAP_MODE": "local", "BOOTSTRAP_VOLUME": str(volume),
+           "BOOTSTRAP_FALLBACK_REPORTS": str(volume.parent / "fallback-reports"), **variables}
     return subprocess.run([sys.executable, "-m", "bootstrap", *args], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=120)
 
