@@ -1,6 +1,6 @@
 """The F5-TTS app's settings: each field is a setting like the framework's own
 (``BOOTSTRAP_<NAME>``, ``bootstrap.toml``, ``bootstrap config``), documented in
-docs/configuration.md. The framework reads them from the app's declaration
+docs/handler.md ("Settings"). The framework reads them from the app's declaration
 (``f5worker/app.py``); the app's code reads them with :func:`of`.
 """
 

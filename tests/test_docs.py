@@ -36,3 +36,15 @@ def test_every_check_id_in_code_is_documented_and_none_is_stale() -> None:
     assert in_code, "no check ids found in the code: the pattern is broken"
     assert sorted(in_code - in_docs) == [], "ids missing from docs/checks.md"
     assert sorted(in_docs - in_code) == [], "ids in docs/checks.md that the code no longer has"
+
+
+def test_every_page_the_docs_and_code_cite_exists() -> None:
+    """A page named as docs/NAME.md (in code or prose) or linked as (NAME.md) is there."""
+    root = DOCS.parent
+    sources = [root / "README.md", *DOCS.glob("*.md"),
+               *(path for folder in ("bootstrap", "f5worker", "bench") for path in
+                 (root / folder).rglob("*.py"))]
+    cited = {(path.name, name) for path in sources
+             for name in re.findall(r"(?:docs/|\()([a-z-]+\.md)\b", path.read_text())}
+    assert len(cited) > 10, "no citations found: the pattern is broken"
+    assert sorted((where, name) for where, name in cited if not (DOCS / name).is_file()) == []

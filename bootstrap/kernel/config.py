@@ -88,7 +88,7 @@ class Config:
     ready_file: str = ""
     # Where the failure is written for Kubernetes (its terminationMessagePath).
     termination_log: str = "/dev/termination-log"
-    # -- volume, venv and install stages (docs/configuration.md) ---------------------------
+    # -- volume, venv and install stages (the README's settings table) ----------------------
     # Free space the volume needs for this boot, in MB.
     min_free_volume_mb: int = 1024
     # Paths (relative to the volume) the boot expects there; searched a level or two deeper
