@@ -76,7 +76,11 @@ def f5_requirements() -> str:
 
 
 def config_for(volume: Path) -> Config:
-    return Config(mode="volume", volume=volume, requirements_text=f5_requirements())
+    from f5worker.handler import tiny_model
+
+    # The app the boots serve: its overrides are part of the environment's key.
+    return Config(mode="volume", volume=volume, requirements_text=f5_requirements(),
+                  app=tiny_model.APP)
 
 
 def env_key(volume: Path) -> tuple[str, dict[str, Any], str]:
@@ -92,6 +96,14 @@ def closure(wanted: tuple[str, ...]) -> list[str]:
     stage would build from the same requirements, without .venv's dev tools."""
     from packaging.requirements import Requirement
 
+    from f5worker.app import OVERRIDES
+
+    # The app's overrides replace what the packages ask for (gradio: never installed).
+    dropped = set()
+    for line in OVERRIDES:
+        override = Requirement(line)
+        if override.marker is not None and not override.marker.evaluate():
+            dropped.add(override.name.lower())
     seen: set[str] = set()
     files: set[str] = set()
     todo = [(Requirement(text), frozenset[str]()) for text in wanted]
@@ -99,7 +111,7 @@ def closure(wanted: tuple[str, ...]) -> list[str]:
         req, _ = todo.pop()
         name = req.name.lower().replace("_", "-")
         key = f"{name}[{','.join(sorted(req.extras))}]"
-        if key in seen:
+        if key in seen or name in dropped:
             continue
         seen.add(key)
         dist = importlib.metadata.distribution(name)

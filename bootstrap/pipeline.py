@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bootstrap.kernel.config import Config
-from bootstrap.kernel.stage import Outcome, Side, Stage
-from bootstrap.kernel.target import resolve
+from bootstrap.kernel.message import Message, error
+from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+from bootstrap.kernel.target import resolve, suggestion
+
+E001 = error("stage.E001", "the stage {target} could not be loaded: {cause}",
+             "check the target (module:attribute) in the app's stages or in extra_stages"
+             "{guess}")
 
 # Each side imports only its own stages: every import is paid on every boot, twice over
 # if both processes paid for both lists.
@@ -50,22 +55,32 @@ def worker_stages(config: Config) -> list[Stage]:
 def load_extra(target: str) -> Stage:
     """A user stage from ``module:callable``: either a :class:`Stage` or a plain ``run(ctx)``.
 
-    An import error becomes that stage's failure when it runs, so it is reported in the
-    stage's own name instead of killing the worker before its first event.
+    A target that cannot be loaded becomes a stage that fails with ``stage.E001``, both in
+    ``bootstrap check`` and when it runs, named by its target: a misspelt target is found
+    before a boot, and the report says which target it was, not "STAGE".
     """
     name = target.rpartition(":")[2].rpartition(".")[2]
     try:
         obj = resolve(target)
     except Exception as exc:  # any import-time error of user code
-        error = exc
-
-        def broken(_: object) -> Outcome | None:
-            raise error
-
-        return Stage(name=name, run=broken, side=Side.WORKER)
+        return _unloadable(target, exc)
     if isinstance(obj, Stage):
         return obj
     if callable(obj):
         run: Callable[..., Outcome | None] = obj
         return Stage(name=name, run=run, side=Side.WORKER)
     raise TypeError(f"{target} is neither a Stage nor a callable")
+
+
+def _unloadable(target: str, exc: Exception) -> Stage:
+    guess = suggestion(target)
+    found = E001.at(target, target=target, cause=f"{type(exc).__name__}: {exc}",
+                    guess=f"; did you mean {guess}?" if guess else "")
+
+    def check(_: object) -> list[Message]:
+        return [found]
+
+    def broken(_: object) -> Outcome | None:
+        raise StageFailed(found, cause=repr(exc)) from exc
+
+    return Stage(name=target, run=broken, check=check, side=Side.WORKER)

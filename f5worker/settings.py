@@ -1,15 +1,16 @@
 """The F5-TTS app's settings: each field is a setting like the framework's own
 (``BOOTSTRAP_<NAME>``, ``bootstrap.toml``, ``bootstrap config``), documented in
-docs/configuration.md. The framework reads them from the app's declaration
+docs/handler.md ("Settings"). The framework reads them from the app's declaration
 (``f5worker/app.py``); the app's code reads them with :func:`of`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.kernel.config import Config
+from bootstrap.kernel.config import Config, by_prefix
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class F5Settings:
     # A reference over 10 s is cut to its middle 8 s (the replaced worker's rule) instead
     # of refused; its transcript then comes from the transcriber (docs/handler.md).
     ref_clip_long: bool = True
+    # The handler's other limits by name, BOOTSTRAP_LIMIT_<NAME>=value (docs/handler.md):
+    # the handler refuses a name it does not know.
+    job_limits: Mapping[str, float] = by_prefix("limit_")
 
 
 def of(config: Config) -> F5Settings:

@@ -30,6 +30,12 @@ class ConfigError(Exception):
     """A setting that cannot be used; rendered as a usage error."""
 
 
+def by_prefix(prefix: str, expected: str = "a number") -> Any:
+    """A setting that maps names to numbers, one variable each: ``BOOTSTRAP_<PREFIX><NAME>``
+    (``deadline_`` for the deadlines). The app's settings may declare one too."""
+    return field(default_factory=dict, metadata={"env_prefix": prefix, "expected": expected})
+
+
 @dataclass(frozen=True)
 class Config:
     mode: str = "volume"
@@ -45,8 +51,9 @@ class Config:
     # runpod.serverless.start itself (bootstrap/stages/handler_file.py).
     # Stages added by the user, as module:callable; they run in the worker before serve.
     extra_stages: tuple[str, ...] = ()
-    # Per-stage deadline overrides in seconds (0 disables); `deadline_<stage>` in the env.
-    deadlines: Mapping[str, float] = field(default_factory=dict)
+    # Per-stage deadline overrides in seconds (0 disables); BOOTSTRAP_DEADLINE_<STAGE>.
+    deadlines: Mapping[str, float] = by_prefix("deadline_", "seconds, e.g. 300; 0 means "
+                                               "no deadline")
     # Seconds the worker gets to exit after SIGTERM before it is killed.
     stop_grace_s: float = 10.0
     heartbeat_s: float = 30.0
@@ -81,7 +88,7 @@ class Config:
     ready_file: str = ""
     # Where the failure is written for Kubernetes (its terminationMessagePath).
     termination_log: str = "/dev/termination-log"
-    # -- volume, venv and install stages (docs/configuration.md) ---------------------------
+    # -- volume, venv and install stages (the README's settings table) ----------------------
     # Free space the volume needs for this boot, in MB.
     min_free_volume_mb: int = 1024
     # Paths (relative to the volume) the boot expects there; searched a level or two deeper
@@ -119,9 +126,6 @@ class Config:
     silence: tuple[str, ...] = ()
     # The GPU memory the cuda stage requires of the chosen device, in MB.
     min_vram_mb: int = 3072
-    # The handler's limits by name, BOOTSTRAP_LIMIT_<NAME>=value: read by the app's
-    # handler, which refuses a name it does not know.
-    job_limits: Mapping[str, float] = field(default_factory=dict)
     # The app's own settings: an instance of its App.settings, filled from the same
     # sources as the fields above (not a setting itself).
     app_settings: Any = field(default_factory=NoSettings)
@@ -177,9 +181,30 @@ _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
 
 def _defaults(app: apps.App) -> dict[str, Any]:
     """Every setting's default, the framework's and ``app``'s, by name."""
+    _refuse_collisions(app)
     framework, theirs = Config(), app.settings()
     own = {name: getattr(framework, name) for name in _FIELDS}
     return {**own, **{f.name: getattr(theirs, f.name) for f in fields(app.settings)}}
+
+
+def _refuse_collisions(app: apps.App) -> None:
+    """An app setting must not share its variable with the framework's: one namespace,
+    and an app field named ``mode`` would otherwise replace the framework's in silence."""
+    framework = {f"BOOTSTRAP_{name.upper()}": f"the framework's setting {name!r}"
+                 for name in _FIELDS}
+    framework.update({key: "a variable bootstrap sets or reads itself"
+                      for key in OTHER_VARIABLES})
+    prefixes = {f"BOOTSTRAP_{f.metadata['env_prefix'].upper()}": f"the setting {name!r}"
+                for name, f in _FIELDS.items() if "env_prefix" in f.metadata}
+    prefixes.update({prefix: "the storage settings" for prefix in OTHER_PREFIXES})
+    for f in fields(app.settings):
+        key = f"BOOTSTRAP_{f.name.upper()}"
+        taken = framework.get(key) or next(
+            (what for prefix, what in prefixes.items() if key.startswith(prefix)), None)
+        if taken:
+            raise ConfigError(f"app {app.name}: its setting {f.name!r} ({key}) collides "
+                              f"with {taken}; rename the field in "
+                              f"{app.settings.__module__}.{app.settings.__qualname__}")
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
@@ -323,33 +348,28 @@ def load(
         values[name] = _coerce(name, value, defaults[name])
         sources[name] = str(path)
 
-    deadlines = dict(values["deadlines"])
-    limits = dict(values["job_limits"])
+    prefixed = {f.metadata["env_prefix"]: f for f in (*_FIELDS.values(), *fields(app.settings))
+                if "env_prefix" in f.metadata}
     unknown = []
     for key, value in environ.items():
         if not key.startswith("BOOTSTRAP_") or key == "BOOTSTRAP_CONFIG":
             continue
         name = key.removeprefix("BOOTSTRAP_").lower()
-        if name.startswith("deadline_"):
+        mapping = next((f for prefix, f in prefixed.items() if name.startswith(prefix)), None)
+        if mapping is not None:
+            prefix = mapping.metadata["env_prefix"]
             try:
-                deadlines[name.removeprefix("deadline_")] = float(value)
+                number = float(value)
             except ValueError:
                 raise ConfigError(f"{key}: cannot use {value!r} from env {key} (expected "
-                                  "seconds, e.g. 300; 0 means no deadline)") from None
-            sources["deadlines"] = "env BOOTSTRAP_DEADLINE_*"
-        elif name.startswith("limit_"):
-            try:
-                limits[name.removeprefix("limit_")] = float(value)
-            except ValueError:
-                raise ConfigError(f"{key}: cannot use {value!r} (expected a number)") from None
-            sources["job_limits"] = "env BOOTSTRAP_LIMIT_*"
+                                  f"{mapping.metadata['expected']})") from None
+            values[mapping.name] = {**values[mapping.name], name.removeprefix(prefix): number}
+            sources[mapping.name] = f"env BOOTSTRAP_{prefix.upper()}*"
         elif name in defaults:
             values[name] = _coerce(name, value, defaults[name])
             sources[name] = f"env {key}"
         elif key not in OTHER_VARIABLES and not key.startswith(OTHER_PREFIXES):
             unknown.append(_unknown(key, list(defaults)))
-    values["deadlines"] = deadlines
-    values["job_limits"] = limits
 
     for name, value in flags.items():
         if value is None or value == ():

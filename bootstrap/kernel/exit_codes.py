@@ -1,4 +1,6 @@
-"""Every exit code bootstrap uses. ``docs/exit-codes.md`` is tested against this table.
+"""Every exit code the framework uses. ``docs/exit-codes.md`` is tested against this table
+and the apps' own: an app's stage sets its code, from ``APP_CODES`` (15-17 are taken by
+an app that used them before apps existed; the page lists it).
 
 Never a bare 1: a container that exits 1 says nothing, and that is the failure this
 project exists to end. A worker killed by signal N makes the supervisor exit 128+N,
@@ -20,9 +22,6 @@ class ExitCode(enum.IntEnum):
     VENV = 12
     INSTALL = 13
     CUDA = 14
-    AUDIO = 15
-    MODEL = 16
-    WARMUP = 17
     SERVE = 18
     CUSTOM_STAGE = 19  # a stage added through configuration (`extra_stages`)
     DEADLINE = 20  # a stage ran past its deadline and was stopped (either process)
@@ -31,6 +30,10 @@ class ExitCode(enum.IntEnum):
     STORAGE = 22
     INTERNAL = 70  # a bug in bootstrap itself (EX_SOFTWARE)
     SIGNAL_BASE = 128  # 128+N: the worker was killed by signal N
+
+
+# The codes an app's own stages may use.
+APP_CODES = range(30, 64)
 
 
 def for_signal(signum: int) -> int:

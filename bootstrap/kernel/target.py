@@ -12,3 +12,23 @@ def resolve(target: str) -> object:
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def suggestion(target: str) -> str:
+    """The target ``target`` was probably meant to be, when its module imports and holds a
+    close name (``echo_app:GREEET`` -> ``echo_app:GREET``); else ``""``."""
+    import difflib
+
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception:  # the module itself is what is wrong: nothing to suggest within it
+        return ""
+    head, _, last = attr.rpartition(".")
+    try:
+        holder = resolve(f"{module_name}:{head}") if head else module
+    except Exception:
+        return ""
+    close = difflib.get_close_matches(last, [n for n in dir(holder) if not n.startswith("_")],
+                                      n=1, cutoff=0.6)
+    return f"{module_name}:{head + '.' if head else ''}{close[0]}" if close else ""

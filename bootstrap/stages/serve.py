@@ -31,12 +31,12 @@ from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, warning
 from bootstrap.kernel.protocol import emit_message, emit_ready
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
-from bootstrap.kernel.target import resolve
+from bootstrap.kernel.target import resolve, suggestion
 from bootstrap.stages import handler_file
 
-E001 = error("serve.E001", "the handler factory {target} could not be loaded",
-             "check BOOTSTRAP_APP or BOOTSTRAP_HANDLER (module:callable) and that the module "
-             "is installed")
+E001 = error("serve.E001", "the handler factory {target} could not be loaded: {cause}",
+             "check the app's handler or BOOTSTRAP_HANDLER (module:callable) and that the "
+             "module is installed{guess}")
 E002 = error("serve.E002", "the handler factory {target} failed",
              "the factory raised; the cause says why")
 E003 = error("serve.E003", "the RunPod SDK is not installed in the worker's environment",
@@ -154,10 +154,22 @@ def check(ctx: Context) -> list[Message]:
     passed."""
     import importlib.util
 
-    found = [] if _target(ctx) else [E005.at("handler")]
+    target = _target(ctx)
+    found = [] if target else [E005.at("handler")]
+    if target and not handler_file.is_handler_file(target):
+        try:
+            resolve(target)  # the factory's module is light: the model loads in stages
+        except Exception as exc:
+            found.append(_unloadable(target, exc))
     if importlib.util.find_spec("runpod") is None:
         found.append(E003.at("runpod"))
     return found + _old_sdk()
+
+
+def _unloadable(target: str, exc: Exception) -> Message:
+    guess = suggestion(target)
+    return E001.at(target, target=target, cause=f"{type(exc).__name__}: {exc}",
+                   guess=f"; did you mean {guess}?" if guess else "")
 
 
 def _handler(ctx: Context, target: str) -> Any:
@@ -165,7 +177,7 @@ def _handler(ctx: Context, target: str) -> Any:
     try:
         factory: Any = resolve(target)
     except Exception as exc:
-        raise StageFailed(E001.at(target, target=target), cause=repr(exc)) from exc
+        raise StageFailed(_unloadable(target, exc), cause=repr(exc)) from exc
     try:
         handler = factory(ctx)
     except Exception as exc:

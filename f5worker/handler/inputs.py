@@ -89,7 +89,7 @@ class Limits:
                                   "max_audio_s": own.job_max_audio_s,
                                   "clip_long": own.ref_clip_long}
         kinds = {f.name: type(getattr(cls(), f.name)) for f in dataclasses.fields(cls)}
-        for name, value in config.job_limits.items():
+        for name, value in own.job_limits.items():
             if name not in kinds or name in values:
                 known = ", ".join(sorted(set(kinds) - set(values)))
                 raise ValueError(f"BOOTSTRAP_LIMIT_{name.upper()} is not a limit of the "

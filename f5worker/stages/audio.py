@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.kernel.context import Context
-from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, warning
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
+from f5worker.exit_codes import F5ExitCode
 
 # torch minor -> the torchcodec minors built against it (torchcodec's compatibility table).
 TORCHCODEC_FOR_TORCH = {"2.8": ("0.6", "0.7"), "2.9": ("0.8", "0.9"), "2.10": ("0.10",)}
@@ -142,5 +142,5 @@ def run(ctx: Context) -> Outcome:
     return Outcome(facts=facts, messages=check(ctx)[len(problems):])
 
 
-STAGE = Stage(name="audio", run=run, check=check, side=Side.WORKER, exit_code=ExitCode.AUDIO,
+STAGE = Stage(name="audio", run=run, check=check, side=Side.WORKER, exit_code=F5ExitCode.AUDIO,
               deadline_s=120)

@@ -23,11 +23,11 @@ from bootstrap import hub
 from bootstrap.kernel import events
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
-from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error, info, warning
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.stages.cuda import DEVICE
 from f5worker import aligner, checkpoint, f5, settings, state, transcriber, voices
+from f5worker.exit_codes import F5ExitCode
 
 E001 = error("model.E001", "checkpoint {path} is missing",
              "copy it there, set BOOTSTRAP_MODEL_CKPT, or set BOOTSTRAP_MODEL_REPO to fetch it")
@@ -494,5 +494,5 @@ def run(ctx: Context) -> Outcome:
     return Outcome(facts=facts, messages=messages)
 
 
-STAGE = Stage(name="model", run=run, check=check, side=Side.WORKER, exit_code=ExitCode.MODEL,
+STAGE = Stage(name="model", run=run, check=check, side=Side.WORKER, exit_code=F5ExitCode.MODEL,
               deadline_s=1800)  # a first boot downloads 1.35 GB (and Whisper's 1.6 GB)

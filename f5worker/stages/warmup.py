@@ -18,11 +18,11 @@ from typing import Any
 
 from bootstrap.kernel import events
 from bootstrap.kernel.context import Context
-from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, error
 from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.stages.cuda import DEVICE
 from f5worker import refclip, settings, state, voices
+from f5worker.exit_codes import F5ExitCode
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 MIN_RMS = 1e-4  # about -80 dBFS: below this the output is silence
@@ -108,4 +108,4 @@ def run(ctx: Context) -> Outcome:
 
 
 STAGE = Stage(name="warmup", run=run, check=check, side=Side.WORKER,
-              exit_code=ExitCode.WARMUP, deadline_s=300)
+              exit_code=F5ExitCode.WARMUP, deadline_s=300)
