@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -69,6 +70,21 @@ def test_runsync_of_a_streaming_job_gets_every_part(worker: Any) -> None:
     assert sum(len(pcm(part)) for part in audio) == round(final["duration_s"] * 24000)
 
 
+def final(api: Any, job: str, timeout: float = 240) -> Any:
+    """The job's result: the post to job-done that is not a progress update (the SDK's
+    ``progress_update`` posts there too, with ``status: IN_PROGRESS``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with api.lock:
+            found = [d for d in api.done if d.job_id == job
+                     and d.body.get("status") != "IN_PROGRESS"
+                     and not isinstance(d.body.get("output"), dict)]
+            if found:
+                return found[0]
+            api.lock.wait(1)
+    raise AssertionError(f"no final result for {job}: {api.done}")
+
+
 def test_through_the_production_loop_parts_arrive_before_the_job_ends(
         volume: Path, tmp_path: Path) -> None:
     settings = {**tiny_model.settings(volume), "skip": "", "handler": "", "stream": "1"}
@@ -76,7 +92,8 @@ def test_through_the_production_loop_parts_arrive_before_the_job_ends(
     with standin() as api:
         job = api.add_job(speak(stream=True, nfe_step=16)["input"])
         proc = start_boot(volume, env={**env, **api.env()}, cwd=tmp_path, **settings)
-        done = api.result(job, timeout=240)
+        api.result(job, timeout=240)  # the first post to job-done: a progress update
+        done = final(api, job)
         proc.send_signal(signal.SIGTERM)
         boot = finish_boot(proc, [], volume)
     parts = [d for d in api.streamed if d.job_id == job]
