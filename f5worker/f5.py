@@ -25,7 +25,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,31 @@ def plan(ref_samples: int, ref_text: str, text: str, speed: float, rate: int,
                               for chunk in chunks), rate)
 
 
+# F5-TTS's socket server cuts its first batch to a quarter of the chunk bound (its
+# ``min_chars``): the first audio of a stream comes after that much text, not a whole chunk.
+FIRST_SHARE = 4
+
+
+def short_first(p: Plan, ref_samples: int, ref_text: str, speed: float,
+                hop: int = 256) -> Plan:
+    """``p`` with its first chunk cut again, as F5-TTS's socket server cuts it, at a
+    quarter of the bound the 22 s rule gives (sentence ends first, then words)."""
+    from f5_tts.infer.utils_infer import chunk_text
+
+    if not p.chunks:
+        return p
+    ref_text = ref_text_for_model(ref_text)
+    ref_s = ref_samples / p.rate
+    bound = max(1, int(len(ref_text.encode()) / ref_s * (CONTEXT_S - ref_s) * speed
+                       / FIRST_SHARE))
+    first = tuple(piece for chunk in chunk_text(p.chunks[0], max_chars=bound)
+                  for piece in split_at_words(chunk, bound))
+    chunks = first + p.chunks[1:]
+    samples = tuple(expected_samples(ref_samples, ref_text, chunk, speed, hop)
+                    for chunk in first) + p.samples[1:]
+    return Plan(chunks, samples, p.rate)
+
+
 def split_at_words(chunk: str, max_bytes: int) -> list[str]:
     """``chunk`` in pieces of at most ``max_bytes`` UTF-8 bytes, cut at spaces, and a word
     longer than that cut between characters."""
@@ -168,6 +193,11 @@ def split_at_words(chunk: str, max_bytes: int) -> list[str]:
     if current:
         pieces.append(current)
     return [piece for piece in pieces if piece]
+
+
+def random_seed() -> int:
+    """A seed for a job that named none: the answer says it, so the audio can be remade."""
+    return random.randint(0, 2**31 - 1)
 
 
 def chunk_frames(ref_samples: int, chunk_samples: int, hop: int = 256) -> int:
@@ -224,20 +254,29 @@ class F5Model:
         like ``ref`` (mono float32 samples at the model's rate, ``f5worker.refclip``), and
         the seed that made it. ``between(done, total)`` runs before each chunk and may
         raise to stop the synthesis there; ``progress(done, total)`` after each."""
+        if isinstance(text, str):
+            text = plan(len(ref), ref_text, text, speed, self.sample_rate)
+        seed = random_seed() if seed is None else seed
+        waves = list(self.waves(ref, ref_text, text, seed, nfe_step=nfe_step,
+                                cfg_strength=cfg_strength, speed=speed, progress=progress,
+                                between=between))
+        return cross_fade(waves, self.sample_rate), seed
+
+    def waves(self, ref: Any, ref_text: str, text: Plan, seed: int, *, nfe_step: int = 32,
+              cfg_strength: float = 2.0, speed: float = 1.0, progress: Progress | None = None,
+              between: Progress | None = None) -> Generator[Any, None, None]:
+        """Each chunk's waveform of ``text`` as it is made, before the cross-fades
+        (:class:`Joiner` makes them the audio :meth:`synthesize` returns). The model is
+        held until the last chunk is made or the iterator is closed."""
         import torch
         from f5_tts.infer.utils_infer import infer_batch_process
         from f5_tts.model.utils import seed_everything
 
-        if isinstance(text, str):
-            text = plan(len(ref), ref_text, text, speed, self.sample_rate)
         if not text.chunks:
             raise ValueError("the text produced no speech chunks")
-        seed = random.randint(0, 2**31 - 1) if seed is None else seed
         audio = torch.from_numpy(ref).reshape(1, -1)
-        waves = []
         total = len(text.chunks)
-        with self.lock, contextlib.redirect_stdout(sys.stderr):
-            # F5-TTS prints progress; stdout carries this worker's JSON events.
+        with self.lock:
             seed_everything(seed)
             for index, chunk in enumerate(text.chunks):
                 if between:
@@ -245,19 +284,52 @@ class F5Model:
                 # One chunk a call: the reference is already at the model's rate (no
                 # resampler), and nothing runs that the caller could no longer stop.
                 began = time.monotonic()
-                wave, _, _ = next(infer_batch_process(
-                    (audio, self.sample_rate), ref_text_for_model(ref_text), [chunk],
-                    self.model, self.vocoder, mel_spec_type=self.arch.mel_spec_type,
-                    progress=None, nfe_step=nfe_step, cfg_strength=cfg_strength,
-                    speed=speed, device=self.device))
+                # F5-TTS prints progress; stdout carries this worker's JSON events (and
+                # only around the compute: a caller runs between two chunks).
+                with contextlib.redirect_stdout(sys.stderr):
+                    wave, _, _ = next(infer_batch_process(
+                        (audio, self.sample_rate), ref_text_for_model(ref_text), [chunk],
+                        self.model, self.vocoder, mel_spec_type=self.arch.mel_spec_type,
+                        progress=None, nfe_step=nfe_step, cfg_strength=cfg_strength,
+                        speed=speed, device=self.device))
                 if wave is None:
                     raise ValueError("the text produced no speech chunks")
                 frames = chunk_frames(len(ref), text.samples[index])
                 self.cost_s = (time.monotonic() - began) / (frames * max(1, nfe_step))
-                waves.append(wave)
                 if progress:
                     progress(index + 1, total)
-        return cross_fade(waves, self.sample_rate), seed
+                yield wave
+
+
+class Joiner:
+    """:func:`cross_fade` a chunk at a time: each :meth:`push` returns the samples that no
+    later chunk changes (all but the tail the next one fades into); :meth:`finish` the
+    rest. Together they are :func:`cross_fade`'s result, sample for sample."""
+
+    def __init__(self, rate: int) -> None:
+        import numpy as np
+
+        self.fade = int(CROSS_FADE_S * rate)
+        self.tail: Any = np.zeros(0, dtype=np.float32)
+        self.last = 0  # the previous chunk's length: the fade is shortened to it
+
+    def push(self, wave: Any) -> Any:
+        import numpy as np
+
+        wave = np.asarray(wave, dtype=np.float32)
+        head = min(self.fade, self.last, len(wave)) if self.last else 0
+        if head:  # the same arithmetic as cross_fade, on the same samples
+            self.tail[-head:] = (self.tail[-head:] * np.linspace(1, 0, head)
+                                 + wave[:head] * np.linspace(0, 1, head))
+        joined = np.concatenate([self.tail, wave[head:]])
+        self.last = len(wave)
+        keep = min(self.fade, len(joined))
+        self.tail = joined[len(joined) - keep:].copy()
+        return joined[:len(joined) - keep]
+
+    def finish(self) -> Any:
+        rest, self.tail = self.tail, self.tail[:0]
+        return rest
 
 
 def load(arch: Arch, ckpt: Path, vocab: Path, vocoder_dir: Path, device: str) -> F5Model:

@@ -59,6 +59,16 @@ class F5Settings:
     # The handler's other limits by name, BOOTSTRAP_LIMIT_<NAME>=value (docs/handler.md):
     # the handler refuses a name it does not know.
     job_limits: Mapping[str, float] = by_prefix("limit_")
+    # Streaming (docs/handler.md#streaming): the queue handler becomes a generator, so a
+    # job asking "stream": true gets its audio on /stream as each chunk is made. Off by
+    # default: with a generator handler RunPod's /runsync answers a list (the aggregate of
+    # what it yielded), which the replaced worker's clients do not read.
+    stream: bool = False
+    # The load-balancing endpoint's OpenAI-compatible speech API (docs/handler.md#http-api):
+    # the key its clients send as "Authorization: Bearer <key>" ("" lets any client in), and
+    # how many requests may wait for the model before one is answered 429.
+    api_key: str = ""
+    api_queue: int = 4
 
 
 def of(config: Config) -> F5Settings:
@@ -72,5 +82,8 @@ def of(config: Config) -> F5Settings:
 
 def problems(settings: F5Settings) -> list[tuple[str, str]]:
     """Rules beyond the types, shown as usage errors with where the value came from."""
-    return [(name, "must be over 0") for name in ("job_timeout_s", "job_max_audio_s")
-            if not getattr(settings, name) > 0]
+    found = [(name, "must be over 0") for name in ("job_timeout_s", "job_max_audio_s")
+             if not getattr(settings, name) > 0]
+    if settings.api_queue < 0:
+        found.append(("api_queue", "must be 0 or more"))
+    return found

@@ -186,6 +186,13 @@ def _handler(ctx: Context, target: str) -> Any:
     return handler
 
 
+def _start_config(ctx: Context, target: str) -> dict[str, Any]:
+    """What ``runpod.serverless.start`` gets: the handler, and the options it asks for in
+    its ``runpod_config`` attribute (a generator's ``return_aggregate_stream``)."""
+    handler = _handler(ctx, target)
+    return {**dict(getattr(handler, "runpod_config", {})), "handler": handler}
+
+
 def run(ctx: Context) -> Outcome:
     target = _target(ctx)
     if not target:
@@ -199,7 +206,7 @@ def run(ctx: Context) -> Outcome:
             _handler(ctx, target))))
     # A handler file's import stage already ran it: serve what it passed to start.
     served = handler_file.SERVED.get(ctx)
-    start_config = dict(served) if served is not None else {"handler": _handler(ctx, target)}
+    start_config = dict(served) if served is not None else _start_config(ctx, target)
     # The SDK logs at DEBUG by default, and at DEBUG it logs every job's whole output
     # (audio or images: megabytes of base64 per request) into the console. Its logger reads
     # the level once, when runpod is imported.

@@ -27,7 +27,7 @@ from bootstrap.kernel import events, redaction
 from bootstrap.kernel.context import Context
 from bootstrap.stages.storage import STORAGE
 from bootstrap.storage import StorageError
-from f5worker import state
+from f5worker import settings, state
 from f5worker.bucket_voices import BucketVoices
 from f5worker.f5 import F5Model
 from f5worker.handler import audio_io, outputs, refaudio, seed, seed_inputs, speech, voice_jobs
@@ -60,16 +60,28 @@ def _timings(aligner: Any, wave: Any, rate: int, request: Request) -> Job | str:
             "timing_confidence": round(timings.confidence, 3)}
 
 
-def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
-    request = parse(job.get("input"), svc.limits)
-    model = svc.model
+def checked(job_input: Any, svc: Services) -> Request:
+    """The synthesis request, refused before any compute when this worker cannot honour
+    it (timings without the aligner, a store without storage)."""
+    request = parse(job_input, svc.limits)
     if request.return_word_timings:
         speech.require_aligner(svc)
     if request.store and svc.storage is None:
         raise InputError("store", "no storage is configured on this worker (BUCKET_* "
                          "variables); omit store to get the result inline")
-    rate = model.sample_rate
-    spoken = speech.speak(request, svc, budget, job)
+    return request
+
+
+def _synthesize(job: Job, svc: Services, budget: Budget) -> dict[str, Any]:
+    request = checked(job.get("input"), svc)
+    return answer(job, svc, budget, request, speech.speak(request, svc, budget, job))
+
+
+def answer(job: Job, svc: Services, budget: Budget, request: Request,
+           spoken: speech.Spoken) -> dict[str, Any]:
+    """The answer to a synthesis once its audio is made: the file, the timings, where
+    they went (f5worker/handler/streaming's final message is the same)."""
+    rate = svc.model.sample_rate
     wave, seed, plan = spoken.wave, spoken.seed, spoken.plan
     audio = audio_io.encode(wave, rate, request.format)
     audio_name = f"audio.{request.format}"
@@ -128,10 +140,9 @@ def _voice_action(name: str, job_input: Any, svc: Services) -> Job:
     return voice_jobs.delete(svc.library, job_input)
 
 
-def make_handler(ctx: Context, limits: Limits | None = None,
-                 fetch: Fetch = refaudio.fetch) -> Callable[[Job], Job]:
-    """The job function for ``runpod.serverless.start``. ``fetch`` gets reference audio
-    from a URL; tests pass one that trusts their local HTTPS server."""
+def services(ctx: Context, limits: Limits | None = None,
+             fetch: Fetch = refaudio.fetch) -> Services:
+    """What every job may use, from the boot's context (the model stage's warm model)."""
     model = state.of(ctx).model
     if not isinstance(model, F5Model):
         raise RuntimeError("no warm model in ctx.app_state: the model stage must run "
@@ -140,7 +151,7 @@ def make_handler(ctx: Context, limits: Limits | None = None,
     # job on stdout. The serve stage imports it after this factory, so this still applies.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     storage = STORAGE.get(ctx)  # set by the storage stage when a bucket is configured
-    svc = Services(
+    return Services(
         model=model, fetch=fetch,
         library=library(ctx.config, BucketVoices(storage) if storage else None),
         limits=limits or Limits.of(ctx.config),
@@ -151,6 +162,23 @@ def make_handler(ctx: Context, limits: Limits | None = None,
         # On a developer machine the answer is also kept as a file: the demo's proof.
         keep=ctx.config.volume / "outputs" if ctx.config.mode == "local" else None)
 
+
+def make_handler(ctx: Context, limits: Limits | None = None,
+                 fetch: Fetch = refaudio.fetch) -> Callable[[Job], Any]:
+    """The job function for ``runpod.serverless.start``. ``fetch`` gets reference audio
+    from a URL; tests pass one that trusts their local HTTPS server. With the ``stream``
+    setting it is a generator (f5worker/handler/streaming)."""
+    svc = services(ctx, limits, fetch)
+    handler = answering(svc)
+    if settings.of(ctx.config).stream:
+        from f5worker.handler import streaming
+
+        return streaming.handler(svc, handler)
+    return handler
+
+
+def answering(svc: Services) -> Callable[[Job], Job]:
+    """The job function of a queue endpoint: one job in, one answer."""
     def handler(job: Job) -> Job:
         budget = Budget(svc.limits)
         job_id = job.get("id") if isinstance(job, dict) else None
@@ -168,31 +196,37 @@ def make_handler(ctx: Context, limits: Limits | None = None,
                 events.emit("info", "job.done", job_id=job_id, action=name)
                 return result
             result = _synthesize(job, svc, budget)
-        except InputError as exc:
-            events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
-            return _refusal(str(exc))
-        except (OutputRefused, BudgetExceeded) as exc:  # named, with their ids
-            events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc))
-            return _refusal(str(exc))
-        except StorageError as exc:
-            # The store's message names its endpoint and bucket: for the log, not the client.
-            events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc),
-                        cause=exc.cause)
-            return _refusal(f"{exc.id}: the result could not be stored; the worker's log "
-                            f"has the cause (job {_shown_id(job_id)})")
         except Exception as exc:  # the worker serves the next job whatever this one did
-            # The exception's text can hold temp paths and internal addresses: the event
-            # keeps it (redacted, like every event), the client gets its type only.
-            events.emit("error", "job.failed", job_id=job_id, action=name,
-                        error=f"{type(exc).__name__}: {exc}"[:2000])
-            what = "synthesis" if name == "synthesize" else name
-            return _refusal(f"{what} failed: an internal error ({type(exc).__name__}); the "
-                            f"worker's log has the details (job {_shown_id(job_id)})")
+            return failure(exc, job_id, name)
         events.emit("info", "job.done", job_id=job_id, duration_s=result["duration_s"],
                     rtf=result["rtf"], stored="audio_url" in result)
         return result
 
     return handler
+
+
+def failure(exc: Exception, job_id: Any, name: str) -> Job:
+    """The answer to a job that raised ``exc``, logged: a refusal names its field or its
+    id; an unexpected failure its type only."""
+    if isinstance(exc, InputError):
+        events.emit("info", "job.refused", job_id=job_id, field=exc.field, error=str(exc))
+        return _refusal(str(exc))
+    if isinstance(exc, (OutputRefused, BudgetExceeded)):  # named, with their ids
+        events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc))
+        return _refusal(str(exc))
+    if isinstance(exc, StorageError):
+        # The store's message names its endpoint and bucket: for the log, not the client.
+        events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc),
+                    cause=exc.cause)
+        return _refusal(f"{exc.id}: the result could not be stored; the worker's log "
+                        f"has the cause (job {_shown_id(job_id)})")
+    # The exception's text can hold temp paths and internal addresses: the event
+    # keeps it (redacted, like every event), the client gets its type only.
+    events.emit("error", "job.failed", job_id=job_id, action=name,
+                error=f"{type(exc).__name__}: {exc}"[:2000])
+    what = "synthesis" if name == "synthesize" else name
+    return _refusal(f"{what} failed: an internal error ({type(exc).__name__}); the "
+                    f"worker's log has the details (job {_shown_id(job_id)})")
 
 
 def _refusal(error: str) -> Job:

@@ -2,7 +2,7 @@
 
 Its requests (``f5worker/handler/seed_inputs.py``) become this worker's own (a ``Request`` for the
 speech core, a bucket voice for ``upload``), and the answers take that worker's shape,
-field for field (``shared/notes/SEED-API.md``), so its clients run unchanged:
+field for field (``docs/seed-api.md``), so its clients run unchanged:
 
 - ``tts``: ``audio_url``, ``duration``, ``job_id``, ``seed``, ``status``, ``text``; with
   timings, ``timing_files`` (every format), ``timing_format``, ``timing_method``,

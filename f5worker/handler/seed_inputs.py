@@ -1,7 +1,7 @@
 """The replaced worker's request dialect, validated: every bad value is refused with the
 name of its field, as the current dialect's are (``f5worker/handler/inputs.py``).
 
-That worker (``shared/notes/SEED-API.md``) took ``input.endpoint`` = ``tts`` (or none),
+That worker (``docs/seed-api.md``) took ``input.endpoint`` = ``tts`` (or none),
 ``upload``, ``list_voices`` or ``download``. Its clients send its fields unchanged; this
 module turns them into typed requests, and ``f5worker/handler/seed.py`` maps those onto the worker's
 own actions. Nothing here touches the model, the bucket or the network.

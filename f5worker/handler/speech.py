@@ -216,28 +216,58 @@ def _transcript(clip: Clip, svc: Services, field: str,
     return text
 
 
-def speak(request: Request, svc: Services, budget: Budget, job: Job,
-          fields: Fields = Fields()) -> Spoken:
-    """``request.text`` spoken like its reference, within the job's budget."""
+@dataclass(frozen=True)
+class Prepared:
+    """A synthesis ready to run: its reference, the text of it, and its admitted plan."""
+
+    clip: Clip
+    ref_text: str
+    plan: f5.Plan
+    reference: dict[str, Any]  # what the answer says about the reference
+
+
+def prepare(request: Request, svc: Services, budget: Budget, fields: Fields = Fields(),
+            short_first: bool = False) -> Prepared:
+    """The reference resolved and the plan admitted by the job's budget, before any
+    compute; ``short_first`` cuts the first chunk short (a stream's first audio)."""
     rate = svc.model.sample_rate
     clip, ref_text, reference = _reference(request, svc, fields, budget)
     plan = f5.plan(len(clip.samples), ref_text, request.text, request.speed, rate,
                    max_chars=_chunk_bound(clip, ref_text, request, svc, budget))
+    if short_first:
+        plan = f5.short_first(plan, len(clip.samples), ref_text, request.speed)
     budget.admit(plan, len(clip.samples))  # before any compute, with or without a store
     if not svc.storage:  # with a store, a long answer goes there instead
         _refuse_oversized(plan, svc.limits)
     events.emit("info", "job.planned", chunks=len(plan.chunks),
                 audio_s=round(plan.seconds, 3), text_chars=len(request.text),
                 text_sha256=hashlib.sha256(request.text.encode()).hexdigest()[:16])
+    return Prepared(clip, ref_text, plan, reference)
+
+
+def chunk_guard(ready: Prepared, request: Request, svc: Services,
+                budget: Budget) -> Callable[[int, int], None]:
+    """What runs before each chunk: the job's deadline against the next chunk's time."""
+    return _before_chunk(ready.clip, ready.plan, request, svc, budget)
+
+
+progress = _progress  # each chunk reported, as a job's progress
+
+
+def speak(request: Request, svc: Services, budget: Budget, job: Job,
+          fields: Fields = Fields()) -> Spoken:
+    """``request.text`` spoken like its reference, within the job's budget."""
+    rate = svc.model.sample_rate
+    ready = prepare(request, svc, budget, fields)
     started = time.monotonic()
     wave, seed = svc.model.synthesize(
-        clip.samples, ref_text, plan, nfe_step=request.nfe_step,
+        ready.clip.samples, ready.ref_text, ready.plan, nfe_step=request.nfe_step,
         cfg_strength=request.cfg_strength, speed=request.speed, seed=request.seed,
-        progress=_progress(job), between=_before_chunk(clip, plan, request, svc, budget))
+        progress=_progress(job), between=chunk_guard(ready, request, svc, budget))
     elapsed = time.monotonic() - started
     if request.remove_silence:
         wave = _without_silence(wave, rate)
-    return Spoken(wave, seed, plan, elapsed, reference)
+    return Spoken(wave, seed, ready.plan, elapsed, ready.reference)
 
 
 def _chunk_bound(clip: Clip, ref_text: str, request: Request, svc: Services,

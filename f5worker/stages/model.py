@@ -28,6 +28,7 @@ from bootstrap.kernel.stage import Outcome, Side, Stage, StageFailed
 from bootstrap.stages.cuda import DEVICE
 from f5worker import aligner, checkpoint, f5, settings, state, transcriber, voices
 from f5worker.exit_codes import F5ExitCode
+from f5worker.timings_default import timings_on
 
 E001 = error("model.E001", "checkpoint {path} is missing",
              "copy it there, set BOOTSTRAP_MODEL_CKPT, or set BOOTSTRAP_MODEL_REPO to fetch it")
@@ -164,7 +165,7 @@ def check(ctx: Context) -> list[Message]:
                   for remote, dest in _wanted(ctx.config, assets) if not dest.is_file()]
     if not voices.library(ctx.config).all():
         found.append(W001.at(assets.voices, path=assets.voices))
-    if own.timings:
+    if timings_on(ctx.config):
         weights, url = ctx.config.on_volume(own.aligner_model), own.aligner_url
         found += inspect_aligner(ctx.config, can_download=bool(url))
         if url and not weights.is_file():
@@ -442,7 +443,7 @@ def run(ctx: Context) -> Outcome:
         facts["sources"] = sources
         facts["fetched_bytes"] = {name: got["bytes"] for name, got in sources.items()}
         facts["ckpt"] = str(assets.ckpt)
-    timings = own.timings
+    timings = timings_on(ctx.config)  # on by default with the replaced worker's settings
     if timings and own.aligner_url:
         facts["aligner_fetched_bytes"] = _fetch_aligner(ctx)
     transcribe = own.transcribe

@@ -1,5 +1,5 @@
 """A drop-in replacement, shown end to end: every example request of the replaced worker's
-documentation (``shared/notes/SEED-API.md``), read from the note and sent unchanged over
+documentation (``docs/seed-api.md``), read from that page and sent unchanged over
 HTTP to the RunPod SDK's real local server, with only the old settings (S3_BUCKET, AWS_*)
 pointing at a real S3-compatible server (moto) seeded with the old bucket layout:
 ``voices/Kurt_12s.wav`` and ``voices/narrator.wav``, no transcript beside either.
@@ -15,6 +15,7 @@ import csv
 import http.server
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -33,7 +34,7 @@ import webvtt
 from f5worker.handler import tiny_model
 from tests.s3server import Server, download
 
-NOTE = Path(__file__).resolve().parents[3] / "shared" / "notes" / "SEED-API.md"
+NOTE = Path(__file__).resolve().parents[2] / "docs" / "seed-api.md"
 OLD_TTS = {"audio_url": str, "duration": float, "job_id": str, "seed": int, "status": str,
            "text": str}
 OLD_TIMINGS = {"timing_files": dict, "timing_format": str, "timing_method": str,
@@ -41,9 +42,7 @@ OLD_TIMINGS = {"timing_files": dict, "timing_format": str, "timing_method": str,
 
 
 def examples() -> list[dict[str, Any]]:
-    """The example requests of the note, in its order, exactly as written there."""
-    if not NOTE.is_file():
-        pytest.fail(f"{NOTE} is the API this worker replaces; CI lays shared/ beside the repo")
+    """The example requests of the page, in its order, exactly as written there."""
     text = NOTE.read_text().split("## Examples", 1)[1]
     found, pending = [], ""
     for line in text.splitlines():
@@ -112,9 +111,10 @@ def worker(tmp_path_factory: pytest.TempPathFactory, old_bucket: Server, example
     hosts.write_text("127.0.0.1 localhost example.com\n")
     in_namespace = ("unshare", "-m", "sh", "-c",
                     f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh")
-    # The old settings alone: no BUCKET_* variable.
-    env = {**old_bucket.old_env(), "SERVE_F5_TRUST_CA": str(example_com),
-           "SERVE_F5_SETTINGS": json.dumps({"timings": True})}
+    # The old settings alone: no BUCKET_* variable, and no setting of this worker (word
+    # timings included: tiny_model.settings leaves them off).
+    env = {**old_bucket.old_env(), "SERVE_F5_TRUST_CA": str(example_com)}
+    assert not {"BOOTSTRAP_TIMINGS", "SERVE_F5_SETTINGS"} & os.environ.keys()
     with serve(volume, tmp_path_factory.mktemp("seed"), in_namespace, **env) as served:
         yield served
 
