@@ -243,14 +243,17 @@ def speak(request: Request, svc: Services, budget: Budget, job: Job,
 def _chunk_bound(clip: Clip, ref_text: str, request: Request, svc: Services,
                  budget: Budget) -> int | None:
     """The most bytes of text a chunk may hold: within the model's embedding, and, once
-    the model's cost is known, within half the job's budget (a chunk cannot be stopped)."""
+    the model's cost is known, within the budget's chunk share (a chunk cannot be
+    stopped); where the reference alone is over that share, as long as the reference."""
     ref_frames = len(clip.samples) // 256
+    if not ref_frames:
+        return None
     frames = f5.MAX_FRAMES - ref_frames - 1
     cost = svc.model.predict_s(1, request.nfe_step)
     if cost:
-        frames = min(frames, int(budget.limits.job_timeout_s / 2 / cost) - ref_frames)
-    if frames <= 0 or not ref_frames:
-        return None  # the reference alone is over it: each chunk is checked as it comes
+        frames = min(frames, max(ref_frames, int(budget.chunk_s / cost) - ref_frames))
+    if frames <= 0:
+        return None  # the reference alone fills the embedding: refused by admit
     ref_bytes = len(f5.ref_text_for_model(ref_text).encode()) + 1
     return max(1, int(frames * ref_bytes * request.speed / ref_frames))
 
