@@ -6,6 +6,11 @@ transcribed the clip at every use); this one keeps ``voices/<name>.txt`` once it
 so each clip is transcribed once. A voice without one has an empty text: the handler
 transcribes it and calls :meth:`BucketVoices.keep_text`.
 
+The bucket's voices are the operator's: a client (an ``upload``, a ``delete_voice``) may
+store a new name, but replacing or deleting an existing one is refused unless the setting
+``bucket_voice_changes`` is on (``BOOTSTRAP_BUCKET_VOICE_CHANGES``): one client's upload
+must not change the voice every other endpoint's clients speak with.
+
 Names are the clip's file name without ``.wav`` (``Kurt_12s`` for ``Kurt_12s.wav``); no
 ``/``, no leading dot, no ``..``: a name is one key segment, and cannot leave ``voices/``.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 import re
 
 from bootstrap.storage import Storage, StorageError, Stored
-from f5worker.voices import Voice
+from f5worker.voices import Voice, VoiceError
 
 PREFIX = "voices/"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,99}$")
@@ -26,12 +31,23 @@ def valid(name: str) -> bool:
 
 
 class BucketVoices:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, changes: bool = True) -> None:
         self.store = storage.rooted()
+        self.changes = changes  # the worker's library sets it from bucket_voice_changes
 
     def _voice(self, name: str, found: Stored, text: str) -> Voice:
         return Voice(name, None, text, "bucket", key=found.key, size=found.size,
-                     last_modified=found.last_modified)
+                     last_modified=found.last_modified, locked=not self.changes)
+
+    def head(self, name: str) -> Stored | None:
+        return self.store.head(f"{PREFIX}{name}.wav") if valid(name) else None
+
+    def check_change(self, name: str) -> None:
+        """Refuses replacing or deleting the voice ``name`` unless clients may."""
+        if not self.changes:
+            raise VoiceError(f"{name!r} is a voice in the bucket, shared by every endpoint "
+                             "using it: clients may not replace or delete it (the operator "
+                             "allows it with BOOTSTRAP_BUCKET_VOICE_CHANGES=1)")
 
     def all(self) -> dict[str, Voice]:
         """Every ``voices/*.wav``, by name; their texts are not read."""
@@ -73,6 +89,8 @@ class BucketVoices:
         name as the replaced worker did; returns the voice and whether it replaced one.
         A replaced clip's old text is removed: it described the old clip."""
         replaced = self.store.head(f"{PREFIX}{name}.wav") is not None
+        if replaced:
+            self.check_change(name)
         self.store.upload(f"{PREFIX}{name}.wav", wav, "audio/wav")
         if text:
             self.keep_text(name, text)
@@ -89,6 +107,7 @@ class BucketVoices:
         """False when there was no such voice."""
         if self.store.head(f"{PREFIX}{name}.wav") is None:
             return False
+        self.check_change(name)
         self.store.delete(f"{PREFIX}{name}.wav")
         self.store.delete(f"{PREFIX}{name}.txt")
         return True

@@ -55,6 +55,9 @@ class F5Settings:
     # A reference over 10 s is cut to its middle 8 s (the replaced worker's rule) instead
     # of refused; its transcript then comes from the transcriber (docs/handler.md).
     ref_clip_long: bool = True
+    # Voices in the bucket are the operator's, shared by every endpoint using it: a client
+    # may upload a new one but not replace or delete one unless this is on (docs/handler.md).
+    bucket_voice_changes: bool = False
 
 
 def of(config: Config) -> F5Settings:

@@ -69,10 +69,11 @@ class Voice:
     key: str | None = None
     size: int | None = None
     last_modified: str | None = None
+    locked: bool = False  # a bucket voice clients may not replace or delete
 
     @property
     def deletable(self) -> bool:
-        return self.source in ("added", "bucket")
+        return self.source in ("added", "bucket") and not self.locked
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "ref_text": self.text, "duration_s": self.duration_s,
@@ -133,6 +134,8 @@ def library(config: Config, bucket: BucketVoices | None = None) -> VoiceLibrary:
     """The library a worker with ``config`` reads: the volume's voices, the image's, and
     the bucket's when one is configured."""
     own = settings.of(config)
+    if bucket is not None:
+        bucket.changes = own.bucket_voice_changes  # the ownership rule (bucket_voices)
     return VoiceLibrary(config.on_volume(own.model_voices), own.voices_bundled, bucket)
 
 
@@ -188,6 +191,16 @@ class VoiceLibrary:
             except FileNotFoundError:
                 continue
         return None
+
+    def check_upload(self, name: str) -> None:
+        """Refuses, before anything is fetched, a bucket upload that would not be heard (a
+        local voice of that name wins) or that would replace a voice clients may not change."""
+        local = self._local(name)
+        if local is not None:
+            raise VoiceError(f"{name!r} is a {local.source} voice on this worker: an upload "
+                             "of that name would never be spoken; choose another name")
+        if self.bucket is not None and self.bucket.head(name) is not None:
+            self.bucket.check_change(name)
 
     def add(self, name: str, audio: bytes, text: str, facts: dict[str, Any],
             overwrite: bool = False, suffix: str = ".flac") -> tuple[Voice, bool]:
@@ -258,6 +271,9 @@ class VoiceLibrary:
         voice = self.get(name)
         if voice is None:
             raise VoiceError(f"no voice {name!r}")
+        if voice.source == "bucket":
+            assert self.bucket is not None, "a bucket voice comes from the bucket"
+            self.bucket.check_change(name)
         if not voice.deletable:
             raise VoiceError(f"{name!r} is a {voice.source} voice and cannot be deleted")
         if voice.source == "bucket":

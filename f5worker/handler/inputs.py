@@ -11,6 +11,7 @@ import binascii
 import dataclasses
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,8 +231,12 @@ def flag(data: dict[str, Any], name: str) -> bool:
 
 
 def voice_name(job_input: Any, field: str = "name") -> str:
+    """The name NFKC-normalised first (a full-width or compatibility letter is its ASCII
+    one), so that every name stored can be named again by list, use and delete."""
     value = as_object(job_input).get(field)
-    if not isinstance(value, str) or not VOICE_NAME.fullmatch(value):
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFKC", value)
+    if not isinstance(value, str) or not value.isascii() or not VOICE_NAME.fullmatch(value):
         raise InputError(field, "must be a voice name: 1-64 letters, digits, _ or -, "
                          "starting with a letter or digit")
     return value

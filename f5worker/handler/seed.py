@@ -33,6 +33,7 @@ from f5worker.handler.budget import Budget
 from f5worker.handler.inputs import InputError, Request
 from f5worker.handler.seed_inputs import Download, Speak
 from f5worker.handler.speech import Services
+from f5worker.voices import VoiceError
 
 Job = dict[str, Any]
 DEFAULT_VOICE = "default"  # spoken when a request names no local_voice, as that worker did
@@ -126,16 +127,23 @@ def _bucket(svc: Services, field: str, what: str) -> BucketVoices:
 
 
 def _upload(up: seed_inputs.Upload, svc: Services, budget: Budget) -> Job:
-    bucket = _bucket(svc, "voice_name", "upload")
+    bucket = svc.library.bucket or _bucket(svc, "voice_name", "upload")
+    try:
+        svc.library.check_upload(up.name)  # before fetching: the ownership rule
+    except VoiceError as exc:
+        raise InputError("voice_name", str(exc)) from None
     data = speech.fetched(up.url, svc, "voice_file_url", budget)
     clip = speech.decoded(data, svc, "voice_file_url")
     wav = audio_io.encode(clip.samples, svc.model.sample_rate, "wav")
-    _, replaced = bucket.add(up.name, wav, "")
+    try:
+        _, replaced = bucket.add(up.name, wav, "")
+    except VoiceError as exc:  # replaced by another job since the check
+        raise InputError("voice_name", str(exc)) from None
     events.emit("info", "voice.uploaded", voice=up.name, replaced=replaced,
                 duration_s=round(clip.seconds, 3))
     clipped = " (clipped to its middle)" if clip.trimmed else ""
     return {"status": f"Voice '{up.voice_name}' uploaded successfully",
-            "message": f"stored as voices/{up.voice_name}: {clip.seconds:.1f} s{clipped}, "
+            "message": f"stored as voices/{up.name}.wav: {clip.seconds:.1f} s{clipped}, "
                        "24 kHz mono; it is transcribed when first used",
             "replaced": replaced}
 
