@@ -250,7 +250,7 @@ class Stored:
     content_type: str = ""
 
 
-def _list_page(client: Any, bucket: str, prefix: str, more: dict[str, str]) -> Any:
+def _list_page(client: Any, bucket: str, prefix: str, more: dict[str, Any]) -> Any:
     return client.list_objects_v2(Bucket=bucket, Prefix=prefix, **more)
 
 
@@ -333,18 +333,22 @@ class Storage:
         return Stored(key, int(meta["ContentLength"]), _iso(meta["LastModified"]),
                       str(meta.get("ContentType", "")))
 
-    def list(self, prefix: str) -> list[Stored]:
-        """Every object under ``prefix``, in key order (all pages)."""
+    def list(self, prefix: str, limit: int | None = None, after: str = "") -> list[Stored]:
+        """The objects under ``prefix`` in key order: all of them (every page), or the
+        first ``limit`` after the key ``after`` (as few pages as that takes: S3 sends at
+        most 1,000 a page)."""
         full = self.key(prefix)
         found: list[Stored] = []
-        token: dict[str, str] = {}
+        token: dict[str, Any] = {"StartAfter": self.key(after)} if after else {}
         while True:
+            if limit is not None:
+                token["MaxKeys"] = max(1, min(1000, limit - len(found)))
             page = self._call("list", full, functools.partial(
                 _list_page, bucket=self.settings.bucket, prefix=full, more=token))
             for item in page.get("Contents", []):
                 key = str(item["Key"])[len(self.key("")):]
                 found.append(Stored(key, int(item["Size"]), _iso(item["LastModified"])))
-            if not page.get("IsTruncated"):
+            if not page.get("IsTruncated") or (limit is not None and len(found) >= limit):
                 return found
             token = {"ContinuationToken": page["NextContinuationToken"]}
 

@@ -49,6 +49,25 @@ class BucketVoices:
                              "using it: clients may not replace or delete it (the operator "
                              "allows it with BOOTSTRAP_BUCKET_VOICE_CHANGES=1)")
 
+    def page(self, limit: int, after: str = "") -> tuple[dict[str, Voice], str | None]:
+        """At most ``limit`` voices, by name, after the voice ``after``; and the name to
+        pass as ``after`` for the next page (None when this one reached the end). It reads
+        as few list pages as that takes (a voice and its text are two keys)."""
+        voices: dict[str, Voice] = {}
+        start = f"{PREFIX}{after}.wav" if after else ""
+        while True:
+            want = 2 * (limit - len(voices)) + 1
+            found = self.store.list(PREFIX, limit=want, after=start)
+            for item in found:
+                name = item.key[len(PREFIX):-4]
+                if item.key.endswith(".wav") and valid(name):
+                    voices[name] = self._voice(name, item, "")
+                    if len(voices) == limit:
+                        return voices, name
+            if len(found) < want:
+                return voices, None
+            start = found[-1].key
+
     def all(self) -> dict[str, Voice]:
         """Every ``voices/*.wav``, by name; their texts are not read."""
         voices = {}

@@ -17,10 +17,12 @@ from typing import Any
 from f5worker.handler.inputs import (
     InputError,
     Limits,
+    ListPage,
     as_object,
     flag,
     integer,
     known_fields,
+    list_page,
     number,
     text_field,
 )
@@ -32,7 +34,7 @@ FIELDS = {
     "tts": ("text", "speed", "seed", "local_voice", "return_word_timings", "timing_format",
             "timing_method"),
     "upload": ("voice_name", "voice_file_url"),
-    "list_voices": (),
+    "list_voices": ("limit", "after"),
     "download": ("job_id", "type", "format"),
 }
 # Fields only the replaced worker's clients send: one of them marks a job of its dialect.
@@ -161,9 +163,10 @@ def parse_upload(job_input: Any) -> Upload:
     return Upload(stored, _url(data["voice_file_url"], "voice_file_url"))
 
 
-def parse_list(job_input: Any) -> None:
+def parse_list(job_input: Any) -> ListPage:
     data = as_object(job_input)
     known_fields({k: v for k, v in data.items() if k != "endpoint"}, "list_voices", FIELDS)
+    return list_page(data)
 
 
 def parse_download(job_input: Any) -> Download:
