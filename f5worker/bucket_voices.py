@@ -11,12 +11,20 @@ store a new name, but replacing or deleting an existing one is refused unless th
 ``bucket_voice_changes`` is on (``BOOTSTRAP_BUCKET_VOICE_CHANGES``): one client's upload
 must not change the voice every other endpoint's clients speak with.
 
+A transcript the worker writes names the clip it was made from: the SHA-256 of the clip's
+bytes travels as a parameter of the text object's content type (``clip-sha256=``), which S3
+stores with the object in one write. A reader hashes the clip it read and ignores a text
+made from another: a job that transcribed ``x.wav`` while another worker replaced it
+writes its text late, and the next job must not pair the old text with the new clip. A
+text without the parameter was placed by the operator and is trusted as it is.
+
 Names are the clip's file name without ``.wav`` (``Kurt_12s`` for ``Kurt_12s.wav``); no
 ``/``, no leading dot, no ``..``: a name is one key segment, and cannot leave ``voices/``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from bootstrap.storage import Storage, StorageError, Stored
@@ -80,27 +88,36 @@ class BucketVoices:
         return voices
 
     def get(self, name: str) -> Voice | None:
+        """The voice, with an operator's text; one the worker made is checked against the
+        clip's bytes, so only :meth:`read` gives it."""
         if not valid(name):
             return None
         found = self.store.head(f"{PREFIX}{name}.wav")
         if found is None:
             return None
-        return self._voice(name, found, self._text(name))
+        return self._voice(name, found, self._text(name, None))
 
     def read(self, name: str) -> tuple[Voice, bytes] | None:
+        """The voice with its clip's bytes, and its text when made from those bytes."""
         voice = self.get(name)
         if voice is None:
             return None
         try:
-            return voice, self.store.read(f"{PREFIX}{name}.wav")
+            data = self.store.read(f"{PREFIX}{name}.wav")
         except StorageError:
             if self.store.head(f"{PREFIX}{name}.wav") is None:
                 return None  # deleted between the two calls
             raise
+        text = self._text(name, hashlib.sha256(data).hexdigest())
+        return self._voice(name, voice_found(voice), text), data
 
-    def _text(self, name: str) -> str:
-        if self.store.head(f"{PREFIX}{name}.txt") is None:
+    def _text(self, name: str, digest: str | None) -> str:
+        found = self.store.head(f"{PREFIX}{name}.txt")
+        if found is None:
             return ""
+        made_from = clip_digest(found.content_type)
+        if made_from is not None and made_from != digest:  # None: not checked
+            return ""  # made from a clip since replaced: transcribed anew
         return self.store.read(f"{PREFIX}{name}.txt").decode("utf-8", "replace").strip()
 
     def add(self, name: str, wav: bytes, text: str) -> tuple[Voice, bool]:
@@ -112,15 +129,19 @@ class BucketVoices:
             self.check_change(name)
         self.store.upload(f"{PREFIX}{name}.wav", wav, "audio/wav")
         if text:
-            self.keep_text(name, text)
+            self.keep_text(name, text, hashlib.sha256(wav).hexdigest())
         elif replaced:
             self.store.delete(f"{PREFIX}{name}.txt")
         found = self.store.head(f"{PREFIX}{name}.wav")
         assert found is not None, "just uploaded"
         return self._voice(name, found, text), replaced
 
-    def keep_text(self, name: str, text: str) -> None:
-        self.store.upload(f"{PREFIX}{name}.txt", text.encode(), "text/plain; charset=utf-8")
+    def keep_text(self, name: str, text: str, digest: str | None = None) -> None:
+        """Keeps ``text`` as the transcript of the clip whose bytes hash to ``digest``
+        (None: as an operator's text, trusted whatever the clip)."""
+        made_from = f"; clip-sha256={digest}" if digest else ""
+        self.store.upload(f"{PREFIX}{name}.txt", text.encode(),
+                          f"text/plain; charset=utf-8{made_from}")
 
     def delete(self, name: str) -> bool:
         """False when there was no such voice."""
@@ -130,3 +151,17 @@ class BucketVoices:
         self.store.delete(f"{PREFIX}{name}.wav")
         self.store.delete(f"{PREFIX}{name}.txt")
         return True
+
+
+def clip_digest(content_type: str) -> str | None:
+    """The ``clip-sha256`` parameter of a transcript's content type, if any."""
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key == "clip-sha256":
+            return value
+    return None
+
+
+def voice_found(voice: Voice) -> Stored:
+    assert voice.key is not None and voice.size is not None, "a bucket voice"
+    return Stored(voice.key, voice.size, voice.last_modified or "")

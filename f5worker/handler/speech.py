@@ -139,7 +139,8 @@ def _reference(request: Request, svc: Services, fields: Fields,
             # Its transcript, once made, is kept beside it for every endpoint (of the
             # same middle, when the clip is cut: the cut is the same every time).
             if not text:
-                keep = functools.partial(svc.library.bucket.keep_text, voice.name)
+                keep = functools.partial(svc.library.bucket.keep_text, voice.name,
+                                         digest=hashlib.sha256(data).hexdigest())
                 text = _transcript(clip, svc, fields.voice, keep, guard)
         elif clip.trimmed or not text:
             text = _transcript(clip, svc, fields.voice, None, guard)
