@@ -47,6 +47,8 @@ ATTEMPTS = "BOOTSTRAP_STORAGE_ATTEMPTS"
 BACKOFF = "BOOTSTRAP_STORAGE_BACKOFF_S"
 # SigV4 presigned URLs live at most 7 days; rp_upload uses exactly that.
 MAX_URL_TTL_S = 7 * 24 * 3600
+# A URL is a credential for its object: an hour, as the replaced worker's URLs lived.
+DEFAULT_URL_TTL_S = 3600
 MAX_WAIT_S = 30.0  # the longest single wait between attempts
 # The replaced worker's settings, each with the BUCKET_* name it stands for.
 OLD_NAMES = {"S3_BUCKET": BUCKET, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -123,7 +125,7 @@ class Settings:
     bucket_source: str
     region: str = "us-east-1"
     prefix: str = "outputs"
-    url_ttl_s: int = MAX_URL_TTL_S
+    url_ttl_s: int = DEFAULT_URL_TTL_S
     attempts: int = 4
     backoff_s: float = 0.5
     connect_timeout_s: float = 5.0
@@ -156,7 +158,7 @@ class Settings:
             secret_key=env[SECRET_KEY].strip(), bucket=bucket, bucket_source=source,
             region=_region_of(env[ENDPOINT].strip(), env),
             prefix=env.get(PREFIX, "outputs").strip().strip("/"),
-            url_ttl_s=int(_number(env, URL_TTL, MAX_URL_TTL_S, 1, MAX_URL_TTL_S)),
+            url_ttl_s=int(_number(env, URL_TTL, DEFAULT_URL_TTL_S, 1, MAX_URL_TTL_S)),
             attempts=int(_number(env, ATTEMPTS, 4, 1, 20)),
             backoff_s=_number(env, BACKOFF, 0.5, 0, 60),
         )

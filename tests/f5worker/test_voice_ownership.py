@@ -152,3 +152,10 @@ def test_a_name_not_ascii_after_nfkc_is_refused_by_field(
     assert answer["error"].startswith("voice_name: must be a file name ending in .wav: ASCII"), \
         answer
     assert keys(bucket) == before
+
+
+def test_a_stored_answers_url_lives_an_hour_by_default(worker: Any) -> None:
+    answer = worker.post({"input": {"text": "Hi.", "local_voice": "default.wav"}})
+    assert answer["status"] == "COMPLETED", answer
+    # Today's default: X-Amz-Expires=604800 (7 days); the replaced worker's lived 1 hour.
+    assert "X-Amz-Expires=3600&" in answer["output"]["audio_url"], answer
