@@ -99,6 +99,9 @@ class StorageError(Exception):
         super().__init__(f"{message.id}: {message.msg}")
         self.message = message
         self.cause = cause
+        # The operation that failed and the key as stored, for a truthful refusal.
+        self.op = ""
+        self.key = ""
 
     @property
     def id(self) -> str:
@@ -377,6 +380,13 @@ class Storage:
         return self._client
 
     def _call(self, op: str, obj: str, request: Callable[[Any], T]) -> T:
+        try:
+            return self._attempts(op, obj, request)
+        except StorageError as exc:
+            exc.op, exc.key = op, obj
+            raise
+
+    def _attempts(self, op: str, obj: str, request: Callable[[Any], T]) -> T:
         from botocore.exceptions import BotoCoreError, ClientError
 
         s = self.settings
