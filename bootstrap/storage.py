@@ -47,6 +47,8 @@ ATTEMPTS = "BOOTSTRAP_STORAGE_ATTEMPTS"
 BACKOFF = "BOOTSTRAP_STORAGE_BACKOFF_S"
 # SigV4 presigned URLs live at most 7 days; rp_upload uses exactly that.
 MAX_URL_TTL_S = 7 * 24 * 3600
+# A URL is a credential for its object: an hour, as the replaced worker's URLs lived.
+DEFAULT_URL_TTL_S = 3600
 MAX_WAIT_S = 30.0  # the longest single wait between attempts
 # The replaced worker's settings, each with the BUCKET_* name it stands for.
 OLD_NAMES = {"S3_BUCKET": BUCKET, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -97,6 +99,9 @@ class StorageError(Exception):
         super().__init__(f"{message.id}: {message.msg}")
         self.message = message
         self.cause = cause
+        # The operation that failed and the key as stored, for a truthful refusal.
+        self.op = ""
+        self.key = ""
 
     @property
     def id(self) -> str:
@@ -123,7 +128,7 @@ class Settings:
     bucket_source: str
     region: str = "us-east-1"
     prefix: str = "outputs"
-    url_ttl_s: int = MAX_URL_TTL_S
+    url_ttl_s: int = DEFAULT_URL_TTL_S
     attempts: int = 4
     backoff_s: float = 0.5
     connect_timeout_s: float = 5.0
@@ -156,7 +161,7 @@ class Settings:
             secret_key=env[SECRET_KEY].strip(), bucket=bucket, bucket_source=source,
             region=_region_of(env[ENDPOINT].strip(), env),
             prefix=env.get(PREFIX, "outputs").strip().strip("/"),
-            url_ttl_s=int(_number(env, URL_TTL, MAX_URL_TTL_S, 1, MAX_URL_TTL_S)),
+            url_ttl_s=int(_number(env, URL_TTL, DEFAULT_URL_TTL_S, 1, MAX_URL_TTL_S)),
             attempts=int(_number(env, ATTEMPTS, 4, 1, 20)),
             backoff_s=_number(env, BACKOFF, 0.5, 0, 60),
         )
@@ -250,7 +255,7 @@ class Stored:
     content_type: str = ""
 
 
-def _list_page(client: Any, bucket: str, prefix: str, more: dict[str, str]) -> Any:
+def _list_page(client: Any, bucket: str, prefix: str, more: dict[str, Any]) -> Any:
     return client.list_objects_v2(Bucket=bucket, Prefix=prefix, **more)
 
 
@@ -333,18 +338,22 @@ class Storage:
         return Stored(key, int(meta["ContentLength"]), _iso(meta["LastModified"]),
                       str(meta.get("ContentType", "")))
 
-    def list(self, prefix: str) -> list[Stored]:
-        """Every object under ``prefix``, in key order (all pages)."""
+    def list(self, prefix: str, limit: int | None = None, after: str = "") -> list[Stored]:
+        """The objects under ``prefix`` in key order: all of them (every page), or the
+        first ``limit`` after the key ``after`` (as few pages as that takes: S3 sends at
+        most 1,000 a page)."""
         full = self.key(prefix)
         found: list[Stored] = []
-        token: dict[str, str] = {}
+        token: dict[str, Any] = {"StartAfter": self.key(after)} if after else {}
         while True:
+            if limit is not None:
+                token["MaxKeys"] = max(1, min(1000, limit - len(found)))
             page = self._call("list", full, functools.partial(
                 _list_page, bucket=self.settings.bucket, prefix=full, more=token))
             for item in page.get("Contents", []):
                 key = str(item["Key"])[len(self.key("")):]
                 found.append(Stored(key, int(item["Size"]), _iso(item["LastModified"])))
-            if not page.get("IsTruncated"):
+            if not page.get("IsTruncated") or (limit is not None and len(found) >= limit):
                 return found
             token = {"ContinuationToken": page["NextContinuationToken"]}
 
@@ -371,6 +380,13 @@ class Storage:
         return self._client
 
     def _call(self, op: str, obj: str, request: Callable[[Any], T]) -> T:
+        try:
+            return self._attempts(op, obj, request)
+        except StorageError as exc:
+            exc.op, exc.key = op, obj
+            raise
+
+    def _attempts(self, op: str, obj: str, request: Callable[[Any], T]) -> T:
         from botocore.exceptions import BotoCoreError, ClientError
 
         s = self.settings

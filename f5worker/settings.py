@@ -69,6 +69,9 @@ class F5Settings:
     # how many requests may wait for the model before one is answered 429.
     api_key: str = ""
     api_queue: int = 4
+    # Voices in the bucket are the operator's, shared by every endpoint using it: a client
+    # may upload a new one but not replace or delete one unless this is on (docs/handler.md).
+    bucket_voice_changes: bool = False
 
 
 def of(config: Config) -> F5Settings:

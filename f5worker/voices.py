@@ -69,10 +69,11 @@ class Voice:
     key: str | None = None
     size: int | None = None
     last_modified: str | None = None
+    locked: bool = False  # a bucket voice clients may not replace or delete
 
     @property
     def deletable(self) -> bool:
-        return self.source in ("added", "bucket")
+        return self.source in ("added", "bucket") and not self.locked
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "ref_text": self.text, "duration_s": self.duration_s,
@@ -133,6 +134,8 @@ def library(config: Config, bucket: BucketVoices | None = None) -> VoiceLibrary:
     """The library a worker with ``config`` reads: the volume's voices, the image's, and
     the bucket's when one is configured."""
     own = settings.of(config)
+    if bucket is not None:
+        bucket.changes = own.bucket_voice_changes  # the ownership rule (bucket_voices)
     return VoiceLibrary(config.on_volume(own.model_voices), own.voices_bundled, bucket)
 
 
@@ -148,11 +151,27 @@ class VoiceLibrary:
         name, both over an added one (``add`` refuses those names anyway), and all three
         over one in the bucket."""
         voices = self.bucket.all() if self.bucket is not None else {}
-        voices.update(_added(self.volume_dir))
+        voices.update(self.local())
+        return dict(sorted(voices.items()))
+
+    def local(self) -> dict[str, Voice]:
+        """The voices on this worker (bundled, provisioned, added), by name."""
+        voices = _added(self.volume_dir)
         voices.update(_flat(self.volume_dir, "provisioned"))
         if self.bundled_dir is not None:
             voices.update(_flat(self.bundled_dir, "bundled"))
         return dict(sorted(voices.items()))
+
+    def page(self, limit: int, after: str = "") -> tuple[dict[str, Voice], str | None]:
+        """One page of the library: the first (``after`` empty) holds every local voice
+        and the bucket's first ``limit``; each next one the bucket's ``limit`` after
+        ``after``. Returns the page and the ``after`` of the next (None at the end). The
+        bucket may hold tens of thousands of voices: a page costs one or two list calls."""
+        voices = self.local() if not after else {}
+        if self.bucket is None:
+            return voices, None
+        bucket, following = self.bucket.page(limit, after)
+        return {**bucket, **voices}, following
 
     def _local(self, name: str) -> Voice | None:
         if self.bundled_dir is not None:
@@ -188,6 +207,23 @@ class VoiceLibrary:
             except FileNotFoundError:
                 continue
         return None
+
+    def check_upload(self, name: str, cap: int) -> None:
+        """Refuses, before anything is fetched, a bucket upload that would not be heard (a
+        local voice of that name wins), one that would replace a voice clients may not
+        change, and a new name once the bucket holds ``cap`` voices (``add_voice``'s cap:
+        one for both dialects; counting stops at the cap, a list call or two)."""
+        local = self._local(name)
+        if local is not None:
+            raise VoiceError(f"{name!r} is a {local.source} voice on this worker: an upload "
+                             "of that name would never be spoken; choose another name")
+        if self.bucket is None:
+            return
+        if self.bucket.head(name) is not None:
+            self.bucket.check_change(name)
+        elif len(self.bucket.page(cap)[0]) >= cap:
+            raise VoiceError(f"the bucket holds {cap} voices or more, the most clients may "
+                             "add; an operator removes some first")
 
     def add(self, name: str, audio: bytes, text: str, facts: dict[str, Any],
             overwrite: bool = False, suffix: str = ".flac") -> tuple[Voice, bool]:
@@ -258,6 +294,9 @@ class VoiceLibrary:
         voice = self.get(name)
         if voice is None:
             raise VoiceError(f"no voice {name!r}")
+        if voice.source == "bucket":
+            assert self.bucket is not None, "a bucket voice comes from the bucket"
+            self.bucket.check_change(name)
         if not voice.deletable:
             raise VoiceError(f"{name!r} is a {voice.source} voice and cannot be deleted")
         if voice.source == "bucket":

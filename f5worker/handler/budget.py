@@ -8,8 +8,18 @@ into tiny chunks, each re-reading the whole reference. The deadline covers the w
 a fetch gets only the time left, and it is checked before transcribing, before each chunk
 and before word timings. A chunk that has started runs to its end, so each is bounded: by
 the model's text embedding (:data:`f5worker.f5.MAX_FRAMES`, refused by field before
-compute), and before each chunk by its predicted time (the model's measured cost per
-frame and step): a chunk that would end past the deadline is not started.
+compute), by its predicted time (the model's measured cost per frame and step) to
+:data:`CHUNK_SHARE` of the budget, and before each chunk by that prediction again: a
+chunk may start while time is left and end past the deadline by at most that share; one
+predicted to end later is not started (``job.E002``).
+
+A chunk's time is predicted from the last chunk made. Within a job, after its first
+chunk, that is this job's own chunk (same ``nfe_step``, similar length). Before it, it
+is the warm-up's or another job's: another ``nfe_step`` and length, and a first call of a
+new shape. Measured on the tiny CPU model, such a prediction was 1.5-2 times too high
+(the vocoder's and each call's fixed cost counted per step), so before a job's first
+chunk it is divided by :data:`PRIOR_MARGIN`: a prediction from elsewhere refuses only a
+job far over its budget, never one merely near it.
 """
 
 from __future__ import annotations
@@ -33,6 +43,13 @@ E002 = error("job.E002", "the job would run past its {limit:g} s budget ({done} 
              "BOOTSTRAP_JOB_TIMEOUT_S (keep the endpoint's execution timeout above it)")
 E003 = error("job.E003", "the job ran past its {limit:g} s budget before {step}",
              "send a shorter reference, or its ref_text, or raise BOOTSTRAP_JOB_TIMEOUT_S")
+
+
+# The part of the budget one chunk may take, and may end past the deadline by.
+CHUNK_SHARE = 0.5
+# How far a prediction from another job's chunk (or the warm-up's) is trusted: measured
+# 1.5-2 times high, so it refuses a job's first chunk only at 4 times what is left.
+PRIOR_MARGIN = 4.0
 
 
 class BudgetExceeded(Exception):
@@ -72,11 +89,21 @@ class Budget:
         if self.left_s < 0:
             raise BudgetExceeded(E003.at("job", limit=self.limits.job_timeout_s, step=step))
 
+    @property
+    def chunk_s(self) -> float:
+        """The most a chunk may take, and may end past the deadline by."""
+        return self.limits.job_timeout_s * CHUNK_SHARE
+
     def check_next(self, done: int, total: int, need_s: float | None) -> None:
-        """Before a chunk: refuses to start one predicted (``need_s``) to end past the
-        deadline, and stops once it has passed."""
+        """Before a chunk: stops once the deadline has passed, and refuses to start one
+        predicted (``need_s``, from the last chunk made) to end more than
+        :attr:`chunk_s` past it. Before this job's first chunk the prediction comes from
+        elsewhere and counts for a :data:`PRIOR_MARGIN` th of itself."""
         self.check(done, total)
-        if need_s is not None and need_s > self.left_s:
+        if need_s is None:
+            return
+        trusted = need_s if done else need_s / PRIOR_MARGIN
+        if trusted > self.left_s + self.chunk_s:
             raise BudgetExceeded(E002.at("job", limit=self.limits.job_timeout_s, done=done,
                                          total=total, need=need_s, left=self.left_s))
 

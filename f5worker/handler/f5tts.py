@@ -140,6 +140,21 @@ def _voice_action(name: str, job_input: Any, svc: Services) -> Job:
     return voice_jobs.delete(svc.library, job_input)
 
 
+# What a failed store operation could not do, in the client's words.
+STORE_VERBS = {"upload": "write", "read": "read", "head": "read", "list": "list",
+               "delete": "delete"}
+
+
+def _storage_failed(exc: StorageError) -> str:
+    """What is true: the operation that failed and the key as stored (never the endpoint
+    or the bucket), not "the result could not be stored" for a read or a listing."""
+    if exc.op == "upload" and "/voices/" not in f"/{exc.key}":
+        return "the result could not be stored"  # true: a job's result was being written
+    verb = STORE_VERBS.get(exc.op, exc.op or "use")
+    what = f" {exc.key}" if exc.key else ""
+    return f"the bucket could not {verb}{what}"
+
+
 def services(ctx: Context, limits: Limits | None = None,
              fetch: Fetch = refaudio.fetch) -> Services:
     """What every job may use, from the boot's context (the model stage's warm model)."""
@@ -218,8 +233,8 @@ def failure(exc: Exception, job_id: Any, name: str) -> Job:
         # The store's message names its endpoint and bucket: for the log, not the client.
         events.emit("error", "job.failed", job_id=job_id, action=name, error=str(exc),
                     cause=exc.cause)
-        return _refusal(f"{exc.id}: the result could not be stored; the worker's log "
-                        f"has the cause (job {_shown_id(job_id)})")
+        return _refusal(f"{exc.id}: {_storage_failed(exc)}; the worker's log has the "
+                        f"cause (job {_shown_id(job_id)})")
     # The exception's text can hold temp paths and internal addresses: the event
     # keeps it (redacted, like every event), the client gets its type only.
     events.emit("error", "job.failed", job_id=job_id, action=name,

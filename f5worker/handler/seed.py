@@ -30,9 +30,10 @@ from bootstrap.kernel import events
 from f5worker.bucket_voices import BucketVoices
 from f5worker.handler import audio_io, seed_inputs, speech
 from f5worker.handler.budget import Budget
-from f5worker.handler.inputs import InputError, Request
+from f5worker.handler.inputs import InputError, ListPage, Request
 from f5worker.handler.seed_inputs import Download, Speak
 from f5worker.handler.speech import Services
+from f5worker.voices import VoiceError
 
 Job = dict[str, Any]
 DEFAULT_VOICE = "default"  # spoken when a request names no local_voice, as that worker did
@@ -51,8 +52,7 @@ def handle(job: Job, svc: Services, budget: Budget) -> tuple[str, Job]:
     if name == "upload":
         return name, _upload(seed_inputs.parse_upload(job_input), svc, budget)
     if name == "list_voices":
-        seed_inputs.parse_list(job_input)
-        return name, _list(svc)
+        return name, _list(svc, seed_inputs.parse_list(job_input))
     return name, _download(seed_inputs.parse_download(job_input), svc)
 
 
@@ -126,23 +126,33 @@ def _bucket(svc: Services, field: str, what: str) -> BucketVoices:
 
 
 def _upload(up: seed_inputs.Upload, svc: Services, budget: Budget) -> Job:
-    bucket = _bucket(svc, "voice_name", "upload")
+    bucket = svc.library.bucket or _bucket(svc, "voice_name", "upload")
+    try:
+        svc.library.check_upload(up.name, svc.limits.max_voices)  # before fetching
+    except VoiceError as exc:
+        raise InputError("voice_name", str(exc)) from None
     data = speech.fetched(up.url, svc, "voice_file_url", budget)
     clip = speech.decoded(data, svc, "voice_file_url")
     wav = audio_io.encode(clip.samples, svc.model.sample_rate, "wav")
-    _, replaced = bucket.add(up.name, wav, "")
+    try:
+        _, replaced = bucket.add(up.name, wav, "")
+    except VoiceError as exc:  # replaced by another job since the check
+        raise InputError("voice_name", str(exc)) from None
     events.emit("info", "voice.uploaded", voice=up.name, replaced=replaced,
                 duration_s=round(clip.seconds, 3))
     clipped = " (clipped to its middle)" if clip.trimmed else ""
     return {"status": f"Voice '{up.voice_name}' uploaded successfully",
-            "message": f"stored as voices/{up.voice_name}: {clip.seconds:.1f} s{clipped}, "
+            "message": f"stored as voices/{up.name}.wav: {clip.seconds:.1f} s{clipped}, "
                        "24 kHz mono; it is transcribed when first used",
             "replaced": replaced}
 
 
-def _list(svc: Services) -> Job:
+def _list(svc: Services, ask: ListPage) -> Job:
+    """One page of the voices (all of them, with fewer than ``limit`` in the bucket);
+    ``next`` names the ``after`` of the next page, null at the end."""
     voices = []
-    for voice in svc.library.all().values():
+    page, following = svc.library.page(ask.limit, ask.after)
+    for voice in page.values():
         size, modified = voice.size, voice.last_modified
         if voice.audio is not None:
             with_stat = voice.audio.stat()
@@ -151,7 +161,7 @@ def _list(svc: Services) -> Job:
                 with_stat.st_mtime, datetime.UTC).isoformat().replace("+00:00", "Z")
         voices.append({"name": f"{voice.name}.wav", "size": size, "last_modified": modified,
                        "source": voice.source})
-    return {"voices": voices, "count": len(voices), "status": "success"}
+    return {"voices": voices, "count": len(voices), "next": following, "status": "success"}
 
 
 def _download(ask: Download, svc: Services) -> Job:

@@ -10,16 +10,19 @@ own actions. Nothing here touches the model, the bucket or the network.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from f5worker.handler.inputs import (
     InputError,
     Limits,
+    ListPage,
     as_object,
     flag,
     integer,
     known_fields,
+    list_page,
     number,
     text_field,
 )
@@ -31,14 +34,25 @@ FIELDS = {
     "tts": ("text", "speed", "seed", "local_voice", "return_word_timings", "timing_format",
             "timing_method"),
     "upload": ("voice_name", "voice_file_url"),
-    "list_voices": (),
+    "list_voices": ("limit", "after"),
     "download": ("job_id", "type", "format"),
 }
 # Fields only the replaced worker's clients send: one of them marks a job of its dialect.
 MARKERS = frozenset({"endpoint", "local_voice", "voice_name", "voice_file_url",
                      "timing_method", "type", "job_id"})
 # A voice file in the bucket: one key segment under voices/, ending in .wav.
-VOICE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,99}\.wav$", re.IGNORECASE)
+# ASCII only: under re.IGNORECASE alone, the Kelvin sign matched "k" and the long s
+# (U+017F) "s", and such a name was stored as a key no listing, use or delete could name.
+VOICE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,99}\.wav$", re.IGNORECASE | re.ASCII)
+
+
+def file_name(raw: str) -> str | None:
+    """A voice file's name as stored: NFKC-normalised (a full-width or compatibility
+    letter becomes its ASCII one), ``.wav`` in lower case; None when it is not one."""
+    name = unicodedata.normalize("NFKC", raw)
+    if not name.isascii() or not VOICE_FILE.fullmatch(name) or ".." in name:
+        return None
+    return name[:-4] + ".wav"
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
@@ -67,7 +81,7 @@ class Speak:
 
 @dataclass(frozen=True)
 class Upload:
-    voice_name: str  # the file name, ``.wav`` included, as the client gave it
+    voice_name: str  # the file name as stored (NFKC, ``.wav`` in lower case)
     url: str
 
     @property
@@ -119,11 +133,11 @@ def parse_tts(job_input: Any, limits: Limits) -> Speak:
         if local.startswith(("http://", "https://")):
             url = _url(local, "local_voice")
         else:
-            name = local[:-4] if local.lower().endswith(".wav") else local
-            if not VOICE_FILE.fullmatch(name + ".wav") or ".." in name:
+            stored = file_name(local if local.lower().endswith(".wav") else local + ".wav")
+            if stored is None:
                 raise InputError("local_voice", "must be a voice file name under voices/ "
                                  "(e.g. Kurt_12s.wav) or an https:// URL")
-            voice = name
+            voice = stored[:-4]
     timings = flag(data, "return_word_timings")
     return Speak(
         text=text, speed=number(data, "speed", 1.0, 0.3, 3.0),
@@ -139,17 +153,20 @@ def parse_upload(job_input: Any) -> Upload:
     name = data.get("voice_name")
     if not isinstance(name, str) or not name:
         raise InputError("voice_name", "is required for upload: a file name ending in .wav")
-    if not VOICE_FILE.fullmatch(name) or ".." in name:
-        raise InputError("voice_name", "must be a file name ending in .wav: letters, digits, "
-                         "_, -, . or spaces, starting with a letter or digit")
+    stored = file_name(name)
+    if stored is None:
+        raise InputError("voice_name", "must be a file name ending in .wav: ASCII letters, "
+                         "digits, _, -, . or spaces (after NFKC normalisation), starting with "
+                         "a letter or digit")
     if "voice_file_url" not in data:
         raise InputError("voice_file_url", "is required for upload")
-    return Upload(name, _url(data["voice_file_url"], "voice_file_url"))
+    return Upload(stored, _url(data["voice_file_url"], "voice_file_url"))
 
 
-def parse_list(job_input: Any) -> None:
+def parse_list(job_input: Any) -> ListPage:
     data = as_object(job_input)
     known_fields({k: v for k, v in data.items() if k != "endpoint"}, "list_voices", FIELDS)
+    return list_page(data)
 
 
 def parse_download(job_input: Any) -> Download:

@@ -123,9 +123,11 @@ def _reference(request: Request, svc: Services, fields: Fields,
         # Read with its audio in one go: another job may replace or delete it meanwhile.
         found = library.read(request.voice)
         if found is None:
-            names = list(library.all())
-            known = ", ".join(names[:20]) + (f", ... ({len(names)} in all; list_voices "
-                                             "lists them)" if len(names) > 20 else "")
+            # One page of 20, not the whole bucket (20,000 voices took ~14 s to list).
+            page, more = library.page(20)
+            names = list(page)[:20]
+            known = ", ".join(names) + (", ... (list_voices lists them all)"
+                                        if more or len(page) > 20 else "")
             raise InputError(fields.voice, f"unknown voice {request.voice!r} "
                              f"(available: {known or 'none'})")
         voice, data = found
@@ -137,7 +139,8 @@ def _reference(request: Request, svc: Services, fields: Fields,
             # Its transcript, once made, is kept beside it for every endpoint (of the
             # same middle, when the clip is cut: the cut is the same every time).
             if not text:
-                keep = functools.partial(svc.library.bucket.keep_text, voice.name)
+                keep = functools.partial(svc.library.bucket.keep_text, voice.name,
+                                         digest=hashlib.sha256(data).hexdigest())
                 text = _transcript(clip, svc, fields.voice, keep, guard)
         elif clip.trimmed or not text:
             text = _transcript(clip, svc, fields.voice, None, guard)
@@ -273,14 +276,17 @@ def speak(request: Request, svc: Services, budget: Budget, job: Job,
 def _chunk_bound(clip: Clip, ref_text: str, request: Request, svc: Services,
                  budget: Budget) -> int | None:
     """The most bytes of text a chunk may hold: within the model's embedding, and, once
-    the model's cost is known, within half the job's budget (a chunk cannot be stopped)."""
+    the model's cost is known, within the budget's chunk share (a chunk cannot be
+    stopped); where the reference alone is over that share, as long as the reference."""
     ref_frames = len(clip.samples) // 256
+    if not ref_frames:
+        return None
     frames = f5.MAX_FRAMES - ref_frames - 1
     cost = svc.model.predict_s(1, request.nfe_step)
     if cost:
-        frames = min(frames, int(budget.limits.job_timeout_s / 2 / cost) - ref_frames)
-    if frames <= 0 or not ref_frames:
-        return None  # the reference alone is over it: each chunk is checked as it comes
+        frames = min(frames, max(ref_frames, int(budget.chunk_s / cost) - ref_frames))
+    if frames <= 0:
+        return None  # the reference alone fills the embedding: refused by admit
     ref_bytes = len(f5.ref_text_for_model(ref_text).encode()) + 1
     return max(1, int(frames * ref_bytes * request.speed / ref_frames))
 

@@ -118,15 +118,27 @@ def to_json(words: Sequence[Word]) -> str:
                        for w in words], ensure_ascii=False)
 
 
+# A cell a spreadsheet reads as a formula starts with one of these (OWASP's CSV injection
+# list, with the full-width forms some spreadsheets fold to them).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _csv_cell(text: str) -> str:
+    """``text`` inert in a spreadsheet: one starting like a formula gets a leading single
+    quote, as OWASP recommends (the file is shared by URL and opened by anyone)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def to_csv(words: Sequence[Word]) -> str:
     """A header ``word,start,end,confidence``, then one row per word: seconds and the
     word's alignment score to 3 decimals. RFC 4180: CRLF line ends, and a field holding a
-    comma, a quote or a line break is quoted (quotes doubled)."""
+    comma, a quote or a line break is quoted (quotes doubled). A word starting like a
+    formula (``=``, ``+``, ``-``, ``@``, tab, CR) starts with ``'``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(("word", "start", "end", "confidence"))
-    writer.writerows((w.text, f"{w.start_s:.3f}", f"{w.end_s:.3f}", f"{w.score:.3f}")
-                     for w in words)
+    writer.writerows((_csv_cell(w.text), f"{w.start_s:.3f}", f"{w.end_s:.3f}",
+                      f"{w.score:.3f}") for w in words)
     return out.getvalue()
 
 

@@ -45,14 +45,17 @@ def add(library: VoiceLibrary, job_input: Any, limits: Limits, rate: int,
 
 
 def list_all(library: VoiceLibrary, job_input: Any) -> Result:
-    parse_list(job_input)
+    """One page of the library (see ``VoiceLibrary.page``); ``next`` is the ``after`` of
+    the next page, null at the end."""
+    ask = parse_list(job_input)
     voices = []
-    for voice in library.all().values():
+    page, following = library.page(ask.limit, ask.after)
+    for voice in page.values():
         entry = voice.describe()
         if entry["duration_s"] is None and voice.audio is not None:
             entry["duration_s"] = audio_io.seconds_of(voice.audio)  # placed by hand
         voices.append(entry)
-    return {"voices": voices}
+    return {"voices": voices, "next": following}
 
 
 def delete(library: VoiceLibrary, job_input: Any) -> Result:

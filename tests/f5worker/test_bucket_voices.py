@@ -3,6 +3,11 @@ real S3-compatible server (moto on 127.0.0.1), as part of the voice library."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +81,44 @@ def test_upload_replaces_and_delete_removes_the_clip_and_its_text(
     assert keys == []
     with pytest.raises(VoiceError, match="no voice 'john_speaker'"):
         lib.delete("john_speaker")
+
+
+RACER = """
+import hashlib, json, os, sys
+from bootstrap.storage import Storage
+from f5worker.bucket_voices import BucketVoices
+
+bucket = BucketVoices(Storage.from_env(json.loads(os.environ["RACE_ENV"])))
+voice, data = bucket.read("racer")
+print(hashlib.sha256(data).hexdigest(), flush=True)
+sys.stdin.readline()  # the other worker replaces the clip meanwhile
+bucket.keep_text("racer", "What the old clip said.", hashlib.sha256(data).hexdigest())
+"""
+
+
+def test_a_transcript_written_after_its_clip_was_replaced_is_not_paired_with_the_new_one(
+        bucket: BucketVoices, s3: Server, tmp_path: Path) -> None:
+    bucket.add("racer", WAV + b"old", "")
+    env = {**os.environ, "RACE_ENV": json.dumps(s3.env())}
+    # Worker A: reads the clip and transcribes it (slowly); worker B replaces the clip
+    # meanwhile, in a process of its own; then A keeps its text.
+    a = subprocess.Popen([sys.executable, "-c", RACER], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    assert a.stdout is not None and a.stdin is not None
+    old_digest = a.stdout.readline().strip()
+    subprocess.run([sys.executable, "-c", RACER.split("voice, data")[0] +
+                    "bucket.changes = True\nbucket.add('racer', b'RIFF' + bytes(2000) + "
+                    "b'new', '')\n"], env=env, check=True)
+    a.stdin.write("\n")
+    a.stdin.flush()
+    assert a.wait(60) == 0
+    stored = s3.client().get_object(Bucket=s3.bucket, Key="voices/racer.txt")
+    assert stored["Body"].read() == b"What the old clip said."  # A's late write landed
+    found = VoiceLibrary(tmp_path / "voices", None, bucket).read("racer")
+    assert found is not None and found[1].endswith(b"new")
+    # Today's code paired the old clip's text with the new clip.
+    assert found[0].text == "", (found[0].text, old_digest)
+    # A text made from the clip read is used.
+    bucket.keep_text("racer", "What the new clip says.", hashlib.sha256(found[1]).hexdigest())
+    again = bucket.read("racer")
+    assert again is not None and again[0].text == "What the new clip says."

@@ -42,7 +42,7 @@ def test_a_store_returns_urls_that_download_the_same_bytes(booted: Context, s3: 
     inline = run(handler_for(booted, None, aligner=tiny_aligner), return_word_timings=True)
     stored = run(handler_for(booted, s3.env(), aligner=tiny_aligner), return_word_timings=True)
     assert "audio" not in stored and "timings" not in stored
-    assert stored["url_expires_s"] == 604800 and stored["seed"] == inline["seed"]
+    assert stored["url_expires_s"] == 3600 and stored["seed"] == inline["seed"]
     assert download(stored["audio_url"]) == base64.b64decode(inline["audio"])  # same seed
     assert download(stored["timings_url"]).decode() == inline["timings"]
     assert list(srt.parse(download(stored["timings_url"]).decode()))

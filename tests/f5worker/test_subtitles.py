@@ -248,3 +248,14 @@ def test_ass_cues_too_short_for_a_centisecond_join_the_one_before() -> None:
     _, events = ass_events(subtitles.to_ass(words))
     assert [(e.start, e.end, e.plaintext) for e in events] == [
         (0, 100, "one. two."), (200, 300, "three.")]
+
+
+@pytest.mark.parametrize("payload", ['=HYPERLINK("http://x.invalid","y")',
+                                     "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)",
+                                     "\uff1d1+1"])
+def test_a_csv_cell_shaped_like_a_formula_is_inert(payload: str) -> None:
+    rows = list(csv.reader(io.StringIO(subtitles.to_csv([Word(payload, 0.0, 0.5)]),
+                                       newline="")))
+    # Today's code wrote the cell as given: a spreadsheet runs it (OWASP CSV injection).
+    assert rows[1][0] == "'" + payload
+    assert not rows[1][0].startswith(subtitles.FORMULA_STARTS)
