@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 
 def resolve(target: str) -> object:
@@ -20,9 +21,10 @@ def suggestion(target: str) -> str:
     import difflib
 
     module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception:  # the module itself is what is wrong: nothing to suggest within it
+    # Only a module that imported: one that failed would run its import again here (a
+    # flood or a side effect twice), and then nothing within it can be suggested anyway.
+    module = sys.modules.get(module_name)
+    if module is None:
         return ""
     head, _, last = attr.rpartition(".")
     try:

@@ -6,6 +6,7 @@ one queued job instead of leaving it queued."""
 from __future__ import annotations
 
 import base64
+import shutil
 import signal
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def start(volume: Path, workdir: Path, env: dict[str, str]):  # type: ignore[no-
 
 def test_the_tiny_model_answers_a_queued_job_through_the_production_loop(
         volume: Path, tmp_path: Path) -> None:
-    with standin() as api:  # a private volume: its one report is this boot's
+    shutil.rmtree(volume / ".bootstrap" / "reports", ignore_errors=True)  # the copy's, not ours
+    with standin() as api:
         job = api.add_job({"text": "Hello from the platform.", "voice": "default", "seed": 1,
                            "nfe_step": 2})
         proc = start(volume, tmp_path, api.env())
