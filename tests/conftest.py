@@ -52,15 +52,33 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "cert.pem", folder / "key.pem"
 
 
+def _one_file(body: bytes) -> Any:
+    import http.server
+
+    class OneFile(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return OneFile
+
+
 @contextlib.contextmanager
 def _https_server(handler: Any, cert_and_key: tuple[Path, Path],
                   port: int = 0) -> Iterator[int]:
-    """``handler`` (an http.server request handler class) over real HTTPS on 127.0.0.1,
-    with the given certificate; yields the port."""
+    """``handler`` (an http.server request handler class, or bytes: one file served at
+    every path) over real HTTPS on 127.0.0.1, with the given certificate; yields the port."""
     import http.server
     import ssl
     import threading
 
+    if isinstance(handler, bytes):
+        handler = _one_file(handler)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*cert_and_key)
@@ -74,7 +92,8 @@ def _https_server(handler: Any, cert_and_key: tuple[Path, Path],
 
 @pytest.fixture(scope="session")
 def https_server() -> Any:
-    """``with https_server(Handler, (cert, key)) as port``: a test's own HTTPS host."""
+    """``with https_server(Handler, (cert, key)) as port``: a test's own HTTPS host
+    (``Handler`` may be the bytes of one file, served at every path)."""
     return _https_server
 
 

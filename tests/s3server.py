@@ -116,12 +116,14 @@ def _with_iam_user(server: Server) -> Server:
 class FlakyProxy:
     """An HTTP proxy to ``upstream`` that fails the first ``failures`` PUT requests, after
     reading their whole body: ``mode`` "503" answers S3's SlowDown, "drop" closes the
-    connection without an answer. Everything else is forwarded as it came (the Host header
+    connection without an answer. While ``down`` is set, every request gets the SlowDown
+    (a store that is down). Everything else is forwarded as it came (the Host header
     too, so signatures still match)."""
 
     def __init__(self, upstream: str, failures: int = 1, mode: str = "503") -> None:
         self.upstream = upstream.removeprefix("http://")
         self.failures, self.mode = failures, mode
+        self.down = False
         self.puts: list[int] = []  # body sizes of every PUT seen, failed or forwarded
         self._lock = threading.Lock()
         proxy = self
@@ -134,23 +136,26 @@ class FlakyProxy:
 
             def _any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fail = proxy.down
                 if self.command == "PUT":
                     with proxy._lock:
                         proxy.puts.append(len(body))
-                        fail = proxy.failures > 0
-                        proxy.failures -= fail
-                    if fail and proxy.mode == "drop":
+                        failed_put = proxy.failures > 0
+                        proxy.failures -= failed_put
+                    if failed_put and proxy.mode == "drop":
                         self.close_connection = True
                         self.connection.shutdown(socket.SHUT_RDWR)
                         return
-                    if fail:
-                        error = (b"<Error><Code>SlowDown</Code>"
-                                 b"<Message>Please reduce your request rate.</Message></Error>")
-                        self.send_response(503)
-                        self.send_header("Content-Length", str(len(error)))
-                        self.end_headers()
+                    fail = fail or failed_put
+                if fail:
+                    error = (b"<Error><Code>SlowDown</Code>"
+                             b"<Message>Please reduce your request rate.</Message></Error>")
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    if self.command != "HEAD":
                         self.wfile.write(error)
-                        return
+                    return
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 conn.request(self.command, self.path, body=body, headers=dict(self.headers))
                 answer = conn.getresponse()
@@ -162,7 +167,8 @@ class FlakyProxy:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":
+                    self.wfile.write(data)
                 conn.close()
 
             do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _any

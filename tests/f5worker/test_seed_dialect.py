@@ -179,21 +179,9 @@ def test_without_a_bucket_the_audio_comes_inline(booted: Context) -> None:
 @pytest.fixture
 def clip_server(tls: tuple[Path, Path], tmp_path: Path, https_server: Any) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1 (certificate for localhost) serving one voice clip."""
-    import http.server
-
     body = tiny_model.write_voice(tmp_path / "served", "john", seconds=2.5).read_bytes()
 
-    class Clip(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    with https_server(Clip, tls) as port:
+    with https_server(body, tls) as port:
         yield f"https://localhost:{port}/audio.wav"
 
 

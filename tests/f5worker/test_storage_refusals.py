@@ -2,15 +2,12 @@
 local server: a listing, a download, a voice upload and a synthesis with a bucket voice
 each name the operation (list, read, write) and the key as stored, not "the result could
 not be stored" (today's answer to all four). The store is a real S3-compatible server
-(moto) behind a test proxy that forwards while up and answers 503 to everything when down.
+(moto) behind the tests' proxy (tests/s3server.py), set down: 503 to everything.
 """
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,65 +17,20 @@ import pytest
 
 from f5worker.handler import tiny_model
 from tests.f5worker.test_hostile_jobs import clip
-from tests.s3server import Server
-
-
-class Switch:
-    """A proxy to ``upstream``: forwards while ``up``, else 503 SlowDown to everything."""
-
-    def __init__(self, upstream: str) -> None:
-        self.up = True
-        switch = self
-        target = upstream.removeprefix("http://")
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if not switch.up:
-                    error = b"<Error><Code>SlowDown</Code><Message>down</Message></Error>"
-                    self.send_response(503)
-                    self.send_header("Content-Length", str(len(error)))
-                    self.end_headers()
-                    self.wfile.write(error)
-                    return
-                conn = http.client.HTTPConnection(target, timeout=30)
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-                answer = conn.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
-                    if name.lower() not in ("content-length", "transfer-encoding",
-                                            "connection"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _any
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+from tests.s3server import FlakyProxy, Server
 
 
 @pytest.fixture(scope="module")
-def switch(s3: Server) -> Iterator[Switch]:
+def switch(s3: Server) -> Iterator[FlakyProxy]:
+    """The store behind a proxy that can be set down (every request a 503 SlowDown)."""
     client = s3.client()
     client.put_object(Bucket=s3.bucket, Key="voices/kept.wav", Body=clip(24000, 2.0))
-    proxy = Switch(s3.url)
-    yield proxy
-    proxy.server.shutdown()
+    with FlakyProxy(s3.url, failures=0) as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory: pytest.TempPathFactory, s3: Server, switch: Switch,
+def worker(tmp_path_factory: pytest.TempPathFactory, s3: Server, switch: FlakyProxy,
            tls: tuple[Path, Path],
            serve: Callable[..., AbstractContextManager[Any]]) -> Iterator[Any]:
     volume = tmp_path_factory.mktemp("refusals-volume")
@@ -97,12 +49,12 @@ def worker(tmp_path_factory: pytest.TempPathFactory, s3: Server, switch: Switch,
     ({"action": "delete_voice", "name": "kept"}, "the bucket could not read voices/kept."),
 ])
 def test_with_the_bucket_down_each_refusal_names_what_failed(
-        worker: Any, switch: Switch, fields: dict[str, Any], truth: str) -> None:
-    switch.up = False
+        worker: Any, switch: FlakyProxy, fields: dict[str, Any], truth: str) -> None:
+    switch.down = True
     try:
         answer = worker.post({"input": fields})
     finally:
-        switch.up = True
+        switch.down = False
     assert answer["status"] == "FAILED", answer
     error = answer["error"]
     # Today's answer to each: "storage.E006: the result could not be stored; ...".

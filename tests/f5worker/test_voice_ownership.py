@@ -10,7 +10,6 @@ alone may fetch from (tests/fixtures/serve_f5.py).
 
 from __future__ import annotations
 
-import http.server
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -31,17 +30,7 @@ OPERATOR_TEXT = b"The operator's own transcript."
 def clip_url(tls: tuple[Path, Path], https_server: Any) -> Iterator[str]:
     body = clip(24000, 1.5, amplitude=0.2)
 
-    class Clip(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    with https_server(Clip, tls) as port:
+    with https_server(body, tls) as port:
         yield f"https://localhost:{port}/clip.wav"
 
 
