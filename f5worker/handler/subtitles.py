@@ -12,6 +12,13 @@ one before joins it.
 Two numbers come with the words (:class:`Timings`): ``word_count``, the words aligned (one
 per whitespace-separated word of the text), and ``confidence``, the mean per-word alignment
 score of the forced aligner (:func:`f5worker.aligner.confidence`; not an ASR confidence).
+
+The client's text is made inert in every subtitle format (:func:`inert_text`): SRT has no
+escape, FFmpeg's SRT decoder turns ``<font>``, ``<b>`` and ``{\\an8}`` into live ASS tags,
+and FFmpeg's ASS parser and pysubs2 read even libass's escaped ``\\{...\\}`` as an override
+block; so the characters that make markup are replaced by visible look-alikes, a backslash
+is kept from forming ``\\N``, ``\\n`` or ``\\h``, and a timestamp is kept from making its line
+a timing line.
 """
 
 from __future__ import annotations
@@ -86,6 +93,37 @@ def cues(words: Sequence[Word], max_words: int = MAX_WORDS,
     return _timed(words, 1000, max_words, max_cue_s)
 
 
+# What makes markup in some reader, as the visible look-alike every reader shows as
+# itself. Not the full-width forms (U+FF1C...): DejaVu, a plain Debian's fonts, lacks them and
+# libass cannot draw them; DejaVu has these four, and every Latin font the first two.
+LOOK_ALIKES = str.maketrans({"<": "\u2039", ">": "\u203a", "{": "\u2774", "}": "\u2775"})
+WORD_JOINER = "\u2060"
+# A backslash before N, n or h is an ASS line break or hard space (libass, FFmpeg's parsers
+# and pysubs2 alike; FFmpeg's SRT decoder passes it on): the invisible WORD JOINER goes
+# between them, since ASS has no escape for a backslash.
+_TAG_AFTER_BACKSLASH = re.compile(r"\\(?=[Nnh])")
+# A colon before seconds with a fraction ("00:00:01,000", "01:02.500"): pysubs2 takes a line
+# with two such timestamps for a timing line, arrow or not. A WORD JOINER before the colon
+# breaks the shape (FFmpeg's demuxer also wants the "-->" that the look-alikes break).
+_SECONDS_COLON = re.compile(r"(?<=\d):(?=\d+[.,]\d)")
+# Every line break a reader of the file might see (Python's splitlines() set). The aligner's
+# words never hold one (they come from str.split()); a cue stays one line all the same, so
+# no line of it can be read as a cue number, a timing line or the blank line ending a cue.
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def inert_text(text: str) -> str:
+    """``text`` as every reader of SRT, WebVTT and ASS shows it, character for character
+    (FFmpeg's parsers, libass, pysubs2): ``<`` and ``>`` as the single angle quotation marks
+    U+2039 and U+203A, ``{`` and ``}`` as the curly bracket ornaments U+2774 and U+2775, a
+    WORD JOINER after a backslash before ``N``, ``n`` or ``h`` and before a colon that starts
+    seconds with a fraction, a line break as a space. Text with none of these is unchanged."""
+    text = text.translate(LOOK_ALIKES)
+    text = _TAG_AFTER_BACKSLASH.sub("\\\\" + WORD_JOINER, text)
+    text = _SECONDS_COLON.sub(WORD_JOINER + ":", text)
+    return _LINE_BREAK.sub(" ", text)
+
+
 def _clock(ms: int, separator: str) -> str:
     hours, rest = divmod(ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
@@ -96,13 +134,14 @@ def _clock(ms: int, separator: str) -> str:
 def to_srt(words: Sequence[Word], **grouping: Any) -> str:
     """SubRip: cues numbered from 1, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, a blank line
     after each cue."""
-    return "".join(f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{text}\n\n"
-                   for number, (start, end, text) in enumerate(cues(words, **grouping), 1))
+    return "".join(
+        f"{number}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{inert_text(text)}\n\n"
+        for number, (start, end, text) in enumerate(cues(words, **grouping), 1))
 
 
 def _vtt_text(text: str) -> str:
-    # Cue text is markup: & and < start entities and tags, and "-->" may not appear.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # WebVTT cue text is markup: & starts an entity (inert_text leaves no < or >).
+    return inert_text(text).replace("&", "&amp;")
 
 
 def to_vtt(words: Sequence[Word], **grouping: Any) -> str:
@@ -169,25 +208,6 @@ ASS_HEADER = (
     "[Events]\n"
     "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
 )
-# Every line break a reader of the file might see (Python's splitlines() set): each is
-# one ASS line break, \N.
-_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
-# A backslash that would start \N, \n or \h: a WORD JOINER (invisible, zero width) goes
-# between them. (libass has no escape for a backslash, and an empty {} after it would be
-# read as the escaped brace \{.)
-_TAG_AFTER_BACKSLASH = re.compile(r"\\(?=[Nnh])")
-WORD_JOINER = "\u2060"
-
-
-def _ass_text(text: str) -> str:
-    """``text`` as literal Dialogue text, as libass (FFmpeg, mpv, VLC) reads it: ``{`` and
-    ``}`` escaped as ``\\{`` and ``\\}`` (else they open and close override blocks), a
-    backslash before ``N``, ``n`` or ``h`` kept from forming a tag, line breaks as ``\\N``."""
-    text = _TAG_AFTER_BACKSLASH.sub("\\\\" + WORD_JOINER, text)
-    text = text.replace("{", "\\{").replace("}", "\\}")
-    return _LINE_BREAK.sub(r"\\N", text)
-
-
 def _ass_clock(cs: int) -> str:
     hours, rest = divmod(cs, 360_000)
     minutes, rest = divmod(rest, 6000)
@@ -203,7 +223,7 @@ def to_ass(words: Sequence[Word], max_words: int = MAX_WORDS,
     next starts (a cue that would have no centisecond of its own joins the one before)."""
     events = "".join(
         f"Dialogue: 0,{_ass_clock(start)},{_ass_clock(end)},Default,,0,0,0,,"
-        f"{_ass_text(text)}\n"
+        f"{inert_text(text)}\n"
         for start, end, text in _timed(words, 100, max_words, max_cue_s))
     return ASS_HEADER + events
 

@@ -51,11 +51,13 @@ def _ms(stamp: str) -> int:
 def test_srt_reads_back_the_cues_words_and_times(words: list[Word], per_cue: int) -> None:
     text = subtitles.to_srt(words, max_words=per_cue)
     parsed = list(srt.parse(text))
-    expected = subtitles.cues(words, max_words=per_cue)
+    expected = [(start, end, subtitles.inert_text(cue))
+                for start, end, cue in subtitles.cues(words, max_words=per_cue)]
     assert [c.index for c in parsed] == list(range(1, len(expected) + 1))
     ms = timedelta(milliseconds=1)
     assert [(c.start // ms, c.end // ms, c.content) for c in parsed] == expected
-    assert " ".join(c.content for c in parsed).split() == [w.text for w in words]
+    assert " ".join(c.content for c in parsed).split() == [
+        subtitles.inert_text(w.text) for w in words]
 
 
 @given(word_lists(), st.sampled_from([1, 3, 7]))
@@ -63,7 +65,8 @@ def test_srt_reads_back_the_cues_words_and_times(words: list[Word], per_cue: int
 def test_vtt_reads_back_the_cues_words_and_times(words: list[Word], per_cue: int) -> None:
     text = subtitles.to_vtt(words, max_words=per_cue)
     parsed = list(webvtt.from_string(text))
-    expected = subtitles.cues(words, max_words=per_cue)
+    expected = [(start, end, subtitles.inert_text(cue))
+                for start, end, cue in subtitles.cues(words, max_words=per_cue)]
     assert [(_ms(c.start), _ms(c.end), html.unescape(c.text)) for c in parsed] == expected
     assert all(_ms(c.end) > _ms(c.start) for c in parsed)  # the spec's end > start
     assert "-->" not in "".join(c.text for c in parsed)
@@ -78,7 +81,8 @@ def test_srt_follows_the_subrip_layout_exactly() -> None:
 def test_vtt_has_its_header_dotted_times_and_escaped_text() -> None:
     text = subtitles.to_vtt(WORDS[2:], max_words=10, max_cue_s=1e9)
     assert text.startswith("WEBVTT\n\n00:00:01.200 --> 01:02:03.457\n")
-    assert "Fish &amp; &lt;chips&gt; --&gt; tonight!" in text
+    # < and > as their look-alikes (issue 22: no reader then sees a tag or an arrow)
+    assert "Fish &amp; \u2039chips\u203a --\u203a tonight!" in text
 
 
 def test_cues_break_after_sentence_punctuation_and_at_the_limits() -> None:
@@ -210,9 +214,10 @@ def test_ass_times_are_centiseconds_with_unpadded_hours() -> None:
 @given(word_lists(), st.sampled_from([1, 3, 7]))
 @settings(max_examples=80, deadline=None)
 def test_ass_reads_back_in_pysubs2_word_for_word(words: list[Word], per_cue: int) -> None:
-    """Text with no brace or backslash: pysubs2's own plain text is the words."""
+    """pysubs2's own plain text is the words, < and > as their look-alikes."""
     _, events = ass_events(subtitles.to_ass(words, max_words=per_cue))
-    assert " ".join(e.plaintext for e in events).split() == [w.text for w in words]
+    assert " ".join(e.plaintext for e in events).split() == [
+        subtitles.inert_text(w.text) for w in words]
     assert all(e.start < e.end for e in events)
     assert all(a.end <= b.start for a, b in itertools.pairwise(events))
 
@@ -220,10 +225,14 @@ def test_ass_reads_back_in_pysubs2_word_for_word(words: list[Word], per_cue: int
 @given(word_lists(alphabet="{}\\Nnh,ab é北"), st.sampled_from([1, 3, 7]))
 @settings(max_examples=200, deadline=None)
 def test_ass_keeps_braces_and_backslashes_as_text(words: list[Word], per_cue: int) -> None:
-    """pysubs2 parses the file and its times; the text is read by libass's rules (pysubs2's
-    plaintext knows no escapes: it would drop ``\\{b\\}`` as an override block)."""
+    """pysubs2 and libass read the same text: each word with its braces as look-alikes
+    (issue 22: pysubs2 dropped libass's escaped ``\\{b\\}`` as an override block) and its
+    backslashes kept from forming tags by a WORD JOINER, which libass draws as nothing."""
     _, events = ass_events(subtitles.to_ass(words, max_words=per_cue))
-    assert " ".join(libass_text(e.text) for e in events).split() == [w.text for w in words]
+    shown = [subtitles.inert_text(w.text) for w in words]
+    assert " ".join(e.plaintext for e in events).split() == shown
+    assert " ".join(libass_text(e.text) for e in events).split() == [
+        text.replace(subtitles.WORD_JOINER, "") for text in shown]
     expected = subtitles._timed(words, 100, per_cue, subtitles.MAX_CUE_S)
     assert [(e.start, e.end) for e in events] == [(s * 10, e * 10) for s, e, _ in expected]
     assert all(e.start < e.end for e in events)
@@ -233,11 +242,17 @@ def test_ass_keeps_braces_and_backslashes_as_text(words: list[Word], per_cue: in
 def test_ass_escapes_what_libass_would_read_as_markup() -> None:
     words = [Word(t, i * 0.5, i * 0.5 + 0.4) for i, t in enumerate(AWKWARD)]
     _, events = ass_events(subtitles.to_ass(words, max_words=1))
-    assert [libass_text(e.text) for e in events] == list(AWKWARD)
+    # Issue 22 changed this: braces are look-alikes, not libass's \{ \} (which pysubs2
+    # and FFmpeg's own ASS parser read as an override block), a line break a space.
+    assert [e.plaintext for e in events] == [
+        "a,b", 'say "hi"', '"', ",", "x y", "\u2774b\u2775", "C:\\\u2060New", "café",
+        "北京", "=1+2"]
+    assert [libass_text(e.text) for e in events] == [
+        e.plaintext.replace(subtitles.WORD_JOINER, "") for e in events]
     by_word = dict(zip(AWKWARD, (e.text for e in events), strict=True))
-    assert by_word["{b}"] == "\\{b\\}"
+    assert by_word["{b}"] == "\u2774b\u2775"
     assert by_word["C:\\New"] == "C:\\\u2060New"
-    assert by_word["x\ny"] == "x\\Ny"  # a line break in a word is ASS's, not the file's
+    assert by_word["x\ny"] == "x y"  # a cue is one line in every format
     assert by_word["a,b"] == "a,b" and by_word["北京"] == "北京"
 
 

@@ -1,6 +1,7 @@
 """The ASS timings burnt into video by FFmpeg's ``ass`` filter (libass, what FFmpeg, mpv and
 VLC render with): the file loads without a complaint, each cue is drawn while it lasts and
-not after, and braces and backslashes are drawn as text, not read as markup.
+not after, and braces and backslashes are drawn as text, not read as markup. Every injection
+payload, in SRT and WebVTT too, is in test_subtitles_injection.py.
 
 In CI (``CI=true``) a missing ffmpeg or ``ass`` filter fails these tests; elsewhere they
 skip, saying why (scripts/system-packages.sh installs ffmpeg, which brings libass)."""
@@ -27,35 +28,47 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def ffmpeg() -> str:
+def find_ffmpeg(*filters: str) -> str:
+    """The ffmpeg with each of ``filters``; fails in CI or skips, saying why, without."""
     found = shutil.which("ffmpeg")
     if found is None:
         _missing("ffmpeg is not installed (scripts/system-packages.sh ffmpeg)")
         raise AssertionError  # unreachable: _missing fails or skips
-    filters = subprocess.run([found, "-hide_banner", "-filters"], capture_output=True,
-                             text=True, check=True, timeout=60).stdout
-    if not any(line.split()[1:2] == ["ass"] for line in filters.splitlines()):
-        _missing("this ffmpeg has no 'ass' filter (built without libass)")
+    listed = subprocess.run([found, "-hide_banner", "-filters"], capture_output=True,
+                            text=True, check=True, timeout=60).stdout
+    names = {line.split()[1] for line in listed.splitlines() if len(line.split()) > 1}
+    for name in filters:
+        if name not in names:
+            _missing(f"this ffmpeg has no {name!r} filter (built without libass)")
     return found
 
 
-def burn(ffmpeg: str, ass: str, tmp_path: Path, seconds: float = 2.0,
-         frames: int | None = None) -> tuple[list[bytes], str]:
-    """Renders ``ass`` over black video, one 8-bit grey frame per 1/FPS s, and returns the
-    frames and FFmpeg's stderr (at warning level: libass's complaints show there)."""
-    (tmp_path / "subs.ass").write_text(ass, encoding="utf-8")
+@pytest.fixture(scope="module")
+def ffmpeg() -> str:
+    return find_ffmpeg("ass")
+
+
+def burn(ffmpeg: str, subs: str, tmp_path: Path, seconds: float = 2.0,
+         frames: int | None = None, name: str = "subs.ass",
+         pix_fmt: str = "gray") -> tuple[list[bytes], str]:
+    """Renders ``subs`` (written to ``name``) over black video, one frame per 1/FPS s, and
+    returns the frames and FFmpeg's stderr (at warning level: libass's complaints show
+    there). An ``.ass`` file goes through the ``ass`` filter, any other through
+    ``subtitles`` (FFmpeg's decoder turns it into ASS for libass); the video is in
+    ``pix_fmt`` throughout, so libass blends in it."""
+    (tmp_path / name).write_text(subs, encoding="utf-8")
     count = frames if frames is not None else round(seconds * FPS)
+    draw = f"ass={name}" if name.endswith(".ass") else f"subtitles={name}"
     result = subprocess.run(
         [ffmpeg, "-nostdin", "-v", "warning", "-f", "lavfi",
          "-i", f"color=c=black:s={WIDTH}x{HEIGHT}:r={FPS}:d={seconds}",
-         "-vf", "ass=subs.ass", "-frames:v", str(count),
-         "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+         "-vf", f"format={pix_fmt},{draw}", "-frames:v", str(count),
+         "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"],
         cwd=tmp_path, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
-    size = WIDTH * HEIGHT
+    size = len(result.stdout) // count
+    assert size * count == len(result.stdout) and size % (WIDTH * HEIGHT) == 0
     video = result.stdout
-    assert len(video) == count * size
     return [video[i:i + size] for i in range(0, len(video), size)], result.stderr.decode()
 
 
@@ -102,6 +115,9 @@ def test_each_cue_is_drawn_only_while_it_lasts(ffmpeg: str, tmp_path: Path) -> N
 
 def test_braces_are_drawn_not_read_as_an_override_block(ffmpeg: str, tmp_path: Path) -> None:
     ass = subtitles.to_ass([Word("{b}", 0.0, 1.0)])
+    # Issue 22 changed the escape: look-alike braces, since libass's \{b\} is an override
+    # block to pysubs2 and FFmpeg's own ASS parser.
+    assert ass.endswith(",,\u2774b\u2775\n")
     frames, stderr = burn(ffmpeg, ass, tmp_path, seconds=0.1)
     assert stderr == "" and lit_rows(frames[0])
     # Unescaped, "{b}" is a comment in an override block and nothing is drawn: the check
