@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from bootstrap import pipeline, runpod_platform
+from bootstrap.environment.envbuild import PYTHON
 from bootstrap.kernel import command
 from bootstrap.kernel.config import Config
 from bootstrap.kernel.context import Context
@@ -55,7 +56,7 @@ def _named(name: str, ctx: Context) -> str:
 def _worker_side(ctx: Context) -> tuple[Found, list[str]]:
     """The worker stages' findings, in the worker's interpreter, and the stages' names in
     order (none when that interpreter does not exist yet)."""
-    python = ctx.python
+    python = PYTHON.get(ctx)
     if python is None:
         if ctx.config.mode == "volume":
             return [("worker", I001.at(ctx.config.volume))], []

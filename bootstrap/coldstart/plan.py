@@ -26,6 +26,7 @@ from typing import Any
 from bootstrap import diskspace, ioprobe
 from bootstrap.coldstart import local_copy, packs, readahead, used_part
 from bootstrap.environment import envstore
+from bootstrap.environment.envbuild import ENV
 from bootstrap.kernel.context import Context
 
 # Lookups slower than this make running from the volume lose to one sequential read
@@ -103,7 +104,9 @@ def lookup_ms(ctx: Context) -> tuple[float | None, float | None]:
     """The volume's lookup latency and read rate: the volume stage's probe when it ran,
     else (``bootstrap check``, or a boot that does not build there) lookups alone, which
     write nothing."""
-    rates = ctx.volume_io
+    from bootstrap.stages.volume import VOLUME_IO  # the stage that writes it declares it
+
+    rates = VOLUME_IO.get(ctx)
     if isinstance(rates, ioprobe.Rates):
         return rates.lookup_ms, rates.read_mb_s
     try:
@@ -126,9 +129,10 @@ def estimate_s(pack: packs.Pack, lookup_ms: float,
 def plan(ctx: Context) -> Plan | None:
     """This boot's plan for the environment in use; None when there is none. Reads only:
     ``bootstrap check`` says it, the hydrate stage's run carries it out."""
-    if ctx.env is None:
+    found = ENV.get(ctx)
+    if found is None:
         return None
-    env = Path(ctx.env)
+    env = Path(found)
     marker = envstore.read_marker(env) or {}
     lookup, read = lookup_ms(ctx)
     config = ctx.config

@@ -23,6 +23,7 @@ from bootstrap.coldstart import local_copy, packs, readahead, records
 from bootstrap.coldstart.plan import Plan, Volume, Way, plan
 from bootstrap.coldstart.tasks import LaterUnpack, Recording
 from bootstrap.environment import envstore
+from bootstrap.environment.envbuild import ENV, PYTHON
 from bootstrap.kernel.context import Context
 from bootstrap.kernel.exit_codes import ExitCode
 from bootstrap.kernel.message import Message, info, warning
@@ -82,7 +83,8 @@ def _ahead(chosen: Plan) -> str:
 
 
 def check(ctx: Context) -> list[Message]:
-    if ctx.env is None or envstore.read_marker(ctx.env) is None:
+    env = ENV.get(ctx)
+    if env is None or envstore.read_marker(env) is None:
         return []  # no environment, or the venv stage says what it would build
     chosen = plan(ctx)
     assert chosen is not None
@@ -132,7 +134,7 @@ def _use(ctx: Context, chosen: Plan, facts: dict[str, Any],
     """Run the worker from the local copy; the large modules it still links are unpacked
     meanwhile, and what this boot used is recorded once it is ready."""
     local = chosen.local
-    ctx.python = local / "bin" / "python"
+    PYTHON.set(ctx, local / "bin" / "python")
     tasks: list[Task] = [Recording(chosen.env, local, ctx.config.hydrate_used)]
     later = local_copy.later_of(local)
     todo = [] if later is None else local_copy.pending(local, later)

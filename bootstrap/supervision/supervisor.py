@@ -25,6 +25,7 @@ from types import FrameType
 
 import bootstrap
 from bootstrap import pipeline, runpod_failed_job
+from bootstrap.environment.envbuild import PYTHON
 from bootstrap.health.watch import HealthWatch
 from bootstrap.kernel import app as apps
 from bootstrap.kernel import events, redaction
@@ -122,7 +123,7 @@ class Supervisor:
 
     def _run_worker(self) -> int:
         report.save(self.report, self.config)  # the supervisor stages, before the worker
-        python = str(self.ctx.python or sys.executable)
+        python = str(PYTHON.get(self.ctx) or sys.executable)
         run_dir = Path(tempfile.mkdtemp(prefix=f"bootstrap-{self.ctx.run_id}-"))
         argv = [python, "-m", "bootstrap.supervision.worker"]
         events.emit("info", "worker.start", argv=argv, msg="starting the worker")
