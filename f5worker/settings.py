@@ -46,6 +46,9 @@ class F5Settings:
     # live in asr_dir (under the volume unless absolute) and missing ones are fetched from
     # the Hugging Face repo asr_model ("" means never download).
     transcribe: bool = True
+    # The volume's transcript cache holds at most this many (about: it is kept per shard,
+    # docs/handler.md), the oldest written removed first.
+    transcript_cache_max: int = 10000
     asr_model: str = "openai/whisper-large-v3-turbo"
     asr_dir: Path = Path("models/whisper-large-v3-turbo")
     # A job's budget (docs/handler.md): its wall-clock deadline, under RunPod's default
@@ -87,6 +90,8 @@ def problems(settings: F5Settings) -> list[tuple[str, str]]:
     """Rules beyond the types, shown as usage errors with where the value came from."""
     found = [(name, "must be over 0") for name in ("job_timeout_s", "job_max_audio_s")
              if not getattr(settings, name) > 0]
+    if settings.transcript_cache_max < 1:
+        found.append(("transcript_cache_max", "must be 1 or more"))
     if settings.api_queue < 0:
         found.append(("api_queue", "must be 0 or more"))
     return found
