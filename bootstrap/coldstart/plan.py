@@ -28,6 +28,7 @@ from bootstrap.coldstart import local_copy, packs, readahead, used_part
 from bootstrap.environment import envstore
 from bootstrap.environment.envbuild import ENV
 from bootstrap.kernel.context import Context
+from bootstrap.stages.volume import VOLUME_IO
 
 # Lookups slower than this make running from the volume lose to one sequential read
 # (docs/performance.md, "Cold start from the volume": at the lowest latency measured, a
@@ -104,8 +105,6 @@ def lookup_ms(ctx: Context) -> tuple[float | None, float | None]:
     """The volume's lookup latency and read rate: the volume stage's probe when it ran,
     else (``bootstrap check``, or a boot that does not build there) lookups alone, which
     write nothing."""
-    from bootstrap.stages.volume import VOLUME_IO  # the stage that writes it declares it
-
     rates = VOLUME_IO.get(ctx)
     if isinstance(rates, ioprobe.Rates):
         return rates.lookup_ms, rates.read_mb_s
